@@ -1,0 +1,1 @@
+"""fashionlens.evaluate."""

@@ -1,0 +1,108 @@
+"""The multi-head garment classifier: an EfficientNet-Lite backbone + one linear head per task.
+
+Weights travel with their metadata (like torchvision's ``Weights.meta``): heads and their label
+vocabularies, preprocessing (input size, mean/std), decision thresholds and measured metrics are
+stored in the same file, and transforms are derived from them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fashionlens.models.backbones import backbone_spec, create_backbone
+from fashionlens.models.heads import HeadSpec, default_heads
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FORMAT = "fashionlens/classifier-weights/v1"
+
+
+@dataclass
+class ClassifierMeta:
+    """Everything needed to run a classifier besides its tensors."""
+
+    name: str
+    version: str
+    backbone: str
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    heads: tuple[HeadSpec, ...]
+    thresholds: dict[str, float] = field(default_factory=dict)  # multi-label heads: decision threshold
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def head(self, name: str) -> HeadSpec:
+        for h in self.heads:
+            if h.name == name:
+                return h
+        raise KeyError(f"classifier has no head {name!r}; heads: {[h.name for h in self.heads]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["heads"] = [h.to_dict() for h in self.heads]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ClassifierMeta":
+        d = dict(d)
+        d["heads"] = tuple(HeadSpec.from_dict(h) for h in d["heads"])
+        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
+        return cls(**d)
+
+
+class GarmentClassifier(nn.Module):
+    """``forward(images)`` takes normalised ``(B, 3, S, S)`` float images and returns one logit
+    tensor per head, in ``meta.heads`` order, as a tuple (ONNX-friendly)."""
+
+    def __init__(self, meta: ClassifierMeta, *, pretrained_backbone: bool = True, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.meta = meta
+        self.backbone = create_backbone(meta.backbone, pretrained=pretrained_backbone)
+        features = backbone_spec(meta.backbone).num_features
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({h.name: nn.Linear(features, h.num_outputs) for h in meta.heads})
+
+    def forward_heads(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        f = self.dropout(features)
+        return tuple(self.heads[h.name](f) for h in self.meta.heads)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.forward_heads(self.backbone(images))
+
+
+def new_classifier_meta(*, backbone: str = "efficientnet_lite0", input_size: int | None = None,
+                        name: str = "garment-classifier", version: str = "0") -> ClassifierMeta:
+    spec = backbone_spec(backbone)
+    return ClassifierMeta(name=name, version=version, backbone=backbone, input_size=input_size or spec.input_size,
+                          mean=spec.mean, std=spec.std, heads=default_heads())
+
+
+def save_classifier(model: GarmentClassifier, path: str | Path, *, half: bool = True) -> None:
+    """Save weights + meta in one file (fp16 tensors when ``half``)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": WEIGHTS_FORMAT, "meta": model.meta.to_dict(), "state_dict": state}, tmp)
+    tmp.replace(path)
+
+
+def load_classifier(path: str | Path, *, map_location: str = "cpu") -> GarmentClassifier:
+    """Load a classifier saved by :func:`save_classifier` (tensors cast to fp32, eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"classifier weights not found: {path}")
+    blob = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path}: expected a {WEIGHTS_FORMAT} file, got {type(blob).__name__} "
+                         f"with format {blob.get('format') if isinstance(blob, dict) else None!r}")
+    meta = ClassifierMeta.from_dict(blob["meta"])
+    model = GarmentClassifier(meta, pretrained_backbone=False)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    return model.eval()
