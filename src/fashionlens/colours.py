@@ -1,0 +1,73 @@
+"""Name a garment's pixels in the taxonomy's colour palette and measure each colour's share.
+
+The classifier's colour head says *which* palette colours a garment has; the pixels say *how
+much* of each. Pixels of the garment region are compared with the palette's reference colours in
+CIELAB; each pixel goes to the nearest of the predicted colours, or to none when it is far from
+all of them (background, skin, shadows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from fashionlens.taxonomy import load_taxonomy
+
+#: pixels further than this (CIE76 ΔE) from every predicted colour are not counted
+MAX_DELTA_E = 40.0
+
+
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` uint8 sRGB → float32 CIELAB (L in 0..100, a/b roughly -128..127)."""
+    flat = rgb.reshape(-1, 1, 3).astype(np.float32) / 255.0
+    return cv2.cvtColor(flat, cv2.COLOR_RGB2LAB).reshape(rgb.shape[:-1] + (3,))
+
+
+@lru_cache(maxsize=1)
+def palette_lab() -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and ``(K, 3)`` CIELAB reference colours of every palette entry that has an ``rgb``."""
+    group = load_taxonomy().attribute("colours")
+    names = tuple(n for n in group.values if n in group.rgb)
+    rgb = np.array([group.rgb[n] for n in names], dtype=np.uint8)
+    return names, _to_lab(rgb)
+
+
+def garment_pixels(rgb: np.ndarray, *, mask: np.ndarray | None = None, centre_fraction: float = 0.6,
+                   max_pixels: int = 4096) -> np.ndarray:
+    """``(N, 3)`` uint8 pixels of the garment: the mask's pixels, or without a mask the central
+    ``centre_fraction`` of the box (where a single-garment photo's garment is). Subsampled to at
+    most ``max_pixels`` on a regular grid (deterministic)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 RGB array, got shape {rgb.shape}")
+    h, w = rgb.shape[:2]
+    if mask is not None:
+        if mask.shape != (h, w):
+            raise ValueError(f"mask shape {mask.shape} does not match image {(h, w)}")
+        pix = rgb[mask.astype(bool)]
+    else:
+        mh, mw = int(h * (1 - centre_fraction) / 2), int(w * (1 - centre_fraction) / 2)
+        pix = rgb[mh:h - mh or h, mw:w - mw or w].reshape(-1, 3)
+    if len(pix) > max_pixels:
+        pix = pix[:: int(np.ceil(len(pix) / max_pixels))]
+    return pix
+
+
+def colour_shares(pixels: np.ndarray, colours: Sequence[str]) -> dict[str, float]:
+    """Share of ``pixels`` nearest to each of ``colours`` (palette names; ``multicolour`` and names
+    without a reference colour get no share). Shares sum to 1 over counted pixels; colours that
+    no pixel is near get 0."""
+    names, lab = palette_lab()
+    chosen = [c for c in colours if c in names]
+    if not chosen or len(pixels) == 0:
+        return {c: 0.0 for c in chosen}
+    ref = lab[[names.index(c) for c in chosen]]
+    px = _to_lab(pixels.reshape(-1, 1, 3)).reshape(-1, 3)
+    d = np.linalg.norm(px[:, None, :] - ref[None, :, :], axis=-1)
+    nearest = d.argmin(1)
+    counted = d[np.arange(len(px)), nearest] <= MAX_DELTA_E
+    counts = np.bincount(nearest[counted], minlength=len(chosen)).astype(np.float64)
+    total = counts.sum()
+    return {c: float(counts[i] / total) if total else 0.0 for i, c in enumerate(chosen)}

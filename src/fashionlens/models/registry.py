@@ -1,0 +1,26 @@
+"""Shipped default models, found by name (``arch.tag``), like timm's registry."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_CLASSIFIER = "garment-classifier-lite0"
+
+_SHIPPED: dict[str, str] = {
+    "garment-classifier-lite0": "garment-classifier-lite0.pt",
+}
+
+
+def list_models() -> list[str]:
+    return sorted(_SHIPPED)
+
+
+def default_weights_path(name: str = DEFAULT_CLASSIFIER) -> Path:
+    """Path of a shipped model's weights inside the installed package."""
+    if name not in _SHIPPED:
+        raise ValueError(f"unknown model {name!r}; shipped models: {list_models()}")
+    path = Path(str(resources.files("fashionlens").joinpath("weights", _SHIPPED[name])))
+    if not path.is_file():
+        raise FileNotFoundError(f"shipped weights missing: {path} (reinstall fashionlens)")
+    return path

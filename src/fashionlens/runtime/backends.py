@@ -1,0 +1,91 @@
+"""Classifier backends with one interface: ``run(batch) -> {head: probabilities}``.
+
+``batch`` is a normalised float32 ``(B, 3, S, S)`` array; probabilities are softmax (single-label
+heads) or sigmoid (multi-label heads) as ``(B, K)`` float32 arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from fashionlens.models.classifier import ClassifierMeta
+
+log = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "onnx", "torch"]
+
+
+class ClassifierBackend(Protocol):
+    name: str
+    meta: ClassifierMeta
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, weights: str | Path, *, threads: int | None = None) -> None:
+        import torch
+
+        from fashionlens.models.classifier import load_classifier
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model = load_classifier(weights)
+        self.meta = self.model.meta
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            outs = self.model(torch.from_numpy(batch))
+        return {h.name: (o.softmax(-1) if h.kind == "single" else o.sigmoid()).numpy()
+                for h, o in zip(self.meta.heads, outs)}
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        raw = self.session.get_modelmeta().custom_metadata_map.get("fashionlens_meta")
+        if raw is None:
+            raise ValueError(f"{onnx_path}: not a fashionlens classifier export (no fashionlens_meta metadata)")
+        self.meta = ClassifierMeta.from_dict(json.loads(raw))
+        self._names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(self._names, {"images": np.ascontiguousarray(batch, dtype=np.float32)})
+        return dict(zip(self._names, outs))
+
+
+def create_backend(weights: str | Path | None = None, *, backend: BackendName = "auto",
+                   threads: int | None = None) -> ClassifierBackend:
+    """``auto``: ONNX Runtime when an ``.onnx`` export sits next to the weights, else PyTorch."""
+    from fashionlens.models.registry import default_weights_path
+    from fashionlens.runtime.onnx_export import onnx_path_for
+
+    weights = Path(weights) if weights else default_weights_path()
+    if backend not in ("auto", "onnx", "torch"):
+        raise ValueError(f"backend must be auto, onnx or torch; got {backend!r}")
+    onnx_file = weights if weights.suffix == ".onnx" else onnx_path_for(weights)
+    if backend == "onnx" or (backend == "auto" and onnx_file.is_file()):
+        if not onnx_file.is_file():
+            raise FileNotFoundError(f"no ONNX export at {onnx_file}; run: fashionlens export onnx --weights {weights}")
+        return OnnxBackend(onnx_file, threads=threads)
+    if weights.suffix == ".onnx":
+        raise ValueError("the torch backend needs .pt weights, got an .onnx file")
+    return TorchBackend(weights, threads=threads)

@@ -1,0 +1,108 @@
+"""Tag many photos: decode in parallel threads, classify in batches, write JSON lines in input order.
+
+Every input gets exactly one line: a result, or an ``error`` record (unreadable, truncated, not an
+image, too many pixels …). The job never stops on a bad input; its return code says whether any
+input failed (0 = all tagged, 1 = some failed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from tqdm.auto import tqdm
+
+from fashionlens.imageio import DecodedImage, iter_image_paths, load_image
+from fashionlens.pipeline import Tagger, error_record
+from fashionlens.runtime.backends import BackendName
+
+log = logging.getLogger(__name__)
+
+
+def _decode(path: Path, *, max_pixels: int, min_side: int) -> tuple[DecodedImage | BaseException, float]:
+    t0 = time.perf_counter()
+    try:
+        return load_image(path, max_pixels=max_pixels, min_side=min_side), (time.perf_counter() - t0) * 1000
+    except (ValueError, OSError) as exc:  # ImageDecodeError is a ValueError
+        return exc, (time.perf_counter() - t0) * 1000
+
+
+@contextmanager
+def _open_output(output: str | Path | IO[str]) -> Iterator[IO[str]]:
+    if hasattr(output, "write"):
+        yield output  # type: ignore[misc]
+    elif str(output) == "-":
+        yield sys.stdout
+    else:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fh:
+            yield fh
+
+
+def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, decode_threads: int = 2,
+              max_pixels: int = 40_000_000, progress: bool = True) -> Iterator[dict[str, Any]]:
+    """Yield one result record per path, in order. Decoding runs ahead in ``decode_threads`` threads."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool, \
+            tqdm(total=len(paths), desc="tag", unit="img", disable=not progress, file=sys.stderr) as bar:
+        decoded = pool.map(lambda p: _decode(p, max_pixels=max_pixels, min_side=tagger.input_size), paths)
+        batch: list[tuple[int, Any, float]] = []
+
+        def flush() -> list[dict[str, Any]]:
+            ok = [(i, im, ms) for i, im, ms in batch if isinstance(im, DecodedImage)]
+            results: dict[int, dict[str, Any]] = {}
+            if ok:
+                try:
+                    recs = tagger.tag_batch([im for _, im, _ in ok], [str(paths[i]) for i, _, _ in ok],
+                                            [ms for _, _, ms in ok])
+                    results.update({i: r for (i, _, _), r in zip(ok, recs)})
+                except Exception as exc:  # a model failure loses one batch's results, never the job
+                    log.exception("inference failed for a batch of %d images", len(ok))
+                    for i, _, _ in ok:
+                        results[i] = error_record(str(paths[i]), exc, model=tagger.model_info)
+                        results[i]["error"]["type"] = "inference_failed"
+            for i, im, _ in batch:
+                if i not in results:
+                    results[i] = error_record(str(paths[i]), im, model=tagger.model_info)
+            bar.update(len(batch))
+            return [results[i] for i, _, _ in batch]
+
+        for i, (im, ms) in enumerate(decoded):
+            batch.append((i, im, ms))
+            if len(batch) == batch_size:
+                yield from flush()
+                batch = []
+        if batch:
+            yield from flush()
+
+
+def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] = "-", weights: str | None = None,
+                backend: BackendName = "auto", batch_size: int = 16, threads: int | None = None,
+                whole_image: bool = True, max_pixels: int = 40_000_000, progress: bool = True) -> int:
+    """Tag ``inputs`` (files, folders, globs) into JSONL; print a summary line; return 0 or 1."""
+    if not whole_image:
+        raise ValueError("only --whole-image tagging is available: no garment detector is shipped yet")
+    paths = iter_image_paths(inputs)
+    tagger = Tagger(weights, backend=backend, threads=threads)
+    t0 = time.perf_counter()
+    failed = 0
+    with _open_output(output) as fh:
+        for record in tag_paths(tagger, paths, batch_size=batch_size, max_pixels=max_pixels, progress=progress):
+            if record["error"] is not None:
+                failed += 1
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.flush()
+    dt = time.perf_counter() - t0
+    n = len(paths)
+    print(f"fashionlens: tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
+          f"({n / dt if dt > 0 else 0:.1f} img/s, backend {tagger.backend.name})", file=sys.stderr)
+    return 1 if failed else 0
