@@ -34,6 +34,7 @@ from fashionlens.evaluate.classification import (
 from fashionlens.models.backbones import map_state_dict
 from fashionlens.models.classifier import GarmentClassifier, new_classifier_meta, save_classifier
 from fashionlens.train.config import ClassifierTrainConfig
+from fashionlens.train.feature_cache import FeatureDataset, FrozenStem, TopOnly, cached_features
 from fashionlens.train.losses import multitask_loss
 from fashionlens.train.samples import Sample, SampleDataset, allowed_categories, read_samples
 
@@ -107,11 +108,10 @@ def _build_model(config: ClassifierTrainConfig) -> GarmentClassifier:
     return model
 
 
-def _evaluate(model, samples, config, heads, device, thresholds=None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    ds = SampleDataset(config.cache_dir, samples, heads, mean=model.meta.mean, std=model.meta.std,
-                       size=config.input_size)
-    probs = predict_probs(model, ds, heads, batch_size=config.batch_size, device=str(device),
-                          workers=config.workers)
+def _evaluate(net, dataset, samples, config, heads, device, thresholds=None
+              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    probs = predict_probs(net, dataset, heads, batch_size=config.batch_size, device=str(device),
+                          workers=config.workers if isinstance(dataset, SampleDataset) else 0)
     return classifier_metrics(probs, samples, heads, thresholds=thresholds), probs
 
 
@@ -134,18 +134,50 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
     generator = torch.Generator().manual_seed(config.seed)
     sampler = (WeightedRandomSampler(weights, num_samples=len(train), replacement=True, generator=generator)
                if config.balance == "oversample" else None)
-    train_ds = SampleDataset(config.cache_dir, train, heads, mean=model.meta.mean, std=model.meta.std,
-                             size=config.input_size,
-                             transform=train_transform(config.input_size) if config.mode == "finetune" else None,
-                             sample_weights=weights if config.balance == "class_weights" else None)
+    eval_sets = {k: by_split[k] for k in ("val", "test")}
+    if config.mode == "finetune_top":
+        if device.type != "cpu":
+            log.info("finetune_top caches features on the CPU")
+        stem = FrozenStem(model.backbone, config.freeze_blocks).cpu().eval()
+        for p in stem.parameters():
+            p.requires_grad_(False)
+        cache = Path(config.cache_dir)
+
+        def feats(split: str, views: int) -> torch.Tensor:
+            ds = SampleDataset(cache, by_split[split], heads, mean=model.meta.mean, std=model.meta.std,
+                               size=config.input_size)
+            name = f"features-{config.backbone}-k{config.freeze_blocks}-{split}-v{views}-s{config.seed}.pt"
+            return cached_features(stem, ds, cache / name, views=views, seed=config.seed,
+                                   batch_size=config.batch_size, desc=f"cache {split} features")
+
+        train_ds = FeatureDataset(feats("train", config.feature_views), train, heads, random_view=True,
+                                  sample_weights=weights if config.balance == "class_weights" else None,
+                                  seed=config.seed)
+        eval_ds = {k: FeatureDataset(feats(k, 1), v, heads, random_view=False) for k, v in eval_sets.items()}
+        net: torch.nn.Module = TopOnly(model, config.freeze_blocks).to(device)
+        workers = 0
+    else:
+        train_ds = SampleDataset(config.cache_dir, train, heads, mean=model.meta.mean, std=model.meta.std,
+                                 size=config.input_size,
+                                 transform=train_transform(config.input_size) if config.mode == "finetune" else None,
+                                 sample_weights=weights if config.balance == "class_weights" else None)
+        eval_ds = {k: SampleDataset(config.cache_dir, v, heads, mean=model.meta.mean, std=model.meta.std,
+                                    size=config.input_size) for k, v in eval_sets.items()}
+        net = model
+        workers = config.workers
     loader = DataLoader(train_ds, batch_size=config.batch_size, sampler=sampler, shuffle=sampler is None,
-                        generator=generator, num_workers=config.workers, drop_last=True,
-                        persistent_workers=config.workers > 0,
+                        generator=generator, num_workers=workers, drop_last=True,
+                        persistent_workers=workers > 0,
                         worker_init_fn=lambda wid: np.random.seed(config.seed * 1000 + wid + torch.initial_seed() % 997))
     if config.mode == "linear_probe":
         for p in model.backbone.parameters():
             p.requires_grad_(False)
         params = [{"params": model.heads.parameters(), "lr": config.lr}]
+    elif config.mode == "finetune_top":
+        head_ids = {id(p) for p in model.heads.parameters()}
+        params = [{"params": model.heads.parameters(), "lr": config.lr},
+                  {"params": [p for p in net.trainable_parameters() if id(p) not in head_ids],
+                   "lr": config.backbone_lr}]
     else:
         params = [{"params": model.heads.parameters(), "lr": config.lr},
                   {"params": model.backbone.parameters(), "lr": config.backbone_lr}]
@@ -171,7 +203,7 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
         if bad_epochs >= config.patience:
             log.info("early stop: no validation improvement for %d epochs", bad_epochs)
             break
-        model.train()
+        net.train()
         if config.mode == "linear_probe":
             model.backbone.eval()
         t0, seen, running = time.time(), 0, 0.0
@@ -180,7 +212,7 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
             x = x.to(device, non_blocking=True)
             targets = {k: v.to(device, non_blocking=True) for k, v in targets.items()}
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                outputs = model(x)
+                outputs = net(x)
             outputs = tuple(o.float() for o in outputs)
             sw = targets.pop("sample_weight", None)
             loss, parts = multitask_loss(outputs, targets, heads, weights=config.head_loss_weights, sample_weight=sw,
@@ -192,7 +224,7 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
             seen += x.shape[0]
             running = 0.9 * running + 0.1 * loss.item() if seen > x.shape[0] else loss.item()
             bar.set_postfix(loss=f"{running:.3f}")
-        val_metrics, _ = _evaluate(model, by_split["val"], config, heads, device)
+        val_metrics, _ = _evaluate(net, eval_ds["val"], by_split["val"], config, heads, device)
         score = val_metrics["score"]
         line = {"epoch": epoch + 1, "train_loss": running, "val_score": score,
                 "val_category_acc": val_metrics["category"]["accuracy"],
@@ -216,15 +248,15 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
         (out / "last.tmp").replace(last)
     model.load_state_dict(torch.load(out / "best.pt", map_location=device, weights_only=True))
     # thresholds tuned on validation only
-    val_metrics, val_probs = _evaluate(model, by_split["val"], config, heads, device)
+    val_metrics, val_probs = _evaluate(net, eval_ds["val"], by_split["val"], config, heads, device)
     thresholds = {}
     for h in heads:
         if h.kind == "multi":
             idx, yt = multi_label_truth(by_split["val"], h)
             if idx:
                 thresholds[h.name] = best_threshold(val_probs[h.name][idx], yt)
-    val_metrics, _ = _evaluate(model, by_split["val"], config, heads, device, thresholds)
-    test_metrics, _ = _evaluate(model, by_split["test"], config, heads, device, thresholds)
+    val_metrics, _ = _evaluate(net, eval_ds["val"], by_split["val"], config, heads, device, thresholds)
+    test_metrics, _ = _evaluate(net, eval_ds["test"], by_split["test"], config, heads, device, thresholds)
     model.meta.thresholds = thresholds
     model.meta.metrics = {"val": _summary(val_metrics), "test": _summary(test_metrics)}
     model.meta.extra = {"config": config.to_dict(), "splits": {k: len(v) for k, v in by_split.items()},

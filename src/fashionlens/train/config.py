@@ -13,7 +13,7 @@ import yaml
 from fashionlens.models.backbones import BACKBONES
 
 Balance = Literal["oversample", "class_weights", "none"]
-Mode = Literal["finetune", "linear_probe"]
+Mode = Literal["finetune", "finetune_top", "linear_probe"]
 
 
 class ConfigError(ValueError):
@@ -34,6 +34,8 @@ class ClassifierTrainConfig:
     seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     mode: Mode = "finetune"
+    freeze_blocks: int = 4  # finetune_top: leading backbone blocks frozen (their features cached)
+    feature_views: int = 3  # finetune_top: cached views per training image (image, mirror, random crops)
     balance: Balance = "oversample"
     epochs: int = 15
     batch_size: int = 64

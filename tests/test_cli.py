@@ -1,0 +1,110 @@
+"""Tests for ``fashionlens tag`` and ``fashionlens --version`` through ``fashionlens.cli.main``.
+Fixtures are generated in tmp_path with Pillow/numpy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashionlens import __version__
+from fashionlens.cli import main
+from fashionlens.pipeline import RESULT_SCHEMA
+from fashionlens.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+
+
+def _photos(d: Path) -> list[Path]:
+    """Three small photos of different formats, in the order a folder input lists them."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, fmt in (("a.jpg", "JPEG"), ("b.png", "PNG"), ("c.gif", "GIF")):
+        arr = np.full((96, 72, 3), 235, np.uint8)
+        arr[20:76, 15:57] = rng.integers(0, 256, 3)
+        Image.fromarray(arr).save(d / name, fmt)
+        paths.append(d / name)
+    return paths
+
+
+def _check_lines(text: str, paths: list[Path], backend: str) -> list[dict]:
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [r["image"]["path"] for r in records] == [str(p) for p in paths]
+    for rec in records:
+        assert rec["schema"] == RESULT_SCHEMA
+        assert rec["model"]["backend"] == backend
+        if rec["error"] is None:
+            [g] = rec["garments"]
+            assert g["category"]["id"] in TAX.categories_of(g["object_type"])
+            assert g["bbox"] == [0.0, 0.0, float(rec["image"]["width"]), float(rec["image"]["height"])]
+    return records
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fashionlens {__version__}"
+
+
+@pytest.mark.parametrize("backend, extra", [("onnx", ["--threads", "1"]), ("torch", [])])
+def test_tag_folder_to_file(backend: str, extra: list[str], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _photos(tmp_path / "in")
+    out = tmp_path / "res" / "results.jsonl"
+
+    code = main(["tag", str(tmp_path / "in"), "-o", str(out), "--backend", backend, "--batch-size", "2", "-q",
+                 *extra])
+
+    assert code == 0
+    records = _check_lines(out.read_text(encoding="utf-8"), paths, backend)
+    assert all(r["error"] is None for r in records)
+    err = capsys.readouterr().err
+    assert "tagged 3/3 images (0 failed)" in err and f"backend {backend}" in err
+
+
+def test_tag_to_stdout_with_a_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _photos(tmp_path)
+    missing = tmp_path / "missing.jpg"
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    inputs = [paths[0], missing, str(tmp_path / "*.gif"), empty]
+
+    code = main(["tag", *map(str, inputs), "--backend", "onnx", "-q"])
+
+    assert code == 1
+    captured = capsys.readouterr()
+    records = _check_lines(captured.out, [paths[0], missing, paths[2], empty], "onnx")
+    assert [r["error"]["type"] if r["error"] else None for r in records] == [None, "not_found", None, "empty_file"]
+    assert "tagged 2/4 images (2 failed)" in captured.err
+
+
+@pytest.mark.parametrize("what", ["empty folder", "glob without matches"])
+def test_nothing_to_tag_is_a_clear_error(what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an image")
+    target = str(folder) if what == "empty folder" else str(tmp_path / "nothing" / "*.jpg")
+    out = tmp_path / "results.jsonl"
+
+    code = main(["tag", target, "-o", str(out), "-q"])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fashionlens: error: ")
+    assert target in err and "image files" in err
+    assert not out.exists()
+
+
+def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["tag", "x.jpg", "--backend", "tensorrt"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["tag"])
+    assert exc.value.code == 2
