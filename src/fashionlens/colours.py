@@ -59,6 +59,9 @@ def colour_shares(pixels: np.ndarray, colours: Sequence[str]) -> dict[str, float
     """Share of ``pixels`` nearest to each of ``colours`` (palette names; ``multicolour`` and names
     without a reference colour get no share). Shares sum to 1 over counted pixels; colours that
     no pixel is near get 0."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.shape[1] != 3:
+        raise ValueError(f"expected (N, 3) RGB pixels, got shape {pixels.shape}")
     names, lab = palette_lab()
     chosen = [c for c in colours if c in names]
     if not chosen or len(pixels) == 0:

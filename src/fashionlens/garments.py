@@ -42,6 +42,10 @@ class Garments:
         tax = load_taxonomy()
         for t in self.object_type:
             tax.object_type_index(t)
+        if not np.isfinite(self.xyxy).all():
+            raise ValueError("Garments: xyxy boxes must be finite numbers")
+        if not ((self.confidence >= 0) & (self.confidence <= 1)).all():
+            raise ValueError(f"Garments: confidence must be in [0, 1], got {self.confidence.tolist()}")
         if (self.xyxy[:, 2] < self.xyxy[:, 0]).any() or (self.xyxy[:, 3] < self.xyxy[:, 1]).any():
             raise ValueError("Garments: xyxy boxes need x_max >= x_min and y_max >= y_min")
         if self.mask is not None and (self.mask.ndim != 3 or len(self.mask) != n):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,6 @@ def test_load_non_fashionlens_file_raises(tmp_path: Path, model: GarmentClassifi
         load_classifier(tensor)
 
 
-@pytest.mark.xfail(strict=True, reason="load_classifier lets torch.load's KeyError/UnpicklingError escape for "
-                   "files that are not torch files at all (suggested fix: wrap torch.load and raise ValueError)")
 def test_load_garbage_file_raises_value_error(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"hello, this is not a weights file")

@@ -56,7 +56,7 @@ def test_config_error_is_a_value_error() -> None:
 
 @pytest.mark.parametrize(("text", "allowed"), [
     ("balance: sometimes", ["oversample", "class_weights", "none"]),
-    ("mode: x", ["finetune", "linear_probe"]),
+    ("mode: x", ["finetune", "finetune_top", "linear_probe"]),
     ("backbone: resnet", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]),
 ])
 def test_bad_enum_values_name_the_allowed_ones(tmp_path: Path, text: str, allowed: list[str]) -> None:

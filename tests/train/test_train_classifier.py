@@ -138,6 +138,40 @@ def test_finetune_with_class_weights(cache: Path, tmp_path: Path) -> None:
     assert config["mode"] == "finetune" and config["balance"] == "class_weights"
 
 
+def test_finetune_top_on_cached_features(cache: Path, tmp_path: Path) -> None:
+    from fashionlens.models.classifier import GarmentClassifier, new_classifier_meta
+    from fashionlens.train.feature_cache import FrozenStem, TopOnly
+
+    out = tmp_path / "top"
+    train_classifier(_config(cache, out, mode="finetune_top", freeze_blocks=5, feature_views=2,
+                             balance="class_weights"))
+    _check_outputs(out, epochs=2)
+    size = _config(cache, out).input_size
+    assert sorted(p.name for p in cache.glob("features-*.pt")) == [
+        f"features-efficientnet_lite0-packaged-{size}px-k5-test-v1-s0.pt",
+        f"features-efficientnet_lite0-packaged-{size}px-k5-train-v2-s0.pt",
+        f"features-efficientnet_lite0-packaged-{size}px-k5-val-v1-s0.pt"]
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    imagenet = create_backbone("efficientnet_lite0").state_dict()
+    # stem and blocks 0-4 frozen; blocks 5-6 and the head conv trained
+    for k, v in imagenet.items():
+        frozen = k.startswith(("conv_stem.", "bn1.")) or (k.startswith("blocks.") and int(k.split(".")[1]) < 5)
+        if frozen:
+            assert torch.equal(best[f"backbone.{k}"], v), k
+    assert not torch.equal(best["backbone.blocks.6.0.conv_pw.weight"], imagenet["blocks.6.0.conv_pw.weight"])
+    assert not torch.equal(best["backbone.conv_head.weight"], imagenet["conv_head.weight"])
+    # what was trained on cached (fp16) stem features is the full model that gets saved
+    model = GarmentClassifier(new_classifier_meta(input_size=64), pretrained_backbone=False)
+    model.load_state_dict(best)
+    model.eval()
+    x = torch.randn(4, 3, 64, 64)
+    with torch.inference_mode():
+        full = model(x)
+        split = TopOnly(model, 5).eval()(FrozenStem(model.backbone, 5).eval()(x).half())
+    for a, b in zip(full, split):
+        assert torch.allclose(a.softmax(-1), b.softmax(-1), atol=1e-2)
+
+
 def test_cache_prepared_with_other_split_is_refused(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     _write_cache(cache, n=6, seed=5)

@@ -64,18 +64,21 @@ def source_label_probs(probs: dict[str, np.ndarray], source: str, labels: Sequen
     for i, m in enumerate(mapped):
         cats = m.categories or (tax.categories_of(m.object_type) if m.object_type else ())
         p = sum(probs["category"][:, tax.category_index(c)] for c in cats)
+        distinguishing: set[str] = set()
         for j, other in enumerate(mapped):
             if j == i or not set(other.categories) & set(cats):
                 continue
-            for attr, value in m.attributes.items():
-                if other.attributes.get(attr) not in (None, value) and attr in probs:
-                    head_values = tax.attribute(attr).values
-                    p = p * probs[attr][:, head_values.index(value)]
+            distinguishing |= {attr for attr, value in m.attributes.items()
+                               if other.attributes.get(attr) not in (None, value) and attr in probs}
+        for attr in sorted(distinguishing):
+            p = p * probs[attr][:, tax.attribute(attr).values.index(m.attributes[attr])]
         out[:, i] = p
     return out
 
 
 def _single_metrics(y_true: np.ndarray, y_pred: np.ndarray, values: Sequence[str]) -> dict[str, Any]:
+    if len(y_true) == 0:
+        return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "per_class": {}}
     present = sorted(set(y_true.tolist()))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
     return {
@@ -132,7 +135,8 @@ def classifier_metrics(probs: dict[str, np.ndarray], samples: Sequence[Sample], 
     metrics["category"] = _single_metrics(y, pred_cat[exact], cat_head.values)
     allowed = [(i, allowed_categories(s)) for i, s in enumerate(samples)]
     allowed = [(i, a) for i, a in allowed if a]
-    metrics["category"]["set_accuracy"] = float(np.mean([cat_head.values[pred_cat[i]] in a for i, a in allowed]))
+    metrics["category"]["set_accuracy"] = (float(np.mean([cat_head.values[pred_cat[i]] in a for i, a in allowed]))
+                                           if allowed else float("nan"))
     metrics["category"]["n_set"] = len(allowed)
     ot = object_type_probs(cp).argmax(1)
     with_type = [i for i, s in enumerate(samples) if s.object_type]

@@ -98,7 +98,10 @@ def load_classifier(path: str | Path, *, map_location: str = "cpu") -> GarmentCl
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classifier weights not found: {path}")
-    blob = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # not a torch file, truncated, or holds non-tensor objects
+        raise ValueError(f"{path}: expected a {WEIGHTS_FORMAT} file, could not read it ({exc})") from exc
     if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
         raise ValueError(f"{path}: expected a {WEIGHTS_FORMAT} file, got {type(blob).__name__} "
                          f"with format {blob.get('format') if isinstance(blob, dict) else None!r}")

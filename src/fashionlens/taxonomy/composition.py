@@ -40,6 +40,10 @@ _FIBRE_PREFIXES: dict[str, str | None] = {
     "acetate": "acetate", "acetat": "acetate", "acétate": "acetate", "triacetate": "acetate",
     "leather": "leather", "läder": "leather", "leder": "leather", "cuir": "leather", "skinn": "leather",
     "down": "down", "dun": "down", "daunen": "down", "duvet": "down",
+    # standard fibre codes (EU 1007/2011, ISO 2076) as printed on care labels
+    "co": "cotton", "wo": "wool", "wv": "wool", "pl": "polyester", "el": "elastane", "li": "linen",
+    "se": "silk", "ac": "acrylic", "modacrylic": "acrylic", "modacryl": "acrylic", "royon": "viscose",
+    "rabbit": "angora",
     # recognised but not taxonomy materials
     "fur": None, "feather": None, "skin": None, "lurex": None, "metallic": None, "other": None, "unknown": None, "cont": None, "övrigt": None,
     "andere": None, "autres": None, "knitted": None,
@@ -51,12 +55,12 @@ _PCT_THEN_FIBRE = re.compile(rf"(\d+(?:[.,]\d+)?)\s*%\s*((?:{_WORD}\s*){{1,2}})"
 _FIBRE_THEN_PCT = re.compile(rf"({_WORD})\s*(\d+(?:[.,]\d+)?)\s*%", re.UNICODE)
 _SECTION_WORDS = re.compile(
     r"\b(shell|outer|exterior|upper body|lower body|body|lining|foder|futter|doublure|fodring|padding|"
-    r"filling|vaddering|trim|inner)\b\s*[:/,]?",
+    r"filling|fyllning|vaddering|trim|inner)\b\s*[:/,]?",
     re.I,
 )
 _SHELL = {"shell", "outer", "exterior", "upper body", "body"}
-_NOT_SHELL = {"lining", "foder", "futter", "doublure", "fodring", "padding", "filling", "vaddering", "trim", "inner",
-              "lower body"}
+_NOT_SHELL = {"lining", "foder", "futter", "doublure", "fodring", "padding", "filling", "fyllning", "vaddering", "trim",
+              "inner", "lower body"}
 
 
 def _shell_text(text: str) -> str:
@@ -67,6 +71,10 @@ def _shell_text(text: str) -> str:
         sections.append((last_key, text[last_end:m.start()]))
         last_key, last_end = m.group(1).lower(), m.end()
     sections.append((last_key, text[last_end:]))
+    # "Shell/Lining: 100% nylon": a shell header with nothing of its own shares the next section
+    for i in range(len(sections) - 1):
+        if sections[i][0] in _SHELL and not re.search(r"[^\W\d_]", sections[i][1]):
+            return sections[i + 1][1]
     has_digits = [(k, t) for k, t in sections if re.search(r"[^\W\d_]", t)]
     for k, t in has_digits:
         if k in _SHELL:
@@ -122,11 +130,20 @@ def parse_composition(text: str | None) -> Composition | None:
         return None
     raw = str(text)
     body = _shell_text(raw)
+    body = re.sub(r"(\d)\s*&", r"\1%", body)  # "63& acrylic": & typed for %
+    # "75 viscose, 22% polyester": a bare number before a fibre name is a percentage
+    body = re.sub(r"\b(\d{1,3})\s+(?=([^\W\d_]+))",
+                  lambda m: m.group(1) + "% " if fibre_of(m.group(2)) and "%" in body else m.group(0), body)
     shares: dict[str, float] = {}
     order: list[str] = []
+    unknown = 0.0
 
     def add(material: str | None, pct: float) -> None:
-        if material is None or not (0 < pct <= 100):
+        nonlocal unknown
+        if not (0 < pct <= 100):
+            return
+        if material is None:
+            unknown += pct
             return
         if material not in shares:
             order.append(material)
@@ -158,6 +175,8 @@ def parse_composition(text: str | None) -> Composition | None:
             add(hits[0], 100.0)
     if not shares:
         return None
+    if unknown > max(shares.values()):
+        return None  # the largest share is a fibre we cannot name: no main fibre rather than a wrong one
     fibres = tuple(sorted(((k, shares[k]) for k in order), key=lambda kv: -kv[1]))
     return Composition(text=raw, fibres=fibres)
 

@@ -9,6 +9,7 @@ model on the test split, and writes ``model.pt`` (fp16) with the metrics in its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -55,14 +56,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def train_transform(size: int) -> A.Compose:
+def train_transform(size: int, seed: int | None = None) -> A.Compose:
     """Geometric augmentation only: no colour jitter, which would corrupt the colour head's labels."""
     return A.Compose([
         A.RandomResizedCrop(size=(size, size), scale=(0.5, 1.0), ratio=(0.75, 1.333)),
         A.HorizontalFlip(p=0.5),
         A.Affine(rotate=(-12, 12), p=0.3, border_mode=0),
         A.GaussianBlur(blur_limit=(3, 5), p=0.1),
-    ])
+    ], seed=seed)
 
 
 def _label_key(s: Sample) -> str:
@@ -146,7 +147,10 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
         def feats(split: str, views: int) -> torch.Tensor:
             ds = SampleDataset(cache, by_split[split], heads, mean=model.meta.mean, std=model.meta.std,
                                size=config.input_size)
-            name = f"features-{config.backbone}-k{config.freeze_blocks}-{split}-v{views}-s{config.seed}.pt"
+            init = "packaged" if not config.backbone_weights else hashlib.sha1(
+                Path(config.backbone_weights).read_bytes()).hexdigest()[:10]
+            name = (f"features-{config.backbone}-{init}-{config.input_size}px-k{config.freeze_blocks}-{split}"
+                    f"-v{views}-s{config.seed}.pt")
             return cached_features(stem, ds, cache / name, views=views, seed=config.seed,
                                    batch_size=config.batch_size, desc=f"cache {split} features")
 
@@ -159,7 +163,7 @@ def train_classifier(config: ClassifierTrainConfig, *, resume: bool = True) -> d
     else:
         train_ds = SampleDataset(config.cache_dir, train, heads, mean=model.meta.mean, std=model.meta.std,
                                  size=config.input_size,
-                                 transform=train_transform(config.input_size) if config.mode == "finetune" else None,
+                                 transform=train_transform(config.input_size, config.seed) if config.mode == "finetune" else None,
                                  sample_weights=weights if config.balance == "class_weights" else None)
         eval_ds = {k: SampleDataset(config.cache_dir, v, heads, mean=model.meta.mean, std=model.meta.std,
                                     size=config.input_size) for k, v in eval_sets.items()}

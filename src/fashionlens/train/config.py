@@ -54,8 +54,33 @@ class ClassifierTrainConfig:
     model_version: str = "0"
 
     def __post_init__(self) -> None:
+        if isinstance(self.sources, str) or not isinstance(self.sources, (list, tuple)):
+            raise ConfigError(f"sources: expected a list such as [clothing, rise, ccp], got {self.sources!r}")
         self.sources = tuple(self.sources)
-        self.split_fractions = tuple(float(f) for f in self.split_fractions)  # type: ignore[assignment]
+        try:
+            self.split_fractions = tuple(float(f) for f in self.split_fractions)  # type: ignore[assignment]
+        except (TypeError, ValueError):
+            raise ConfigError(f"split_fractions: expected three numbers, got {self.split_fractions!r}") from None
+        fr = self.split_fractions
+        if len(fr) != 3 or any(f < 0 for f in fr) or abs(sum(fr) - 1) > 1e-6:
+            raise ConfigError(f"split_fractions: expected three non-negative numbers summing to 1, got {list(fr)}")
+        for name in ("epochs", "batch_size", "input_size", "patience", "workers", "seed", "freeze_blocks",
+                     "feature_views"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        for name in ("lr", "backbone_lr", "weight_decay", "warmup_epochs", "label_smoothing"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name}: expected a number, got {value!r}")
+        from fashionlens.models.heads import ATTRIBUTE_HEADS
+
+        head_names = ("category",) + ATTRIBUTE_HEADS
+        for key in self.head_loss_weights:
+            if key not in head_names:
+                close = difflib.get_close_matches(key, head_names, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"head_loss_weights: unknown head {key!r}.{hint} Heads: {', '.join(head_names)}")
         if self.backbone not in BACKBONES:
             raise ConfigError(f"backbone: expected one of {sorted(BACKBONES)}, got {self.backbone!r}")
         for name, allowed in (("mode", get_args(Mode)), ("balance", get_args(Balance))):
