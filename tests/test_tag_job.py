@@ -381,3 +381,27 @@ def test_run_tag_job_survives_a_model_crash(tmp_path: Path, shared_tagger: Tagge
     records = _read_jsonl(out)
     assert [r["image"]["path"] for r in records] == [str(p) for p in paths]
     assert all(r["error"]["type"] == "inference_failed" for r in records)
+
+
+def test_decoding_runs_a_bounded_distance_ahead() -> None:
+    """A huge folder must not be decoded into memory all at once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fashionlens.tag_job import _bounded_map
+
+    started: list[int] = []
+    consumed: list[int] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            started.append(i)
+        return i
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for value in _bounded_map(pool, work, list(range(100)), ahead=5):
+            consumed.append(value)
+            with lock:
+                assert len(started) - len(consumed) <= 5
+    assert consumed == list(range(100))

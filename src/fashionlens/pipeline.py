@@ -18,7 +18,7 @@ from PIL import Image
 from fashionlens.colours import colour_shares, garment_pixels
 from fashionlens.garments import Garments
 from fashionlens.imageio import DecodedImage
-from fashionlens.models.classifier import ClassifierMeta
+from fashionlens.models.meta import ClassifierMeta
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
 
@@ -126,12 +126,19 @@ class Tagger:
         }
 
     def tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str],
-                  decode_ms: Sequence[float] | None = None) -> list[dict[str, Any]]:
-        """Result records (``fashionlens/result/v1``) for decoded images, one garment each."""
+                  decode_ms: Sequence[float] | None = None,
+                  inputs: Sequence[np.ndarray] | None = None) -> list[dict[str, Any]]:
+        """Result records (``fashionlens/result/v1``) for decoded images, one garment each.
+
+        ``inputs``: the images already passed through :func:`preprocess` (e.g. in decode threads).
+        """
         if len(images) != len(paths):
             raise ValueError(f"expected one path per image, got {len(images)} images and {len(paths)} paths")
         t0 = time.perf_counter()
-        probs = self.predict([im.rgb for im in images])
+        if inputs is not None:
+            probs = self.backend.run(np.stack(inputs)) if len(inputs) else self.predict([])
+        else:
+            probs = self.predict([im.rgb for im in images])
         infer_ms = (time.perf_counter() - t0) * 1000 / max(1, len(images))
         out = []
         for i, (im, path) in enumerate(zip(images, paths)):

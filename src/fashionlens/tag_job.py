@@ -11,27 +11,51 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from fashionlens.imageio import DecodedImage, iter_image_paths, load_image
-from fashionlens.pipeline import Tagger, error_record
+from fashionlens.models.meta import ClassifierMeta
+from fashionlens.pipeline import Tagger, error_record, preprocess
 from fashionlens.runtime.backends import BackendName
 
 log = logging.getLogger(__name__)
 
 
-def _decode(path: Path, *, max_pixels: int, min_side: int) -> tuple[DecodedImage | BaseException, float]:
+def _decode(path: Path, *, max_pixels: int, meta: ClassifierMeta
+            ) -> tuple[DecodedImage | BaseException, np.ndarray | None, float]:
+    """Decode and preprocess one input (runs in a worker thread; PIL and NumPy release the GIL)."""
     t0 = time.perf_counter()
     try:
-        return load_image(path, max_pixels=max_pixels, min_side=min_side), (time.perf_counter() - t0) * 1000
+        image = load_image(path, max_pixels=max_pixels, min_side=meta.input_size)
     except (ValueError, OSError) as exc:  # ImageDecodeError is a ValueError
-        return exc, (time.perf_counter() - t0) * 1000
+        return exc, None, (time.perf_counter() - t0) * 1000
+    return image, preprocess(image.rgb, meta), (time.perf_counter() - t0) * 1000
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn, items: Sequence, ahead: int) -> Iterator:
+    """Like ``pool.map`` but keeps at most ``ahead`` items in flight, so memory stays bounded."""
+    pending: deque[Future] = deque()
+    it = iter(items)
+    for item in it:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        yield pending.popleft().result()
+        nxt = next(it, _END)
+        if nxt is not _END:
+            pending.append(pool.submit(fn, nxt))
+
+
+_END = object()
 
 
 @contextmanager
@@ -54,30 +78,31 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool, \
             tqdm(total=len(paths), desc="tag", unit="img", disable=not progress, file=sys.stderr) as bar:
-        decoded = pool.map(lambda p: _decode(p, max_pixels=max_pixels, min_side=tagger.input_size), paths)
-        batch: list[tuple[int, Any, float]] = []
+        decoded = _bounded_map(pool, lambda p: _decode(p, max_pixels=max_pixels, meta=tagger.meta), paths,
+                               ahead=2 * batch_size + decode_threads)
+        batch: list[tuple[int, Any, Any, float]] = []
 
         def flush() -> list[dict[str, Any]]:
-            ok = [(i, im, ms) for i, im, ms in batch if isinstance(im, DecodedImage)]
+            ok = [(i, im, x, ms) for i, im, x, ms in batch if isinstance(im, DecodedImage)]
             results: dict[int, dict[str, Any]] = {}
             if ok:
                 try:
-                    recs = tagger.tag_batch([im for _, im, _ in ok], [str(paths[i]) for i, _, _ in ok],
-                                            [ms for _, _, ms in ok])
-                    results.update({i: r for (i, _, _), r in zip(ok, recs)})
+                    recs = tagger.tag_batch([im for _, im, _, _ in ok], [str(paths[i]) for i, _, _, _ in ok],
+                                            [ms for _, _, _, ms in ok], inputs=[x for _, _, x, _ in ok])
+                    results.update({i: r for (i, _, _, _), r in zip(ok, recs)})
                 except Exception as exc:  # a model failure loses one batch's results, never the job
                     log.exception("inference failed for a batch of %d images", len(ok))
-                    for i, _, _ in ok:
+                    for i, _, _, _ in ok:
                         results[i] = error_record(str(paths[i]), exc, model=tagger.model_info)
                         results[i]["error"]["type"] = "inference_failed"
-            for i, im, _ in batch:
+            for i, im, _, _ in batch:
                 if i not in results:
                     results[i] = error_record(str(paths[i]), im, model=tagger.model_info)
             bar.update(len(batch))
-            return [results[i] for i, _, _ in batch]
+            return [results[i] for i, _, _, _ in batch]
 
-        for i, (im, ms) in enumerate(decoded):
-            batch.append((i, im, ms))
+        for i, (im, x, ms) in enumerate(decoded):
+            batch.append((i, im, x, ms))
             if len(batch) == batch_size:
                 yield from flush()
                 batch = []

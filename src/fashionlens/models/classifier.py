@@ -8,53 +8,19 @@ stored in the same file, and transforms are derived from them.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from fashionlens.models.backbones import backbone_spec, create_backbone
-from fashionlens.models.heads import HeadSpec, default_heads
+from fashionlens.models.heads import default_heads
+from fashionlens.models.meta import WEIGHTS_FORMAT, ClassifierMeta
+
+__all__ = ["ClassifierMeta", "GarmentClassifier", "load_classifier", "new_classifier_meta", "save_classifier"]
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_FORMAT = "fashionlens/classifier-weights/v1"
-
-
-@dataclass
-class ClassifierMeta:
-    """Everything needed to run a classifier besides its tensors."""
-
-    name: str
-    version: str
-    backbone: str
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    heads: tuple[HeadSpec, ...]
-    thresholds: dict[str, float] = field(default_factory=dict)  # multi-label heads: decision threshold
-    metrics: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def head(self, name: str) -> HeadSpec:
-        for h in self.heads:
-            if h.name == name:
-                return h
-        raise KeyError(f"classifier has no head {name!r}; heads: {[h.name for h in self.heads]}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["heads"] = [h.to_dict() for h in self.heads]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassifierMeta":
-        d = dict(d)
-        d["heads"] = tuple(HeadSpec.from_dict(h) for h in d["heads"])
-        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
-        return cls(**d)
 
 
 class GarmentClassifier(nn.Module):

@@ -14,11 +14,24 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from fashionlens.models.classifier import ClassifierMeta
+from fashionlens.models.meta import ClassifierMeta
 
 log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "onnx", "torch"]
+
+
+def default_threads() -> int:
+    """Cores this process may use (respects CPU affinity / container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def onnx_path_for(weights: str | Path) -> Path:
+    """Where the ONNX export of a ``.pt`` weights file lives: next to it, ``.onnx``."""
+    return Path(weights).with_suffix(".onnx")
 
 
 class ClassifierBackend(Protocol):
@@ -57,7 +70,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -76,7 +89,6 @@ def create_backend(weights: str | Path | None = None, *, backend: BackendName = 
                    threads: int | None = None) -> ClassifierBackend:
     """``auto``: ONNX Runtime when an ``.onnx`` export sits next to the weights, else PyTorch."""
     from fashionlens.models.registry import default_weights_path
-    from fashionlens.runtime.onnx_export import onnx_path_for
 
     weights = Path(weights) if weights else default_weights_path()
     if backend not in ("auto", "onnx", "torch"):

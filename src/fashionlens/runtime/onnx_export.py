@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from fashionlens.models.classifier import GarmentClassifier, load_classifier
+from fashionlens.runtime.backends import onnx_path_for
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,6 @@ class _ProbabilityModel(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outs = self.model(images)
         return tuple(o.softmax(-1) if k == "single" else o.sigmoid() for o, k in zip(outs, self.kinds))
-
-
-def onnx_path_for(weights: str | Path) -> Path:
-    return Path(weights).with_suffix(".onnx")
 
 
 def export_classifier_onnx(weights: str | Path | None = None, output: str | Path | None = None, *,
