@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
