@@ -57,6 +57,112 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- trends (issue 6) ------------------------------------------------------------------------------
+def _trends_data(args: argparse.Namespace):
+    from fashionlens.trends.inputs import load_inputs
+
+    data = load_inputs(args.inputs, args.meta, min_score=args.min_score)
+    if data.report.rows_rejected:
+        print(f"fashionlens: input validation: {data.report.summary()}", file=sys.stderr)
+    return data
+
+
+def _cmd_trends_report(args: argparse.Namespace) -> int:
+    from fashionlens.trends.report import build_report
+
+    summary = build_report(_trends_data(args), args.out, freq=args.period, min_support=args.min_support,
+                           horizon=args.horizon, max_forecast_series=args.max_series, progress=not args.quiet)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_trends_forecast(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fashionlens.trends.forecast import forecast_all
+    from fashionlens.trends.report import forecast_matrix
+    from fashionlens.trends.series import attribute_shares
+
+    shares = attribute_shares(_trends_data(args), args.period, min_support=args.min_support)
+    scores, forecasts = forecast_all(forecast_matrix(shares, args.period, max_series=args.max_series),
+                                     h=args.horizon, freq=args.period, selection=args.selection,
+                                     progress=not args.quiet)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    scores.to_csv(Path(args.out) / "forecast_scores.csv", index=False)
+    forecasts.to_csv(Path(args.out) / "forecasts.csv", index=False)
+    print(forecasts.to_string(index=False))
+    return 0
+
+
+def _cmd_trends_events(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fashionlens.trends.events import detect_shifts, detect_spikes, rising_falling
+    from fashionlens.trends.series import attribute_shares, share_matrix
+
+    data = _trends_data(args)
+    shares = attribute_shares(data, args.period, by_place=True, min_support=args.min_support)
+    m, n = share_matrix(shares, args.period)
+    tables = {"spikes": detect_spikes(m, args.period, counts=n, z_threshold=args.z), "shifts": detect_shifts(m, args.period, counts=n),
+              "rising_falling": rising_falling(shares, args.period)}
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        df.to_csv(Path(args.out) / f"{name}.csv", index=False)
+        print(f"== {name} ({len(df)})\n{df.head(10).to_string(index=False)}")
+    return 0
+
+
+def _add_trends_parser(sub) -> None:
+    trends = sub.add_parser("trends", help="attribute trends, forecasts, events, social analytics") \
+        .add_subparsers(dest="what", required=True)
+    for name, func, helptext in (("report", _cmd_trends_report, "HTML report + CSV tables"),
+                                 ("forecast", _cmd_trends_forecast, "backtested forecasts per series"),
+                                 ("events", _cmd_trends_events, "spikes, shifts, rising/falling per place")):
+        c = trends.add_parser(name, help=helptext)
+        c.add_argument("inputs", nargs="+", help="StreetStyle CSVs and/or tag-result JSONL files")
+        c.add_argument("--meta", default=None, help="post-metadata CSV/Parquet for JSONL inputs (image, timestamp, ...)")
+        c.add_argument("--out", required=True, help="output folder")
+        c.add_argument("--period", choices=["day", "week", "month"], default="month")
+        c.add_argument("--min-support", type=int, default=30, help="labelled posts a period needs to count")
+        c.add_argument("--min-score", type=float, default=0.0, help="ignore tag labels scored below this")
+        c.add_argument("--horizon", type=int, default=6, help="periods to forecast")
+        c.add_argument("--max-series", type=int, default=16, help="forecast the N most-labelled series")
+        c.add_argument("--selection", choices=["pooled", "series"], default="pooled",
+                       help="one model for all series (pooled backtest) or the best per series")
+        c.add_argument("--z", type=float, default=None, help="spike threshold (robust z; default 3.5)")
+        c.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        c.set_defaults(func=func)
+
+
+# --- annotate (issue 3: flat-lay auto-annotation) ---------------------------------------------------
+def _cmd_annotate_flatlay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fashionlens.annotate_flatlay import FlatlayParams, annotate_flatlay, dataset_labels, write_flatlay_coco
+
+    labels = dataset_labels(args.dataset, Path(args.root) / args.dataset) if args.dataset else None
+    report = annotate_flatlay(args.inputs, labels=labels, params=FlatlayParams(work_side=args.work_side),
+                              render_dir=args.render)
+    coco = write_flatlay_coco(report, args.out, object_types=args.object_types, image_root=args.image_root)
+    print(json.dumps({"out": args.out, **report.summary(), "coco": coco, "no_box_photos": report.no_box}, indent=2))
+    return 0
+
+
+def _add_annotate_parser(sub) -> None:
+    annotate = sub.add_parser("annotate", help="automatic annotation tools").add_subparsers(dest="what", required=True)
+    fl = annotate.add_parser("flatlay", help="box + mask around the garment of single-garment product photos → COCO")
+    fl.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    fl.add_argument("--out", required=True, help="COCO JSON to write")
+    fl.add_argument("--render", default=None, metavar="DIR", help="write <stem>.png with the box drawn")
+    fl.add_argument("--dataset", choices=["clothing", "rise"], default=None, help="label photos from this data set")
+    fl.add_argument("--root", default="../shared/datasets", help="folder holding the data sets (with --dataset)")
+    fl.add_argument("--object-types", action="store_true",
+                    help="COCO categories = object types (keeps coarse labels) instead of taxonomy categories")
+    fl.add_argument("--image-root", default=None, help="file_name is relative to this (default: the JSON's folder)")
+    fl.add_argument("--work-side", type=int, default=384, help="shorter side the edge detection works at")
+    fl.set_defaults(func=_cmd_annotate_flatlay)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fashionlens import __version__
 
@@ -106,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     eo.add_argument("--weights", default=None)
     eo.add_argument("--output", default=None)
     eo.set_defaults(func=_cmd_export_onnx)
+
+    _add_trends_parser(sub)
+    _add_annotate_parser(sub)
     return p
 
 
