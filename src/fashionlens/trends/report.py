@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from fashionlens.trends.events import detect_shifts, detect_spikes, lead_lag, rising_falling
