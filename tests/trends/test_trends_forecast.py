@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionlens.trends.forecast import MODELS, fill_gaps, forecast_all, holdout_evaluation, predict, \
+from fashionlens.trends.forecast import fill_gaps, forecast_all, holdout_evaluation, predict, \
     rolling_backtest, summarise_holdout
 
 T = np.arange(36)

@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 
 from conftest import make_data
 from fashionlens.trends.social import activity, caption_sentiment, hashtags, top_authors
