@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def _png(fig) -> str:
+    fig.autofmt_xdate()  # slanted date labels instead of overlapping ones
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     import matplotlib.pyplot as plt
