@@ -21,21 +21,7 @@ from fashionlens.evaluate.imbalance import (
     mean_imbalance_ratio,
     scumble,
 )
-from fashionlens.io.records import ImageRecord
-
-READERS = ("clothing", "rise", "ccp")
-
-
-def read_dataset(name: str, root: str | Path) -> list[ImageRecord]:
-    from fashionlens.io.ccp import read_ccp
-    from fashionlens.io.clothing import read_clothing
-    from fashionlens.io.rise import read_rise
-
-    readers = {"clothing": read_clothing, "rise": read_rise, "ccp": read_ccp}
-    if name not in readers:
-        raise ValueError(f"unknown data set {name!r}; expected one of {list(readers)}")
-    return readers[name](Path(root) / name)
-
+from fashionlens.io.datasets import read_dataset
 
 def _label_block(rows: list[list[str]]) -> dict[str, Any]:
     labels = sorted({lb for r in rows for lb in r})

@@ -80,15 +80,12 @@ def balance_weights(samples: Sequence[Sample]) -> np.ndarray:
 def ensure_cache(config: ClassifierTrainConfig) -> list[Sample]:
     cache = Path(config.cache_dir)
     if not (cache / "samples.jsonl").is_file():
-        from fashionlens.io.ccp import read_ccp
-        from fashionlens.io.clothing import read_clothing
-        from fashionlens.io.rise import read_rise
+        from fashionlens.io.datasets import read_dataset
         from fashionlens.train.samples import prepare_samples
 
-        readers = {"clothing": read_clothing, "rise": read_rise, "ccp": read_ccp}
         records = []
         for src in config.sources:
-            records += readers[src](Path(config.data_root) / src)
+            records += read_dataset(src, config.data_root)
         with tqdm(total=len(records), desc="prepare samples") as bar:
             prepare_samples(records, cache, size=config.input_size, seed=config.seed,
                             fractions=config.split_fractions, workers=max(1, config.workers), progress=bar.update)
