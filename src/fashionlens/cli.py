@@ -38,7 +38,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
     return run_tag_job(args.inputs, output=args.output, weights=args.weights, backend=args.backend,
                        batch_size=args.batch_size, threads=args.threads, whole_image=True,
-                       max_pixels=args.max_pixels, progress=not args.quiet)
+                       max_pixels=args.max_pixels, progress=not args.quiet,
+                       on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr))
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,8 +112,12 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
 
 def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] = "-", weights: str | None = None,
                 backend: BackendName = "auto", batch_size: int = 16, threads: int | None = None,
-                whole_image: bool = True, max_pixels: int = 40_000_000, progress: bool = True) -> int:
-    """Tag ``inputs`` (files, folders, globs) into JSONL; print a summary line; return 0 or 1."""
+                whole_image: bool = True, max_pixels: int = 40_000_000, progress: bool = True,
+                on_summary: Callable[[str], None] | None = None) -> int:
+    """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
+
+    The one-line summary goes to ``on_summary`` (the CLI prints it), else to the log.
+    """
     if not whole_image:
         raise ValueError("only --whole-image tagging is available: no garment detector is shipped yet")
     paths = iter_image_paths(inputs)
@@ -128,6 +132,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] = "-", we
             fh.flush()
     dt = time.perf_counter() - t0
     n = len(paths)
-    print(f"fashionlens: tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
-          f"({n / dt if dt > 0 else 0:.1f} img/s, backend {tagger.backend.name})", file=sys.stderr)
+    summary = (f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
+               f"({n / dt if dt > 0 else 0:.1f} img/s, backend {tagger.backend.name})")
+    (on_summary or log.info)(summary)
     return 1 if failed else 0
