@@ -58,6 +58,15 @@ def robust_seasonal_fit(t: np.ndarray, y: np.ndarray, period: int, *, iterations
     return X @ coef, X[:, 2:] @ coef[2:]
 
 
+def _observed_series(matrix: pd.DataFrame, min_points: int):
+    """Per column with at least ``min_points`` finite values: ``(key, values, finite mask, indices)``."""
+    for key in matrix.columns:
+        y = matrix[key].to_numpy(float)
+        ok = np.isfinite(y)
+        if ok.sum() >= min_points:
+            yield key, y, ok, np.flatnonzero(ok)
+
+
 def detect_spikes(matrix: pd.DataFrame, freq: Freq = "month", *, counts: pd.DataFrame | None = None,
                   z_threshold: float | None = None, min_points: int = 12) -> pd.DataFrame:
     """Spikes in every column of ``matrix`` (period × series), ranked by |z|.
@@ -75,12 +84,7 @@ def detect_spikes(matrix: pd.DataFrame, freq: Freq = "month", *, counts: pd.Data
         z_threshold = 3.5 if counts is not None else 4.0
     period = PERIOD_OF[freq]
     rows = []
-    for key in matrix.columns:
-        y = matrix[key].to_numpy(float)
-        ok = np.isfinite(y)
-        if ok.sum() < min_points:
-            continue
-        t = np.flatnonzero(ok)
+    for key, y, ok, t in _observed_series(matrix, min_points):
         fit, _ = robust_seasonal_fit(t, y[ok], period)
         r = y[ok] - fit
         scale = np.full(len(r), _robust_scale(r))
@@ -120,12 +124,7 @@ def detect_shifts(matrix: pd.DataFrame, freq: Freq = "month", *, counts: pd.Data
     """
     period = PERIOD_OF[freq]
     rows = []
-    for key in matrix.columns:
-        y = matrix[key].to_numpy(float)
-        ok = np.isfinite(y)
-        if ok.sum() < min_points:
-            continue
-        t = np.flatnonzero(ok)
+    for key, y, ok, t in _observed_series(matrix, min_points):
         v = y[ok]
         # remove the seasonal part only (level and trend steps stay in d)
         _, harm = robust_seasonal_fit(t, v, period)
