@@ -71,7 +71,7 @@ def check_garment(g: dict[str, Any], width: int, height: int) -> None:
 def check_record(rec: dict[str, Any], path: Path | str) -> None:
     """Assert ``rec`` is a valid ``fashionlens/result/v1`` record for ``path``."""
     rec = json.loads(json.dumps(rec))  # JSON-serialisable, and checked as a reader sees it
-    assert set(rec) == {"schema", "image", "model", "garments", "error", "timing_ms"}
+    assert set(rec) == {"schema", "image", "model", "garments", "error", "timing_ms", "mode"}
     assert rec["schema"] == RESULT_SCHEMA
     assert set(rec["image"]) == {"path", "width", "height"}
     assert rec["image"]["path"] == str(path)

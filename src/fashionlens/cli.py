@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
@@ -34,12 +35,82 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
+    from fashionlens.detect import DetectSettings
     from fashionlens.tag_job import run_tag_job
 
+    settings = DetectSettings(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
+                              rules=tuple(r for r in (args.rules or "").split(",") if r))
     return run_tag_job(args.inputs, output=args.output, weights=args.weights, backend=args.backend,
-                       batch_size=args.batch_size, threads=args.threads, whole_image=True,
+                       batch_size=args.batch_size, threads=args.threads, whole_image=args.whole_image,
+                       detector=args.detector, detect_settings=settings, render_dir=args.render,
+                       detector_backend=args.detector_backend,
                        max_pixels=args.max_pixels, progress=not args.quiet,
                        on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr))
+
+
+def _cmd_train_detector(args: argparse.Namespace) -> int:
+    from fashionlens.train.config import load_config, parse_override
+    from fashionlens.train.detector import DetectorTrainConfig, train_detector
+
+    config = load_config(args.config, dict(parse_override(o) for o in args.set or []),
+                         config_class=DetectorTrainConfig)
+    result = train_detector(config, resume=not args.restart)
+    print(json.dumps({"out_dir": config.out_dir, "best_epoch": result["best_epoch"],
+                      "val": _box_mask(result["val"]), "test": _box_mask(result["test"])}, indent=2))
+    return 0
+
+
+def _box_mask(result: dict | None) -> dict | None:
+    if not result:
+        return None
+    return {"box": (result.get("bbox") or {}).get("stats"), "mask": (result.get("segm") or {}).get("stats")}
+
+
+def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
+    from fashionlens.detect import DetectSettings, GarmentDetector
+    from fashionlens.evaluate.detector_report import evaluate_detector
+    from fashionlens.pipeline import Tagger
+
+    if args.coco:
+        from fashionlens.io.coco import read_coco
+
+        records = read_coco(args.coco, args.images, mapping=args.mapping)
+    else:
+        from fashionlens.io.datasets import read_dataset
+        from fashionlens.io.splits import group_split
+
+        records = []
+        for name in args.dataset.split(","):
+            records += group_split(read_dataset(name, args.data_root), seed=args.seed)[args.split]
+    if args.limit:
+        records = records[: args.limit]
+    detector = GarmentDetector(args.weights, settings=DetectSettings(score_thresh=args.score_thresh,
+                                                                     nms_thresh=args.nms_thresh))
+    if args.task == "top1":
+        from fashionlens.evaluate.detector_report import top_detection_accuracy
+
+        result = top_detection_accuracy(detector, records, progress=not args.quiet)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "top_detection.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return 0
+    rule_sets = [tuple(r for r in rs.split(",") if r) for rs in (args.rules or [""])]
+    tagger = None if args.no_classify else Tagger(args.classifier, detector=detector)
+    result = evaluate_detector(detector, records, out_dir=args.out, rule_sets=rule_sets, tagger=tagger,
+                               progress=not args.quiet)
+    first = next(iter(result["rule_sets"].values()))
+    if args.save_defaults:
+        from fashionlens.models.detector_weights import set_detector_defaults
+
+        best = max(first["pr_sweep"], key=lambda row: row["f1"])
+        defaults = {"score_thresh": best["score_thresh"], "nms_thresh": detector.nms_thresh,
+                    "rules": list(rule_sets[0]), "f1": best["f1"],
+                    "measured_on": f"{args.coco or args.dataset} {args.split} (seed {args.seed}), {len(records)} photos"}
+        set_detector_defaults(detector.path, defaults)
+        print(f"fashionlens: stored defaults {defaults} in {detector.path}", file=sys.stderr)
+    print(json.dumps({"images": result["images"], "box": first["bbox"], "mask": first["segm"],
+                      "end_to_end": result.get("end_to_end"), "out": args.out}, indent=2))
+    return 0
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
@@ -51,10 +122,14 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    if args.detector is not None:
+        from fashionlens.runtime.detector_onnx import export_detector_onnx
+
+        print(export_detector_onnx(args.detector or None, args.output))
+        return 0
     from fashionlens.runtime.onnx_export import export_classifier_onnx
 
-    out = export_classifier_onnx(args.weights, args.output)
-    print(out)
+    print(export_classifier_onnx(args.weights, args.output))
     return 0
 
 
@@ -78,7 +153,6 @@ def _cmd_trends_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_trends_forecast(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from fashionlens.trends.forecast import forecast_all
     from fashionlens.trends.report import forecast_matrix
@@ -96,7 +170,6 @@ def _cmd_trends_forecast(args: argparse.Namespace) -> int:
 
 
 def _cmd_trends_events(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from fashionlens.trends.events import detect_shifts, detect_spikes, rising_falling
     from fashionlens.trends.series import attribute_shares, share_matrix
@@ -137,9 +210,13 @@ def _add_trends_parser(sub) -> None:
 
 # --- annotate (issue 3: flat-lay auto-annotation) ---------------------------------------------------
 def _cmd_annotate_flatlay(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from fashionlens.annotate_flatlay import FlatlayParams, annotate_flatlay, dataset_labels, write_flatlay_coco
+    from fashionlens.annotate_flatlay import (
+        FlatlayParams,
+        annotate_flatlay,
+        dataset_labels,
+        write_flatlay_coco,
+    )
 
     labels = dataset_labels(args.dataset, Path(args.root) / args.dataset) if args.dataset else None
     report = annotate_flatlay(args.inputs, labels=labels, params=FlatlayParams(work_side=args.work_side),
@@ -177,8 +254,17 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("-o", "--output", default="-", help="JSONL output file ('-' = stdout)")
     tag.add_argument("--weights", default=None, help="classifier weights (default: the shipped model)")
     tag.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
-    tag.add_argument("--whole-image", action="store_true", default=True,
-                     help="treat each photo as one garment (the only mode until a detector ships)")
+    tag.add_argument("--whole-image", action="store_true",
+                     help="treat each photo as one garment (no detection; for single-garment product photos)")
+    tag.add_argument("--detector", default=None, help="detector weights (default: the shipped detector)")
+    tag.add_argument("--score-thresh", type=float, default=None, help="keep detections scoring at least this "
+                     "(default: the value measured on validation, stored with the detector)")
+    tag.add_argument("--nms-thresh", type=float, default=None, help="IoU for same-type suppression")
+    tag.add_argument("--rules", default=None, help="post-processing rules, comma-separated: "
+                     "duplicates, hand_footwear, sparse_mask")
+    tag.add_argument("--detector-backend", choices=["auto", "onnx", "torch"], default="auto",
+                     help="detector network runtime (auto: ONNX when an export sits next to the weights)")
+    tag.add_argument("--render", default=None, metavar="DIR", help="write an annotated copy of each photo to DIR")
     tag.add_argument("--batch-size", type=int, default=16)
     tag.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     tag.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (decompression bombs)")
@@ -192,7 +278,36 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--restart", action="store_true", help="ignore an existing checkpoint instead of resuming")
     tc.set_defaults(func=_cmd_train_classifier)
 
+    td = train.add_parser("detector", help="train the garment detector (CPU-friendly: cached frozen stem)")
+    td.add_argument("--config", required=True, help="YAML config (see configs/detector_*.yaml)")
+    td.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
+    td.add_argument("--restart", action="store_true", help="ignore an existing checkpoint instead of resuming")
+    td.set_defaults(func=_cmd_train_detector)
+
     ev = sub.add_parser("evaluate", help="evaluate a model").add_subparsers(dest="what", required=True)
+    ed = ev.add_parser("detector", help="COCO box/mask AP, PR sweep and end-to-end metrics on labelled photos")
+    ed.add_argument("--weights", default=None, help="detector weights (default: the shipped detector)")
+    ed.add_argument("--classifier", default=None, help="classifier weights for end-to-end metrics (default: shipped)")
+    ed.add_argument("--coco", default=None, help="COCO instances JSON (else --dataset/--split)")
+    ed.add_argument("--images", default=None, help="image folder of --coco")
+    ed.add_argument("--mapping", default=None, help="taxonomy mapping of the COCO labels (e.g. fashionpedia)")
+    ed.add_argument("--dataset", default="ccp", help="development data set(s), comma-separated (with --split)")
+    ed.add_argument("--data-root", default="../shared/datasets")
+    ed.add_argument("--split", choices=["train", "val", "test"], default="val")
+    ed.add_argument("--seed", type=int, default=0, help="split seed (as in training)")
+    ed.add_argument("--score-thresh", type=float, default=None, help="operating threshold for end-to-end metrics")
+    ed.add_argument("--rules", action="append", metavar="R1,R2", help="rule set to measure (repeatable; '' = none)")
+    ed.add_argument("--nms-thresh", type=float, default=None, help="same-type NMS IoU (default: stored)")
+    ed.add_argument("--save-defaults", action="store_true",
+                    help="store the F1-best score threshold (first rule set) in the detector weights")
+    ed.add_argument("--no-classify", action="store_true", help="skip the end-to-end classification metrics")
+    ed.add_argument("--task", choices=["coco", "top1"], default="coco",
+                    help="coco: AP on boxes/masks; top1: single-garment photos (clothing, rise), top detection's "
+                         "object type vs the label")
+    ed.add_argument("--limit", type=int, default=None)
+    ed.add_argument("--out", default="runs/evaluate-detector", help="output folder")
+    ed.add_argument("-q", "--quiet", action="store_true")
+    ed.set_defaults(func=_cmd_evaluate_detector)
     ec = ev.add_parser("classifier", help="metrics + confusion matrices on a prepared split")
     ec.add_argument("--weights", default=None, help="classifier weights (default: the shipped model)")
     ec.add_argument("--cache", default="runs/cache/classifier-224-s0", help="prepared sample cache")
@@ -209,9 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     ds.set_defaults(func=_cmd_data_stats)
 
     ex = sub.add_parser("export", help="export models").add_subparsers(dest="what", required=True)
-    eo = ex.add_parser("onnx", help="export the classifier to ONNX")
-    eo.add_argument("--weights", default=None)
-    eo.add_argument("--output", default=None)
+    eo = ex.add_parser("onnx", help="export the classifier (default) or the detector network to ONNX")
+    eo.add_argument("--weights", default=None, help="classifier weights (default: the shipped classifier)")
+    eo.add_argument("--detector", nargs="?", const="", default=None, metavar="WEIGHTS",
+                    help="export a detector instead (no value: the shipped detector)")
+    eo.add_argument("--output", default=None, help="ONNX file (default: next to the weights)")
     eo.set_defaults(func=_cmd_export_onnx)
 
     _add_trends_parser(sub)

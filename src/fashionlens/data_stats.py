@@ -23,6 +23,7 @@ from fashionlens.evaluate.imbalance import (
 )
 from fashionlens.io.datasets import read_dataset
 
+
 def _label_block(rows: list[list[str]]) -> dict[str, Any]:
     labels = sorted({lb for r in rows for lb in r})
     if not labels:

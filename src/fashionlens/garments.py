@@ -7,7 +7,7 @@ attributes, embeddings …) that later stages add to. Validated on construction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +60,21 @@ class Garments:
     def __iter__(self) -> Iterator[int]:
         return iter(range(len(self)))
 
+    def select(self, keep: np.ndarray | Sequence[int]) -> Garments:
+        """The garments picked by a boolean array of length N or by indices (in that order)."""
+        keep = np.asarray(keep)
+        idx = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64).reshape(-1)
+        if keep.dtype == bool and len(keep) != len(self):
+            raise ValueError(f"Garments.select: expected {len(self)} booleans, got {len(keep)}")
+        return Garments(xyxy=self.xyxy[idx], object_type=[self.object_type[i] for i in idx],
+                        confidence=self.confidence[idx], mask=None if self.mask is None else self.mask[idx],
+                        data={k: [v[i] for i in idx] for k, v in self.data.items()})
+
     @classmethod
-    def empty(cls) -> "Garments":
+    def empty(cls) -> Garments:
         return cls(xyxy=np.zeros((0, 4)), object_type=[], confidence=np.zeros(0))
 
     @classmethod
-    def whole_image(cls, width: int, height: int, object_type: str, confidence: float) -> "Garments":
+    def whole_image(cls, width: int, height: int, object_type: str, confidence: float) -> Garments:
         """One garment covering the whole photo (single-garment product photos)."""
         return cls(xyxy=np.array([[0, 0, width, height]]), object_type=[object_type], confidence=[confidence])

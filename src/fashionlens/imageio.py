@@ -26,9 +26,10 @@ import io
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final, Literal, Sequence, get_args
+from typing import BinaryIO, Final, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
@@ -387,7 +388,7 @@ def _decode(im: ImageFile.ImageFile, *, max_pixels: int, min_side: int | None, l
         raise ImageDecodeError("too_many_pixels", f"expected at most {max_pixels:,} pixels; {e}", label) from e
     except MemoryError:
         raise
-    except Exception as e:  # noqa: BLE001 - any decoder failure becomes a coded error, chained
+    except Exception as e:
         msg = str(e) or type(e).__name__
         if isinstance(e, EOFError) or "truncat" in msg.lower():
             raise ImageDecodeError(

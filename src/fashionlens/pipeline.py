@@ -1,8 +1,11 @@
 """The Tagger: photo → garments → ``fashionlens/result/v1`` records.
 
-Until a detector ships, each photo is one garment (``whole_image``): the photo is classified as a
-whole, its object type is the category head's probabilities summed per object type, and colour
-shares come from the central region's pixels.
+With a detector (:class:`~fashionlens.detect.GarmentDetector`) each photo goes detect → crop →
+classify: every detected garment is cropped with a margin and classified; its object type comes
+from the detector, its category is the classifier's best category *of that type*, and its colour
+shares come from the pixels of its mask. Without a detector (``--whole-image``) each photo is one
+garment: the photo is classified as a whole, its object type is the category head's probabilities
+summed per object type, and colour shares come from the central region's pixels.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from fashionlens.colours import colour_shares, garment_pixels
 from fashionlens.garments import Garments
@@ -21,6 +25,9 @@ from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import ClassifierMeta
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    from fashionlens.detect import GarmentDetector
 
 RESULT_SCHEMA = "fashionlens/result/v1"
 
@@ -45,7 +52,7 @@ def preprocess(rgb: np.ndarray, meta: ClassifierMeta) -> np.ndarray:
 def error_record(path: str, exc: BaseException, *, model: dict[str, str]) -> dict[str, Any]:
     code = getattr(exc, "code", None) or type(exc).__name__
     return {"schema": RESULT_SCHEMA, "image": {"path": path, "width": None, "height": None}, "model": model,
-            "garments": [], "error": {"type": code, "message": str(exc)}, "timing_ms": {}}
+            "mode": None, "garments": [], "error": {"type": code, "message": str(exc)}, "timing_ms": {}}
 
 
 class Tagger:
@@ -56,8 +63,11 @@ class Tagger:
     """
 
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",
-                 threads: int | None = None, top_k: int = 3) -> None:
+                 threads: int | None = None, top_k: int = 3, detector: GarmentDetector | None = None,
+                 crop_margin: float = 0.1) -> None:
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
+        self.detector = detector
+        self.crop_margin = crop_margin
         self.meta = self.backend.meta
         self.top_k = top_k
         self.taxonomy = load_taxonomy()
@@ -80,18 +90,8 @@ class Tagger:
         batch = np.stack([preprocess(im, self.meta) for im in images])
         return self.backend.run(batch)
 
-    def _garment(self, probs: dict[str, np.ndarray], i: int, rgb: np.ndarray, width: int, height: int
-                 ) -> dict[str, Any]:
-        tax = self.taxonomy
-        cat = probs["category"][i]
-        type_p = np.bincount(self._cat_type_index, weights=cat, minlength=len(tax.object_types))
-        t = int(type_p.argmax())
-        object_type = tax.object_types[t]
-        cat_values = self.meta.head("category").values
-        # the category is the best one *within* the chosen object type
-        in_type = np.where(self._cat_type_index == t, cat, -1.0)
-        order = np.argsort(-cat)[: self.top_k]
-        best = int(in_type.argmax())
+    def _attributes(self, probs: dict[str, np.ndarray], i: int, object_type: str, pixels: np.ndarray
+                    ) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         for h in self.meta.heads:
             if h.name == "category":
@@ -108,32 +108,65 @@ class Tagger:
                 chosen = [j for j in np.argsort(-p) if p[j] >= thr] or [int(p.argmax())]
                 names = [h.values[j] for j in chosen]
                 if h.name == "colours":
-                    shares = colour_shares(garment_pixels(rgb), names)
+                    shares = colour_shares(pixels, names)
                     attrs[h.name] = [{"id": n, "share": round(shares[n], 4) if n in shares else None,
                                       "score": round(float(p[h.values.index(n)]), 4)} for n in names]
                 else:
                     attrs[h.name] = [{"id": n, "score": round(float(p[h.values.index(n)]), 4)} for n in names]
-        garments = Garments.whole_image(width, height, object_type, float(type_p[t]))
-        x0, y0, x1, y1 = (float(v) for v in garments.xyxy[0])
+        return attrs
+
+    def _garment(self, probs: dict[str, np.ndarray], i: int, pixels: np.ndarray, xyxy: Sequence[float], *,
+                 object_type: str | None = None, score: float | None = None, mask: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+        """One garment's result. With ``object_type`` (from the detector) the category is the best one
+        of that type; without, the type is the category head's probabilities summed per object type."""
+        tax = self.taxonomy
+        cat = probs["category"][i]
+        if object_type is None:
+            type_p = np.bincount(self._cat_type_index, weights=cat, minlength=len(tax.object_types))
+            t = int(type_p.argmax())
+            object_type, score = tax.object_types[t], float(type_p[t])
+        else:
+            t = tax.object_type_index(object_type)
+        cat_values = self.meta.head("category").values
+        in_type = np.where(self._cat_type_index == t, cat, -1.0)
+        order = np.argsort(-cat)[: self.top_k]
+        best = int(in_type.argmax())
+        x0, y0, x1, y1 = (float(v) for v in xyxy)
         return {
             "object_type": object_type,
-            "score": round(float(type_p[t]), 4),
-            "bbox": [x0, y0, x1 - x0, y1 - y0],
-            "mask": None,
+            "score": round(float(score), 4),
+            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+            "mask": mask,
             "category": {"id": cat_values[best], "score": round(float(cat[best]), 4)},
             "category_top": [{"id": cat_values[j], "score": round(float(cat[j]), 4)} for j in order],
-            "attributes": attrs,
+            "attributes": self._attributes(probs, i, object_type, pixels),
         }
+
+    def _record(self, path: str, im: DecodedImage, garments: list[dict[str, Any]], mode: str,
+                timing: dict[str, float]) -> dict[str, Any]:
+        model = dict(self.model_info)
+        if self.detector is not None:
+            model["detector"] = self.detector.meta.name
+            model["detector_version"] = self.detector.meta.version
+            model["detector_backend"] = self.detector.backend
+        return {"schema": RESULT_SCHEMA, "image": {"path": path, "width": im.width, "height": im.height},
+                "model": model, "mode": mode, "garments": garments, "error": None, "timing_ms": timing}
 
     def tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str],
                   decode_ms: Sequence[float] | None = None,
                   inputs: Sequence[np.ndarray] | None = None) -> list[dict[str, Any]]:
-        """Result records (``fashionlens/result/v1``) for decoded images, one garment each.
+        """Result records (``fashionlens/result/v1``) for decoded images.
 
-        ``inputs``: the images already passed through :func:`preprocess` (e.g. in decode threads).
+        With a detector: detect → crop each garment (with a margin) → classify → colours from the
+        garment's mask pixels; a photo with no detection falls back to whole-image mode
+        (``mode: whole_image_fallback``). Without one, each photo is one garment (``whole_image``).
+        ``inputs``: the whole images already passed through :func:`preprocess` (whole-image mode).
         """
         if len(images) != len(paths):
             raise ValueError(f"expected one path per image, got {len(images)} images and {len(paths)} paths")
+        if self.detector is not None:
+            return self._tag_detected(images, paths, decode_ms)
         t0 = time.perf_counter()
         if inputs is not None:
             probs = self.backend.run(np.stack(inputs)) if len(inputs) else self.predict([])
@@ -143,10 +176,79 @@ class Tagger:
         out = []
         for i, (im, path) in enumerate(zip(images, paths)):
             t1 = time.perf_counter()
-            garment = self._garment(probs, i, im.rgb, im.width, im.height)
+            garment = self._garment(probs, i, garment_pixels(im.rgb), (0, 0, im.width, im.height))
             timing = {"infer": round(infer_ms, 2), "post": round((time.perf_counter() - t1) * 1000, 2)}
             if decode_ms is not None:
                 timing["decode"] = round(decode_ms[i], 2)
-            out.append({"schema": RESULT_SCHEMA, "image": {"path": path, "width": im.width, "height": im.height},
-                        "model": self.model_info, "garments": [garment], "error": None, "timing_ms": timing})
+            out.append(self._record(path, im, [garment], "whole_image", timing))
         return out
+
+    def _tag_detected(self, images: Sequence[DecodedImage], paths: Sequence[str],
+                      decode_ms: Sequence[float] | None) -> list[dict[str, Any]]:
+        assert self.detector is not None
+        crops: list[np.ndarray] = []
+        jobs: list[tuple[int, int, Garments | None, np.ndarray]] = []  # (image, garment, garments, pixels)
+        detect_ms: list[float] = []
+        for k, im in enumerate(images):
+            t0 = time.perf_counter()
+            garments = self.detector.detect(im)
+            detect_ms.append((time.perf_counter() - t0) * 1000)
+            if not len(garments):
+                crops.append(im.rgb)
+                jobs.append((k, -1, None, garment_pixels(im.rgb)))
+                continue
+            for j in garments:
+                crop, pixels = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
+                                            margin=self.crop_margin)
+                crops.append(crop)
+                jobs.append((k, j, garments, pixels))
+        t1 = time.perf_counter()
+        probs = self.predict(crops)
+        classify_ms = (time.perf_counter() - t1) * 1000 / max(1, len(images))
+        per_image: list[list[dict[str, Any]]] = [[] for _ in images]
+        modes = ["detect"] * len(images)
+        for n, (k, j, garments, pixels) in enumerate(jobs):
+            im = images[k]
+            if garments is None:
+                modes[k] = "whole_image_fallback"
+                per_image[k].append(self._garment(probs, n, pixels, (0, 0, im.width, im.height)))
+                continue
+            rle = None
+            if garments.mask is not None:
+                rle = mask_utils.encode(np.asfortranarray(garments.mask[j].astype(np.uint8)))
+                rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+            per_image[k].append(self._garment(probs, n, pixels, garments.xyxy[j], object_type=garments.object_type[j],
+                                              score=float(garments.confidence[j]), mask=rle))
+        out = []
+        for k, (im, path) in enumerate(zip(images, paths)):
+            timing = {"detect": round(detect_ms[k], 2), "classify": round(classify_ms, 2)}
+            if decode_ms is not None:
+                timing["decode"] = round(decode_ms[k], 2)
+            out.append(self._record(path, im, per_image[k], modes[k], timing))
+        return out
+
+
+def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | None, *, margin: float = 0.1
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The garment's crop of ``image.rgb`` (box in full-resolution pixels, grown by ``margin`` of its
+    size on each side, clipped) and its colour pixels (mask pixels inside the box, else the box centre)."""
+    h, w = image.rgb.shape[:2]
+    s = image.scale
+    x0, y0, x1, y1 = (float(v) * s for v in xyxy)
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+    cx1, cy1 = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
+    if cx1 <= cx0 or cy1 <= cy0:
+        cx0, cy0, cx1, cy1 = 0, 0, w, h
+    crop = image.rgb[cy0:cy1, cx0:cx1]
+    bx0, by0, bx1, by1 = int(x0), int(y0), max(int(x0) + 1, int(np.ceil(x1))), max(int(y0) + 1, int(np.ceil(y1)))
+    inner = image.rgb[by0:by1, bx0:bx1]
+    if mask is not None and inner.size:
+        if s != 1.0:
+            m = mask[int(by0 / s):int(by1 / s), int(bx0 / s):int(bx1 / s)]
+            m = np.asarray(Image.fromarray(m.astype(np.uint8)).resize((inner.shape[1], inner.shape[0]), Image.NEAREST))
+        else:
+            m = mask[by0:by1, bx0:bx1]
+        if m.shape == inner.shape[:2] and m.any():
+            return crop, garment_pixels(inner, mask=m)
+    return crop, garment_pixels(inner if inner.size else crop)

@@ -43,7 +43,7 @@ def test_class_names_are_background_plus_object_types() -> None:
 
 
 def test_registry_and_errors() -> None:
-    assert set(DETECTORS) == {"fcos-lite0-fpn", "maskrcnn-lite0-fpn"}
+    assert set(DETECTORS) == {"fcos-lite0-fpn", "fcos-seg-lite0-fpn", "maskrcnn-lite0-fpn"}
     with pytest.raises(ValueError, match="unknown detector 'yolo'"):
         create_detector("yolo")
     with pytest.raises(ValueError, match="num_classes"):
@@ -54,12 +54,13 @@ def test_registry_and_errors() -> None:
         fcos_lite0_fpn(6)  # type: ignore[misc]  # keyword-only
 
 
-@pytest.mark.parametrize("name, with_masks", [("fcos-lite0-fpn", False), ("maskrcnn-lite0-fpn", True)])
+@pytest.mark.parametrize("name, with_masks", [("fcos-lite0-fpn", False), ("fcos-seg-lite0-fpn", True),
+                                              ("maskrcnn-lite0-fpn", True)])
 def test_train_losses_finite_and_eval_outputs(name: str, with_masks: bool) -> None:
     torch.manual_seed(0)
     # 256×256 inputs; the detector's transform resizes them to 128 px to keep the test fast on 2 cores
     small = {"box_batch_size_per_image": 64, "rpn_batch_size_per_image": 64, "box_detections_per_img": 10,
-             "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100} if with_masks else {
+             "rpn_pre_nms_top_n_train": 200, "rpn_post_nms_top_n_train": 100} if name.startswith("maskrcnn") else {
              "detections_per_img": 10}
     model = create_detector(name, pretrained_backbone=False, min_size=128, max_size=128, **small)
     assert model.backbone.out_channels == 128
@@ -68,7 +69,7 @@ def test_train_losses_finite_and_eval_outputs(name: str, with_masks: bool) -> No
     losses = model(images, targets)
     assert losses and all(math.isfinite(float(v.detach())) for v in losses.values())
     if with_masks:
-        assert "loss_mask" in losses
+        assert ("loss_mask" if name.startswith("maskrcnn") else "seg") in losses
     sum(losses.values()).backward()
 
     model.eval()

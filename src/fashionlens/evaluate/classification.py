@@ -82,7 +82,7 @@ def _single_metrics(y_true: np.ndarray, y_pred: np.ndarray, values: Sequence[str
     present = sorted(set(y_true.tolist()))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
         "macro_f1": float(f.mean()) if len(present) else float("nan"),
         "per_class": {values[c]: {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
@@ -94,7 +94,7 @@ def _multi_metrics(y_true: np.ndarray, y_pred: np.ndarray, values: Sequence[str]
     present = np.flatnonzero(y_true.sum(0) > 0)
     f = f1_score(y_true[:, present], y_pred[:, present], average=None, zero_division=0) if len(present) else []
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "exact_match": float((y_true == y_pred).all(1).mean()) if len(y_true) else float("nan"),
         "hamming_accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
         "macro_f1": float(np.mean(f)) if len(present) else float("nan"),

@@ -86,6 +86,8 @@ def records_to_coco(records: Sequence[ImageRecord], *, label_space: LabelSpace =
                 continue
             ann: dict[str, Any] = {"id": len(annotations) + 1, "image_id": image_id,
                                    "category_id": names.index(label) + 1, "iscrowd": 0}
+            if g.categories:  # extra key (pycocotools ignores it): the allowed taxonomy categories
+                ann["fashionlens_categories"] = list(g.categories)
             if g.mask_rle is not None:
                 rle = g.mask_rle
                 if isinstance(rle["counts"], list):
@@ -235,7 +237,7 @@ def format_per_class_table(result: dict[str, Any]) -> str:
     segm = (result.get("segm") or {}).get("per_class_AP", {})
     width = max([len("class"), *map(len, box)])
     lines = [f"{'class':<{width}}  box AP  mask AP"]
-    fmt = lambda v: "     -" if v is None else f"{v:6.3f}"  # noqa: E731
+    fmt = lambda v: "     -" if v is None else f"{v:6.3f}"
     for name, ap in box.items():
         lines.append(f"{name:<{width}}  {fmt(ap)}  {fmt(segm.get(name)) if segm else '     -'}")
     return "\n".join(lines)

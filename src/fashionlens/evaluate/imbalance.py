@@ -113,7 +113,7 @@ def _irlbl(mat: np.ndarray) -> np.ndarray:
     return ir
 
 
-def imbalance_ratio_per_label(Y: LabelInput) -> np.ndarray:  # noqa: N803 - the literature's name
+def imbalance_ratio_per_label(Y: LabelInput) -> np.ndarray:
     """IRLbl of every label: ``max count / count of the label`` (Charte et al. 2015).
 
     Returns a float array with one entry per column (per sorted label for label lists); the
@@ -123,7 +123,7 @@ def imbalance_ratio_per_label(Y: LabelInput) -> np.ndarray:  # noqa: N803 - the 
     return _irlbl(_as_matrix(Y))
 
 
-def mean_imbalance_ratio(Y: LabelInput) -> float:  # noqa: N803
+def mean_imbalance_ratio(Y: LabelInput) -> float:
     """MeanIR: the mean IRLbl over labels with a non-zero count (Charte et al. 2015).
 
     1.0 means perfectly balanced label frequencies.
@@ -132,7 +132,7 @@ def mean_imbalance_ratio(Y: LabelInput) -> float:  # noqa: N803
     return float(np.nanmean(ir))
 
 
-def scumble(Y: LabelInput) -> float:  # noqa: N803
+def scumble(Y: LabelInput) -> float:
     """SCUMBLE: concurrence of imbalanced labels (Charte et al. 2019).
 
     For a sample ``i`` with active labels ``L_i`` (``|L_i| ≥ 1``) and ``IR_l`` the IRLbl of label ``l``::

@@ -33,7 +33,13 @@ from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
 from fashionlens.io.records import AttributeValue, GarmentAnnotation
-from fashionlens.taxonomy import LabelMapping, MappedLabel, TaxonomyError, load_mapping, load_taxonomy
+from fashionlens.taxonomy import (
+    LabelMapping,
+    MappedLabel,
+    TaxonomyError,
+    load_mapping,
+    load_taxonomy,
+)
 
 MappingArg = LabelMapping | str | None
 

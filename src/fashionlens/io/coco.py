@@ -52,7 +52,12 @@ from fashionlens.io._mapping import (
     rle_to_str,
 )
 from fashionlens.io.records import AttributeValue, ImageRecord
-from fashionlens.taxonomy import LabelMapping, available_mappings, load_mapping, load_taxonomy
+from fashionlens.taxonomy import (
+    LabelMapping,
+    available_mappings,
+    load_mapping,
+    load_taxonomy,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fashionlens.io._mapping import LabelResolver, MappingArg, as_int, as_number, image_size, polygons_to_rle
+from fashionlens.io._mapping import (
+    LabelResolver,
+    MappingArg,
+    as_int,
+    as_number,
+    image_size,
+    polygons_to_rle,
+)
 from fashionlens.io.records import ImageRecord
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from fashionlens.io._mapping import LabelResolver, MappingArg, image_size, polygons_to_rle
+from fashionlens.io._mapping import (
+    LabelResolver,
+    MappingArg,
+    image_size,
+    polygons_to_rle,
+)
 from fashionlens.io.records import GarmentAnnotation, ImageRecord
 
 logger = logging.getLogger(__name__)

@@ -62,8 +62,8 @@ def packaged_weights_path(name: str) -> str:
     return getattr(module, spec.file_class).get_model_file_path()
 
 
-def map_state_dict(source: "OrderedDict[str, torch.Tensor]", target: "OrderedDict[str, torch.Tensor]",
-                   *, skip_prefixes: tuple[str, ...] = ("_fc.", "classifier.")) -> "OrderedDict[str, torch.Tensor]":
+def map_state_dict(source: OrderedDict[str, torch.Tensor], target: OrderedDict[str, torch.Tensor],
+                   *, skip_prefixes: tuple[str, ...] = ("_fc.", "classifier.")) -> OrderedDict[str, torch.Tensor]:
     """Rename ``source`` tensors to ``target``'s keys by position, checking every shape.
 
     Keys starting with ``skip_prefixes`` (the ImageNet classifier) are left out on both sides.

@@ -40,7 +40,11 @@ from torchvision.ops.feature_pyramid_network import (
     LastLevelP6P7,
 )
 
-from fashionlens.models.backbones import backbone_spec, map_state_dict, packaged_weights_path
+from fashionlens.models.backbones import (
+    backbone_spec,
+    map_state_dict,
+    packaged_weights_path,
+)
 from fashionlens.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -90,8 +94,32 @@ class EfficientNetLiteFPN(nn.Module):
         self.image_mean = list(spec.mean)
         self.image_std = list(spec.std)
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        feats = self.body(x)
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        return self.forward_from_stem(self.forward_stem(x))
+
+    @property
+    def _stem_blocks(self) -> int:
+        """Blocks run by :meth:`forward_stem`: up to the first pyramid level's output."""
+        return min(self.body._stage_out_idx)
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and the blocks up to the first pyramid level (stride 8 for the default levels).
+
+        The part a trainer may freeze and cache (``train.detector``): its output is the first
+        pyramid input, the rest of the network is :meth:`forward_from_stem`.
+        """
+        x = self.body.bn1(self.body.conv_stem(x))
+        for block in self.body.blocks[: self._stem_blocks]:
+            x = block(x)
+        return x
+
+    def forward_from_stem(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        out_idx = self.body._stage_out_idx
+        feats = [x]
+        for i in range(self._stem_blocks, len(self.body.blocks)):
+            x = self.body.blocks[i](x)
+            if i + 1 in out_idx:
+                feats.append(x)
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
 
 
@@ -148,8 +176,15 @@ def maskrcnn_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True
 
 
 #: Detector builders by name (``arch-backbone-neck``), like timm's model registry.
+def _fcos_seg_lite0_fpn(**kwargs: Any) -> nn.Module:
+    from fashionlens.models.fcos_seg import fcos_seg_lite0_fpn  # imports this module
+
+    return fcos_seg_lite0_fpn(**kwargs)
+
+
 DETECTORS: dict[str, Callable[..., nn.Module]] = {
     "fcos-lite0-fpn": fcos_lite0_fpn,
+    "fcos-seg-lite0-fpn": _fcos_seg_lite0_fpn,
     "maskrcnn-lite0-fpn": maskrcnn_lite0_fpn,
 }
 

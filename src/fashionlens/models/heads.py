@@ -29,7 +29,7 @@ class HeadSpec:
         return {"name": self.name, "kind": self.kind, "values": list(self.values)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HeadSpec":
+    def from_dict(cls, d: dict) -> HeadSpec:
         return cls(name=d["name"], kind=d["kind"], values=tuple(d["values"]))
 
 

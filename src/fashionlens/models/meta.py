@@ -37,7 +37,7 @@ class ClassifierMeta:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassifierMeta":
+    def from_dict(cls, d: dict[str, Any]) -> ClassifierMeta:
         d = dict(d)
         d["heads"] = tuple(HeadSpec.from_dict(h) for h in d["heads"])
         d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])

@@ -6,9 +6,11 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_CLASSIFIER = "garment-classifier-lite0"
+DEFAULT_DETECTOR = "garment-detector-fcos-seg-lite0"
 
 _SHIPPED: dict[str, str] = {
     "garment-classifier-lite0": "garment-classifier-lite0.pt",
+    "garment-detector-fcos-seg-lite0": "garment-detector-fcos-seg-lite0.pt",
 }
 
 

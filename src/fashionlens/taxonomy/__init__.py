@@ -11,17 +11,17 @@ The data lives in ``taxonomy/data/*.yaml``; this module is the small API over it
     ('jeans', 'trousers')
 """
 
-from fashionlens.taxonomy._taxonomy import (
-    AttributeGroup,
-    Taxonomy,
-    TaxonomyError,
-    load_taxonomy,
-)
 from fashionlens.taxonomy._mapping import (
     LabelMapping,
     MappedLabel,
     available_mappings,
     load_mapping,
+)
+from fashionlens.taxonomy._taxonomy import (
+    AttributeGroup,
+    Taxonomy,
+    TaxonomyError,
+    load_taxonomy,
 )
 
 __all__ = [

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
 
-from fashionlens.taxonomy._taxonomy import Taxonomy, TaxonomyError, _suggest, load_taxonomy
+from fashionlens.taxonomy._taxonomy import (
+    Taxonomy,
+    TaxonomyError,
+    _suggest,
+    load_taxonomy,
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def available_mappings() -> list[str]:
     return sorted(p.name[:-5] for p in _mapping_dir().iterdir() if p.name.endswith(".yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_mapping(source: str) -> LabelMapping:
     """Load the packaged mapping of one source label set (``clothing``, ``ccp``, ``rise``, ...)."""
     names = available_mappings()

@@ -56,7 +56,7 @@ _FIBRE_THEN_PCT = re.compile(rf"({_WORD})\s*(\d+(?:[.,]\d+)?)\s*%", re.UNICODE)
 _SECTION_WORDS = re.compile(
     r"\b(shell|outer|exterior|upper body|lower body|body|lining|foder|futter|doublure|fodring|padding|"
     r"filling|fyllning|vaddering|trim|inner)\b\s*[:/,]?",
-    re.I,
+    re.IGNORECASE,
 )
 _SHELL = {"shell", "outer", "exterior", "upper body", "body"}
 _NOT_SHELL = {"lining", "foder", "futter", "doublure", "fodring", "padding", "filling", "fyllning", "vaddering", "trim",

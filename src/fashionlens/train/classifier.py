@@ -33,11 +33,25 @@ from fashionlens.evaluate.classification import (
     predict_probs,
 )
 from fashionlens.models.backbones import map_state_dict
-from fashionlens.models.classifier import GarmentClassifier, new_classifier_meta, save_classifier
+from fashionlens.models.classifier import (
+    GarmentClassifier,
+    new_classifier_meta,
+    save_classifier,
+)
 from fashionlens.train.config import ClassifierTrainConfig
-from fashionlens.train.feature_cache import FeatureDataset, FrozenStem, TopOnly, cached_features
+from fashionlens.train.feature_cache import (
+    FeatureDataset,
+    FrozenStem,
+    TopOnly,
+    cached_features,
+)
 from fashionlens.train.losses import multitask_loss
-from fashionlens.train.samples import Sample, SampleDataset, allowed_categories, read_samples
+from fashionlens.train.samples import (
+    Sample,
+    SampleDataset,
+    allowed_categories,
+    read_samples,
+)
 
 log = logging.getLogger(__name__)
 

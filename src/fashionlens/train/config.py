@@ -100,8 +100,10 @@ class ClassifierTrainConfig:
         return dataclasses.asdict(self)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ClassifierTrainConfig:
-    """Load a YAML config, apply ``overrides`` (e.g. from ``--set key=value``) and validate."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                config_class: type[Any] = ClassifierTrainConfig) -> Any:
+    """Load a YAML config into ``config_class`` (a dataclass), apply ``overrides`` (e.g. from
+    ``--set key=value``) and validate."""
     raw: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text("utf-8")
@@ -109,14 +111,14 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of option: value, got {type(raw).__name__}")
     raw.update(overrides or {})
-    names = [f.name for f in dataclasses.fields(ClassifierTrainConfig)]
+    names = [f.name for f in dataclasses.fields(config_class)]
     for key in raw:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown config option {key!r}.{hint} Options: {', '.join(names)}")
     try:
-        return ClassifierTrainConfig(**raw)
+        return config_class(**raw)
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
 

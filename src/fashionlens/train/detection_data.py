@@ -125,24 +125,17 @@ class DetectionDataset(Dataset):
             seed=seed,
         )
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        item = self.items[index]
+    def _garment_geometry(self, item: _Item, h: int, w: int, *, with_masks: bool
+                          ) -> tuple[list[tuple[float, float, float, float]], list[np.ndarray], list[bool]]:
+        """Clipped boxes, masks (box-filled when a garment has none) and box-mask flags, full size."""
         record = self.records[item.record_index]
-        rgb = load_image(record.path, max_pixels=self.max_pixels).rgb
-        h, w = rgb.shape[:2]
-        if record.width is not None and record.height is not None and (record.width, record.height) != (w, h):
-            raise ValueError(f"{record.path}: record says {record.width}x{record.height} (w x h), "
-                             f"decoded image is {w}x{h}")
         boxes, masks, from_box = [], [], []
         for g in item.garments:
             x0, y0, x1, y1 = _box_of(g)
             x0, x1 = min(max(x0, 0.0), w), min(max(x1, 0.0), w)
             y0, y1 = min(max(y0, 0.0), h), min(max(y1, 0.0), h)
             boxes.append((x0, y0, x1, y1))
-            if not self.with_masks:
+            if not with_masks:
                 continue
             if g.mask_rle is not None:
                 mh, mw = (int(v) for v in g.mask_rle["size"])
@@ -155,6 +148,32 @@ class DetectionDataset(Dataset):
                 m[int(np.floor(y0)):int(np.ceil(y1)), int(np.floor(x0)):int(np.ceil(x1))] = 1
                 masks.append(m)
                 from_box.append(True)
+        return boxes, masks, from_box
+
+    def full_size_targets(self, item: _Item, h: int, w: int
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Untransformed targets of ``item`` for an ``h × w`` photo: ``boxes`` float32 ``(N, 4)``,
+        ``labels`` int64, ``masks`` uint8 ``(N, h, w)``, ``mask_from_box`` bool; degenerate boxes dropped."""
+        boxes, masks, from_box = self._garment_geometry(item, h, w, with_masks=True)
+        keep = [i for i, (x0, y0, x1, y1) in enumerate(boxes) if x1 > x0 and y1 > y0]
+        labels = [self._tax.object_type_index(item.garments[i].object_type) + 1 for i in keep]  # type: ignore[arg-type]
+        return (torch.tensor([boxes[i] for i in keep], dtype=torch.float32).reshape(-1, 4),
+                torch.tensor(labels, dtype=torch.int64),
+                torch.from_numpy(np.stack([masks[i] for i in keep])) if keep else torch.zeros((0, h, w), dtype=torch.uint8),
+                torch.tensor([from_box[i] for i in keep], dtype=torch.bool))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        item = self.items[index]
+        record = self.records[item.record_index]
+        rgb = load_image(record.path, max_pixels=self.max_pixels).rgb
+        h, w = rgb.shape[:2]
+        if record.width is not None and record.height is not None and (record.width, record.height) != (w, h):
+            raise ValueError(f"{record.path}: record says {record.width}x{record.height} (w x h), "
+                             f"decoded image is {w}x{h}")
+        boxes, masks, from_box = self._garment_geometry(item, h, w, with_masks=self.with_masks)
         # albumentations drops degenerate boxes; track garments by index so masks stay in step
         valid = [i for i, (x0, y0, x1, y1) in enumerate(boxes) if x1 > x0 and y1 > y0]
         kwargs: dict[str, Any] = {"image": rgb, "bboxes": np.array([boxes[i] for i in valid], np.float32).reshape(-1, 4),

@@ -6,13 +6,37 @@
     >>> build_report(data, "runs/trends")                                               # doctest: +SKIP
 """
 
-from fashionlens.trends.events import detect_shifts, detect_spikes, lead_lag, rising_falling
-from fashionlens.trends.forecast import MODELS, forecast_all, holdout_evaluation, predict, rolling_backtest, \
-    summarise_holdout
-from fashionlens.trends.inputs import TrendData, TrendInputError, ValidationReport, load_inputs, read_post_metadata, \
-    read_streetstyle, read_tag_results
+from fashionlens.trends.events import (
+    detect_shifts,
+    detect_spikes,
+    lead_lag,
+    rising_falling,
+)
+from fashionlens.trends.forecast import (
+    MODELS,
+    forecast_all,
+    holdout_evaluation,
+    predict,
+    rolling_backtest,
+    summarise_holdout,
+)
+from fashionlens.trends.inputs import (
+    TrendData,
+    TrendInputError,
+    ValidationReport,
+    load_inputs,
+    read_post_metadata,
+    read_streetstyle,
+    read_tag_results,
+)
 from fashionlens.trends.report import build_report
-from fashionlens.trends.series import attribute_shares, eligible_series, post_volume, share_matrix, wilson_interval
+from fashionlens.trends.series import (
+    attribute_shares,
+    eligible_series,
+    post_volume,
+    share_matrix,
+    wilson_interval,
+)
 from fashionlens.trends.social import activity, caption_sentiment, hashtags, top_authors
 
 __all__ = [

@@ -21,9 +21,9 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,7 +76,7 @@ class ValidationReport:
                 break
             kept.append(ex)
 
-    def merge(self, other: "ValidationReport") -> "ValidationReport":
+    def merge(self, other: ValidationReport) -> ValidationReport:
         out = ValidationReport(self.rows_read + other.rows_read, self.rows_used + other.rows_used,
                                self.rejected + other.rejected, {}, self.notes + other.notes)
         for rep in (self, other):
@@ -145,7 +145,6 @@ def _read_csv_counting_bad_lines(path: Path, report: ValidationReport) -> pd.Dat
 
     def on_bad(fields: list[str]) -> None:
         bad.append(fields)
-        return None
 
     df = pd.read_csv(path, engine="python", on_bad_lines=on_bad, **kw)
     report.rows_read += len(bad)

@@ -7,12 +7,17 @@ import html
 import io
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
-from fashionlens.trends.events import detect_shifts, detect_spikes, lead_lag, rising_falling
+from fashionlens.trends.events import (
+    detect_shifts,
+    detect_spikes,
+    lead_lag,
+    rising_falling,
+)
 from fashionlens.trends.forecast import forecast_all
 from fashionlens.trends.inputs import TrendData
 from fashionlens.trends.series import GLOBAL, Freq, attribute_shares, share_matrix
@@ -194,8 +199,8 @@ def build_report(data: TrendData, out_dir: str | Path, *, freq: Freq = "month", 
             + "\n".join(sections) + "</body></html>")
     (out / "report.html").write_text(page, encoding="utf-8")
     lap("html")
-    return {"out_dir": str(out), "report": str(out / "report.html"), "posts": int(len(data.posts)),
-            "labels": int(len(data.labels)), "rejected_rows": rep.rows_rejected,
-            "spikes": int(len(tables["spikes"])), "shifts": int(len(tables["shifts"])),
+    return {"out_dir": str(out), "report": str(out / "report.html"), "posts": len(data.posts),
+            "labels": len(data.labels), "rejected_rows": rep.rows_rejected,
+            "spikes": len(tables["spikes"]), "shifts": len(tables["shifts"]),
             "forecast_series": int(fm.shape[1]) if not fm.empty else 0, "timings_s": timings,
             "tables": sorted(f"{k}.csv" for k in tables)}

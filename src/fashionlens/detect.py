@@ -1,0 +1,130 @@
+"""Garment detection for the Tagger: a trained detector → :class:`~fashionlens.garments.Garments`.
+
+:class:`GarmentDetector` loads detector weights (the shipped default, or a path from
+``fashionlens train detector``), runs it on decoded photos and applies the optional
+post-processing rules of :mod:`fashionlens.detect_rules`. Boxes and masks come back in the
+photo's full-resolution pixels even when it was decoded at a reduced JPEG scale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fashionlens.detect_rules import RULES, apply_rules
+from fashionlens.garments import Garments
+from fashionlens.imageio import DecodedImage
+from fashionlens.models.detector_weights import load_detector
+from fashionlens.models.fcos_seg import FCOSSeg
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Run-time detection settings; ``None`` keeps the value stored with the weights.
+
+    ``score_thresh``: keep detections scoring at least this; ``nms_thresh``: IoU above which
+    same-type boxes are suppressed; ``rules``: names from :data:`fashionlens.detect_rules.RULES`;
+    ``mask_thresh``: mask probability threshold.
+    """
+
+    score_thresh: float | None = None
+    nms_thresh: float | None = None
+    max_detections: int = 20
+    rules: tuple[str, ...] = ()
+    mask_thresh: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("score_thresh", "nms_thresh"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+        unknown = [r for r in self.rules if r not in RULES]
+        if unknown:
+            raise ValueError(f"unknown post-processing rule(s) {unknown}; expected some of {sorted(RULES)}")
+        if self.max_detections < 1:
+            raise ValueError(f"max_detections: expected >= 1, got {self.max_detections}")
+
+
+class GarmentDetector:
+    """A loaded detector that turns decoded photos into :class:`Garments` (boxes, masks, types, scores)."""
+
+    def __init__(self, weights: str | Path | None = None, *, settings: DetectSettings = DetectSettings(),
+                 threads: int | None = None, backend: str = "auto") -> None:
+        from fashionlens.models.registry import DEFAULT_DETECTOR, default_weights_path
+
+        path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DETECTOR)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.meta = load_detector(path)
+        chosen = self.meta.extra.get("defaults") or {}
+        self.score_thresh = float(settings.score_thresh if settings.score_thresh is not None
+                                  else chosen.get("score_thresh", 0.3))
+        self.nms_thresh = float(settings.nms_thresh if settings.nms_thresh is not None
+                                else chosen.get("nms_thresh", 0.6))
+        # the network keeps candidates down to 0.05 so the rules see them; the threshold applies after the rules
+        self.model.score_thresh = min(0.05, self.score_thresh)
+        self.model.nms_thresh = self.nms_thresh
+        self.model.detections_per_img = settings.max_detections
+        self.settings = settings
+        self.class_names = list(self.meta.class_names)
+        self.path = path
+        self.run: Callable[[list[torch.Tensor]], list[dict[str, torch.Tensor]]] = self.model
+        self.backend = "torch"
+        onnx_path = path.with_suffix(".onnx")
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"backend: expected auto, onnx or torch, got {backend!r}")
+        if backend == "onnx" and not onnx_path.is_file():
+            raise FileNotFoundError(f"backend 'onnx' needs {onnx_path} (fashionlens export onnx --detector {path})")
+        if backend != "torch" and onnx_path.is_file() and isinstance(self.model, FCOSSeg):
+            from fashionlens.runtime.detector_onnx import OnnxDetectorRunner
+
+            self.run = OnnxDetectorRunner(self.model, onnx_path, threads=threads)
+            self.backend = "onnx"
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        return {"name": self.meta.name, "version": self.meta.version, "backend": self.backend}
+
+    @torch.no_grad()
+    def detect_rgb(self, rgb: np.ndarray) -> Garments:
+        """Garments in an ``H×W×3`` uint8 image, in its pixels, after threshold and rules."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        [out] = self.run([image])
+        return self.to_garments(out, rgb.shape[:2])
+
+    def to_garments(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> Garments:
+        names = self.class_names
+        masks = out.get("masks")
+        garments = Garments(
+            xyxy=out["boxes"].numpy(), object_type=[names[int(i)] for i in out["labels"]],
+            confidence=out["scores"].clamp(0, 1).numpy(),
+            mask=(masks[:, 0] >= self.settings.mask_thresh).numpy() if masks is not None else None,
+        )
+        garments = apply_rules(garments, self.settings.rules, size=size, nms_thresh=self.nms_thresh)
+        return garments.select(garments.confidence >= self.score_thresh)
+
+    def detect(self, image: DecodedImage) -> Garments:
+        """Garments of a decoded photo, boxes and masks in its full-resolution pixels."""
+        garments = self.detect_rgb(image.rgb)
+        if image.scale == 1.0:
+            return garments
+        mask = garments.mask
+        if mask is not None:
+            mask = np.stack([cv2.resize(m.astype(np.uint8), (image.width, image.height),
+                                        interpolation=cv2.INTER_NEAREST).astype(bool) for m in mask]
+                            ) if len(mask) else np.zeros((0, image.height, image.width), bool)
+        return Garments(xyxy=garments.xyxy / image.scale, object_type=garments.object_type,
+                        confidence=garments.confidence, mask=mask, data=garments.data)
+
+    def detect_many(self, images: Sequence[DecodedImage]) -> list[Garments]:
+        return [self.detect(im) for im in images]

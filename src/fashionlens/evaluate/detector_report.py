@@ -1,0 +1,233 @@
+"""``fashionlens evaluate detector``: a trained detector on labelled photos, through the real inference path.
+
+Each photo is decoded and run once through :class:`~fashionlens.detect.GarmentDetector`'s network,
+keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From those candidates:
+
+* COCO box and mask AP/AR, per-class AP, the iMaterialist-2019 Kaggle metric and a PR-curve PNG
+  (:func:`~fashionlens.evaluate.detection.evaluate_detections`) for each post-processing rule set
+  asked for (``rule_sets``; the first is the reported one);
+* precision, recall and F1 at a sweep of score thresholds (a prediction is a true positive when it
+  matches an unmatched ground-truth garment of the same object type with box IoU ≥ 0.5, highest
+  score first) — the basis for the default threshold;
+* with a Tagger, end-to-end metrics at the operating threshold: predictions are matched to ground
+  truth class-agnostically (IoU ≥ 0.5), each matched crop is classified, and the report gives the
+  share of ground truth found, and among matches the share with the right object type and with
+  a category among the ground truth's categories.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from torchvision.ops import box_iou
+from tqdm.auto import tqdm
+
+from fashionlens.detect_rules import apply_rules
+from fashionlens.evaluate.detection import evaluate_detections, records_to_coco
+from fashionlens.garments import Garments
+from fashionlens.imageio import load_image
+from fashionlens.io.records import ImageRecord
+
+if TYPE_CHECKING:
+    from fashionlens.detect import GarmentDetector
+    from fashionlens.pipeline import Tagger
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+
+
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    r = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")}
+
+
+def _predictions(image_id: int, g: Garments, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    out = []
+    for i in g:
+        x0, y0, x1, y1 = (float(v) for v in g.xyxy[i])
+        p = {"image_id": image_id, "category_id": class_names.index(g.object_type[i]),
+             "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(g.confidence[i])}
+        if g.mask is not None:
+            p["segmentation"] = _rle(g.mask[i])
+        out.append(p)
+    return out
+
+
+def _gt_boxes(gt: dict[str, Any]) -> dict[int, list[tuple[np.ndarray, int]]]:
+    by_image: dict[int, list[tuple[np.ndarray, int]]] = {im["id"]: [] for im in gt["images"]}
+    for a in gt["annotations"]:
+        x, y, w, h = a["bbox"]
+        by_image[a["image_id"]].append((np.array([x, y, x + w, y + h], np.float32), a["category_id"]))
+    return by_image
+
+
+def match(gt_boxes: list[tuple[np.ndarray, int]], preds: list[dict[str, Any]], *, same_class: bool = True,
+          iou_thresh: float = 0.5) -> list[tuple[int, int]]:
+    """Greedy one-to-one matches ``(prediction index, ground-truth index)``, highest score first."""
+    if not gt_boxes or not preds:
+        return []
+    g = torch.tensor(np.stack([b for b, _ in gt_boxes]))
+    p = torch.tensor([[d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]
+                      for d in preds], dtype=torch.float32)
+    iou = box_iou(p, g).numpy()
+    used: set[int] = set()
+    pairs = []
+    for i in sorted(range(len(preds)), key=lambda k: -preds[k]["score"]):
+        best, best_iou = -1, iou_thresh
+        for j, (_, c) in enumerate(gt_boxes):
+            if j in used or (same_class and c != preds[i]["category_id"]):
+                continue
+            if iou[i, j] >= best_iou:
+                best, best_iou = j, iou[i, j]
+        if best >= 0:
+            used.add(best)
+            pairs.append((i, best))
+    return pairs
+
+
+def precision_recall(gt: dict[str, Any], predictions: list[dict[str, Any]], thresholds: Sequence[float] = THRESHOLDS
+                     ) -> list[dict[str, float]]:
+    """P/R/F1 per score threshold (same-type matching at box IoU ≥ 0.5)."""
+    gt_by = _gt_boxes(gt)
+    n_gt = sum(len(v) for v in gt_by.values())
+    pred_by: dict[int, list[dict[str, Any]]] = {k: [] for k in gt_by}
+    for p in predictions:
+        pred_by.setdefault(p["image_id"], []).append(p)
+    rows = []
+    for t in thresholds:
+        tp = fp = 0
+        for image_id, preds in pred_by.items():
+            kept = [p for p in preds if p["score"] >= t]
+            m = len(match(gt_by.get(image_id, []), kept))
+            tp += m
+            fp += len(kept) - m
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / n_gt if n_gt else 0.0
+        rows.append({"score_thresh": t, "precision": round(prec, 4), "recall": round(rec, 4),
+                     "f1": round(2 * prec * rec / (prec + rec), 4) if prec + rec else 0.0})
+    return rows
+
+
+def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord], *, out_dir: str | Path,
+                      rule_sets: Sequence[Sequence[str]] = ((),), tagger: Tagger | None = None,
+                      progress: bool = True) -> dict[str, Any]:
+    """Run the evaluation of the module docstring; writes ``detector_eval.json``,
+    ``predictions.coco.json`` (first rule set, all candidates) and ``pr_curve.png`` under ``out_dir``."""
+    from fashionlens.pipeline import crop_garment
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gt = records_to_coco(records)
+    names = detector.class_names
+    preds: dict[tuple[str, ...], list[dict[str, Any]]] = {tuple(r): [] for r in rule_sets}
+    e2e = {"gt": 0, "matched": 0, "type_correct": 0, "category_correct": 0, "category_labelled": 0}
+    gt_by = _gt_boxes(gt)
+    model = detector.model
+    saved = (model.score_thresh, model.detections_per_img)
+    model.score_thresh, model.detections_per_img = 0.05, 100
+    try:
+        for k, record in enumerate(tqdm(records, desc="evaluate detector", unit="img", disable=not progress)):
+            image_id = k + 1
+            image = load_image(record.path)
+            with torch.no_grad():
+                [raw] = detector.run([torch.from_numpy(image.rgb).permute(2, 0, 1).float().div_(255.0)])
+            masks = raw.get("masks")
+            candidates = Garments(xyxy=raw["boxes"].numpy(), object_type=[names[int(i)] for i in raw["labels"]],
+                                  confidence=raw["scores"].clamp(0, 1).numpy(),
+                                  mask=None if masks is None else (masks[:, 0] >= detector.settings.mask_thresh).numpy())
+            for rules in preds:
+                kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
+                preds[rules] += _predictions(image_id, kept, names)
+            if tagger is None:
+                continue
+            chosen = apply_rules(candidates, rule_sets[0], size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
+            chosen = chosen.select(chosen.confidence >= detector.score_thresh)
+            p_list = _predictions(image_id, chosen, names)
+            gts = gt_by[image_id]
+            e2e["gt"] += len(gts)
+            pairs = match(gts, p_list, same_class=False)
+            if not pairs:
+                continue
+            crops = [crop_garment(image, chosen.xyxy[i], None, margin=tagger.crop_margin)[0] for i, _ in pairs]
+            probs = tagger.predict(crops)
+            cat_values = tagger.meta.head("category").values
+            gt_anns = [a for a in gt["annotations"] if a["image_id"] == image_id]
+            for n, (i, j) in enumerate(pairs):
+                e2e["matched"] += 1
+                e2e["type_correct"] += int(p_list[i]["category_id"] == gts[j][1])
+                wanted = set(gt_anns[j].get("fashionlens_categories") or [])
+                if wanted:
+                    t = tagger.taxonomy.object_type_index(chosen.object_type[i])
+                    in_type = np.where(tagger._cat_type_index == t, probs["category"][n], -1.0)
+                    e2e["category_labelled"] += 1
+                    e2e["category_correct"] += int(cat_values[int(in_type.argmax())] in wanted)
+    finally:
+        model.score_thresh, model.detections_per_img = saved
+    results: dict[str, Any] = {"images": len(records), "annotations": len(gt["annotations"]),
+                               "score_thresh": detector.score_thresh, "rule_sets": {}}
+    for n, (rules, p) in enumerate(preds.items()):
+        ev = evaluate_detections(gt, p, pr_curve_png=out / "pr_curve.png" if n == 0 else None)
+        key = "+".join(rules) or "none"
+        results["rule_sets"][key] = {
+            "bbox": (ev.get("bbox") or {}).get("stats"), "segm": (ev.get("segm") or {}).get("stats"),
+            "per_class_AP": (ev.get("bbox") or {}).get("per_class_AP"), "kaggle": (ev.get("kaggle") or {}).get("score"),
+            "pr_sweep": precision_recall(gt, p),
+        }
+        if n == 0:
+            (out / "predictions.coco.json").write_text(json.dumps(p))
+    if tagger is not None:
+        results["end_to_end"] = {
+            **e2e,
+            "found": round(e2e["matched"] / e2e["gt"], 4) if e2e["gt"] else None,
+            "type_accuracy": round(e2e["type_correct"] / e2e["matched"], 4) if e2e["matched"] else None,
+            "category_accuracy": (round(e2e["category_correct"] / e2e["category_labelled"], 4)
+                                  if e2e["category_labelled"] else None),
+        }
+    (out / "detector_eval.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRecord], *, progress: bool = True
+                           ) -> dict[str, Any]:
+    """Single-garment product photos: does the top-scoring detection's object type match the label?
+
+    Every record needs exactly one garment with an ``object_type`` (others are skipped and counted).
+    A photo with no detection at all (score ≥ 0.05) counts as wrong and is counted in ``no_detection``.
+    Reported overall and per source.
+    """
+    model = detector.model
+    saved = model.score_thresh
+    model.score_thresh = 0.05
+    names = detector.class_names
+    per_source: dict[str, dict[str, int]] = {}
+    skipped = 0
+    try:
+        for record in tqdm(records, desc="top detection", unit="img", disable=not progress):
+            labelled = [g for g in record.garments if g.object_type is not None]
+            if len(labelled) != 1:
+                skipped += 1
+                continue
+            image = load_image(record.path, min_side=512)
+            with torch.no_grad():
+                [raw] = detector.run([torch.from_numpy(image.rgb).permute(2, 0, 1).float().div_(255.0)])
+            s = per_source.setdefault(record.source, {"photos": 0, "correct": 0, "no_detection": 0})
+            s["photos"] += 1
+            if not len(raw["scores"]):
+                s["no_detection"] += 1
+                continue
+            top = names[int(raw["labels"][int(raw["scores"].argmax())])]
+            s["correct"] += int(top == labelled[0].object_type)
+    finally:
+        model.score_thresh = saved
+    total = {k: sum(s[k] for s in per_source.values()) for k in ("photos", "correct", "no_detection")}
+    acc = {src: round(s["correct"] / s["photos"], 4) for src, s in per_source.items() if s["photos"]}
+    return {"accuracy": round(total["correct"] / total["photos"], 4) if total["photos"] else None,
+            "per_source_accuracy": acc, "counts": per_source, "skipped": skipped, **total}

@@ -1,0 +1,99 @@
+"""The detector's network in ONNX Runtime; resizing and post-processing stay in PyTorch.
+
+The exported graph takes the normalised, padded image batch (what the detector's own
+``GeneralizedRCNNTransform`` produces; height and width are dynamic axes) and returns the FCOS
+head's raw outputs (``cls_logits``, ``bbox_regression``, ``bbox_ctrness``) and the semantic mask
+probabilities. Anchors, box decoding, NMS and instance masks then run through the very same
+:meth:`~fashionlens.models.fcos_seg.FCOSSeg.detect_from_outputs` as the PyTorch path, so both
+backends differ only by floating-point noise in the network (``tests/runtime``).
+
+Only :class:`~fashionlens.models.fcos_seg.FCOSSeg` detectors are exported; Mask R-CNN's RoI heads
+do not export cleanly and stay PyTorch-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from fashionlens.models.detector_weights import load_detector
+from fashionlens.models.fcos_seg import FCOSSeg
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAMES = ("cls_logits", "bbox_regression", "bbox_ctrness", "seg")
+
+
+class _DetectorNetwork(nn.Module):
+    def __init__(self, model: FCOSSeg) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        features = self.model.backbone(images)
+        head = self.model.head(list(features.values()))
+        seg = self.model.seg_head(features["0"]).softmax(1)
+        return head["cls_logits"], head["bbox_regression"], head["bbox_ctrness"], seg
+
+
+def detector_onnx_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".onnx")
+
+
+def export_detector_onnx(weights: str | Path | None = None, output: str | Path | None = None, *,
+                         opset: int = 17) -> Path:
+    """Write the detector network of ``weights`` (default: the shipped detector) to ONNX."""
+    from fashionlens.models.registry import DEFAULT_DETECTOR, default_weights_path
+
+    weights = Path(weights) if weights else default_weights_path(DEFAULT_DETECTOR)
+    output = Path(output) if output else detector_onnx_path(weights)
+    model, meta = load_detector(weights)
+    if not isinstance(model, FCOSSeg):
+        raise ValueError(f"{weights}: only fcos-seg detectors export to ONNX, this one is {meta.arch!r}")
+    size = int(meta.builder_kwargs.get("max_size", 384))
+    dummy = torch.zeros(1, 3, size * 2 // 3 // 32 * 32, size)
+    dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "seg": {0: "batch", 2: "seg_h", 3: "seg_w"},
+               **{n: {0: "batch", 1: "locations"} for n in OUTPUT_NAMES[:3]}}
+    tmp = output.with_name(output.name + ".tmp")
+    torch.onnx.export(_DetectorNetwork(model).eval(), (dummy,), str(tmp), input_names=["images"],
+                      output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+    tmp.replace(output)
+    log.info("exported detector %s → %s", weights, output)
+    return output
+
+
+class OnnxDetectorRunner:
+    """Callable like the PyTorch detector in eval mode: ``runner([image]) → [detections]``.
+
+    Thresholds (``score_thresh``, ``nms_thresh``, ``detections_per_img``) are read from ``model``
+    at every call, so settings changed on the PyTorch model apply to both backends.
+    """
+
+    def __init__(self, model: FCOSSeg, onnx_path: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from fashionlens.runtime.backends import default_threads
+
+        self.model = model
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    @torch.no_grad()
+    def __call__(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+        original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+        image_list, _ = self.model.transform(images)
+        cls, box, ctr, seg = self.session.run(list(OUTPUT_NAMES), {"images": image_list.tensors.numpy()})
+        head = {"cls_logits": torch.from_numpy(cls), "bbox_regression": torch.from_numpy(box),
+                "bbox_ctrness": torch.from_numpy(ctr)}
+        levels = self.model.level_sizes(*image_list.tensors.shape[-2:])
+        if sum(h * w for h, w in levels) != cls.shape[1]:
+            raise RuntimeError(f"ONNX detector returned {cls.shape[1]} locations, expected "
+                               f"{sum(h * w for h, w in levels)} for input {tuple(image_list.tensors.shape)}")
+        return self.model.detect_from_outputs(image_list, head, levels, torch.from_numpy(np.asarray(seg)),
+                                              original_sizes)

@@ -1,0 +1,492 @@
+"""Train a garment detector on a CPU: frozen stem features cached once, the rest trained.
+
+The recipe (``configs/detector_*.yaml``; ``fashionlens train detector --config …``):
+
+1. records come from the development data sets (``sources``, e.g. CCP) and/or the user's own
+   labelled data (``data``: COCO, YOLO, VOC, DeepFashion2, Fashionpedia, iMaterialist through the
+   readers and taxonomy mappings); they are split 70/15/15 by group with the seed
+   (:func:`~fashionlens.io.splits.group_split`) unless an entry names its split;
+2. every image is resized by the detector's own transform (longer side ``size`` px) and, with
+   ``freeze_stem``, passed once through the frozen stem (stem + blocks up to stride 8); those
+   features (fp16), the resized boxes, instance masks and the stride-4 semantic map are cached in
+   memory and on disk (``cache_dir``), two views per training image (as is and mirrored);
+3. each epoch draws one view per training image; the remaining backbone blocks, the FPN and the
+   heads train with AdamW (linear warm-up, cosine decay), batch norm frozen;
+4. every ``eval_every`` epochs the model is evaluated on the validation split (COCO box and mask
+   AP via pycocotools); ``best.pt`` keeps the best box AP, ``last.pt`` resumes an interrupted run;
+   training stops after ``patience`` evaluations without improvement;
+5. the best model is evaluated on the test split and saved fp16 with its metadata (``model.pt``,
+   ``eval.json``, a PR-curve PNG).
+
+Caching the stem is what makes CPU training fit: the stem runs at the highest resolution and
+costs about half of the backbone's forward pass; with it frozen, one epoch over CCP's ~610
+training photos takes minutes, not tens of minutes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models.detection.image_list import ImageList
+from tqdm import tqdm
+
+from fashionlens.imageio import load_image
+from fashionlens.io.records import ImageRecord
+from fashionlens.io.splits import group_split
+from fashionlens.models.detector import DETECTORS, detector_class_names
+from fashionlens.models.detector_weights import DetectorMeta, save_detector
+from fashionlens.train.config import ConfigError
+from fashionlens.train.detection_data import DetectionDataset
+
+log = logging.getLogger(__name__)
+
+DATA_FORMATS = ("coco", "fashionpedia", "yolo", "voc", "deepfashion2", "imaterialist")
+
+
+@dataclass
+class DetectorTrainConfig:
+    """Everything that defines one detector training run."""
+
+    data_root: str = "../shared/datasets"
+    sources: tuple[str, ...] = ("ccp",)
+    data: list[dict[str, Any]] = field(default_factory=list)  # user data: {format, ..., split?}
+    flatlay: dict[str, Any] = field(default_factory=dict)  # {sources: [clothing, rise], max_per_source: N}
+    arch: str = "fcos-seg-lite0-fpn"
+    builder_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None  # start from a trained detector's weights (model.pt), e.g. to fine-tune
+    size: int = 384
+    freeze_stem: bool = True
+    hflip: bool = True
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    backbone_lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100
+    grad_clip: float = 10.0
+    eval_every: int = 3
+    patience: int = 4
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    cache_dir: str = "runs/cache/detector"
+    out_dir: str = "runs/detector"
+    device: str = "cpu"
+    threads: int | None = None
+    limit: int | None = None  # cap records per split (smoke tests)
+    model_name: str = "garment-detector"
+    model_version: str = "0"
+
+    def __post_init__(self) -> None:
+        self.sources = tuple(self.sources)
+        self.split_fractions = tuple(float(f) for f in self.split_fractions)  # type: ignore[assignment]
+        if self.arch not in DETECTORS:
+            raise ConfigError(f"arch: expected one of {sorted(DETECTORS)}, got {self.arch!r}")
+        unknown = set(self.sources) - {"ccp", "clothing", "rise"}
+        if unknown:
+            raise ConfigError(f"sources: unknown {sorted(unknown)}; expected data sets with boxes or masks (ccp)")
+        for entry in self.data:
+            if not isinstance(entry, dict) or entry.get("format") not in DATA_FORMATS:
+                raise ConfigError(f"data: each entry needs format: one of {list(DATA_FORMATS)}, got {entry!r}")
+            if entry.get("split") not in (None, "train", "val", "test"):
+                raise ConfigError(f"data: split must be train, val or test, got {entry.get('split')!r}")
+        for name in ("epochs", "batch_size", "size", "eval_every", "patience", "seed", "warmup_iters"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name in ("seed", "warmup_iters") else 1):
+                raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+        for name in ("lr", "backbone_lr", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{name}: expected a non-negative number, got {value!r}")
+        if self.size < 64:
+            raise ConfigError(f"size: expected >= 64 px, got {self.size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def read_detection_data(entry: dict[str, Any]) -> list[ImageRecord]:
+    """Records of one ``data:`` entry (a user's labelled photos in a supported format)."""
+    fmt = entry["format"]
+    args = {k: v for k, v in entry.items() if k not in ("format", "split")}
+    if fmt in ("coco", "fashionpedia"):
+        from fashionlens.io.coco import read_coco
+
+        if fmt == "fashionpedia":
+            args.setdefault("mapping", "fashionpedia")
+        return read_coco(args.pop("annotations"), args.pop("images", None), **args)
+    if fmt == "yolo":
+        from fashionlens.io.yolo import read_yolo
+
+        return read_yolo(args.pop("images"), args.pop("labels"), args.pop("class_names"), **args)
+    if fmt == "voc":
+        from fashionlens.io.voc import read_voc
+
+        return read_voc(args.pop("annotations"), args.pop("images", None), **args)
+    if fmt == "deepfashion2":
+        from fashionlens.io.deepfashion2 import read_deepfashion2
+
+        return read_deepfashion2(args.pop("annotations"), args.pop("images"), **args)
+    from fashionlens.io.imaterialist import read_imaterialist
+
+    return read_imaterialist(args.pop("annotations"), args.pop("images"), **args)
+
+
+def flatlay_records(config: DetectorTrainConfig) -> list[ImageRecord]:
+    """Training-split single-garment product photos boxed by the flat-lay auto-annotation.
+
+    ``config.flatlay = {sources: [clothing, rise], max_per_source: N}``. Only photos in the *train*
+    split of each source (the same seeded group split the classifier uses) are annotated, so
+    validation and test photos never leak into detector training. Photos whose box covers the
+    whole photo (``covers_photo``: busy backgrounds) are dropped.
+    """
+    from fashionlens.annotate_flatlay import annotate_flatlay
+    from fashionlens.io.datasets import read_dataset
+
+    out: list[ImageRecord] = []
+    for source in config.flatlay.get("sources", []):
+        train = group_split(read_dataset(source, config.data_root), fractions=config.split_fractions,
+                            seed=config.seed)["train"]
+        train = [r for r in train if len(r.garments) == 1 and r.garments[0].object_type is not None]
+        random.Random(f"{config.seed}/flatlay/{source}").shuffle(train)
+        train = train[: config.flatlay.get("max_per_source") or None]
+        report = annotate_flatlay([r.path for r in train], labels={Path(r.path).resolve(): r for r in train})
+        kept = [dataclasses.replace(r, source=f"flatlay-{source}") for r in report.records
+                if "covers_photo" not in r.meta.get("flatlay_flags", [])]
+        log.info("flat-lay %s: %d photos annotated, %d kept", source, len(train), len(kept))
+        out += kept
+    return out
+
+
+def split_records(config: DetectorTrainConfig) -> dict[str, list[ImageRecord]]:
+    """Train/val/test records: dev sources and unsplit user data by group; flat-lay photos train only."""
+    from fashionlens.io.datasets import read_dataset
+
+    pooled: list[ImageRecord] = []
+    fixed: dict[str, list[ImageRecord]] = defaultdict(list)
+    for source in config.sources:
+        pooled += read_dataset(source, config.data_root)
+    for entry in config.data:
+        records = read_detection_data(entry)
+        (fixed[entry["split"]] if entry.get("split") else pooled).extend(records)
+    splits = group_split(pooled, fractions=config.split_fractions, seed=config.seed) if pooled else \
+        {"train": [], "val": [], "test": []}
+    for name, records in fixed.items():
+        splits[name] += records
+    if config.flatlay:
+        splits["train"] += flatlay_records(config)
+    if config.limit:
+        splits = {k: v[: config.limit] for k, v in splits.items()}
+    if not splits["train"] or not splits["val"]:
+        raise ValueError(f"detector training needs train and val records, got {({k: len(v) for k, v in splits.items()})}")
+    return splits
+
+
+@dataclass
+class CachedView:
+    """One resized view of a photo: stem features (or the normalised image) and its targets."""
+
+    record_index: int
+    inputs: torch.Tensor  # (C, h, w) fp16: stem features, or the normalised image without freeze_stem
+    image_size: tuple[int, int]  # resized, unpadded (h, w)
+    padded_size: tuple[int, int]  # (H, W) of the padded input
+    original_size: tuple[int, int]
+    target: dict[str, torch.Tensor]  # boxes, labels, masks (uint8, padded size), mask_from_box
+    semantic: torch.Tensor  # (H/4, W/4) uint8
+
+
+def _cache_key(config: DetectorTrainConfig, split: str, n: int) -> str:
+    fields = {k: getattr(config, k) for k in ("data_root", "sources", "data", "flatlay", "arch", "size",
+                                              "freeze_stem", "hflip", "seed", "split_fractions", "limit")}
+    fields["builder_kwargs"] = {k: v for k, v in config.builder_kwargs.items() if k in ("fpn_channels",)}
+    blob = json.dumps({"split": split, "n": n, **fields}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+@torch.no_grad()
+def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequence[bool], freeze_stem: bool,
+                desc: str = "cache") -> list[CachedView]:
+    """Resize with the model's transform, run the frozen stem, keep targets (see module docstring)."""
+    from fashionlens.models.fcos_seg import semantic_targets
+
+    ds = DetectionDataset(records, size=16, with_masks=True, keep_negatives=True)
+    views: list[CachedView] = []
+    model.eval()
+    for item in tqdm(ds.items, desc=desc, unit="img"):
+        record = records[item.record_index]
+        try:
+            rgb = load_image(record.path).rgb
+        except Exception as exc:  # noqa: BLE001 - one bad photo is reported and skipped, not fatal
+            log.warning("skipping %s: %s", record.path, exc)
+            continue
+        h, w = rgb.shape[:2]
+        boxes, labels, masks, from_box = ds.full_size_targets(item, h, w)
+        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        for flip in flips:
+            img, m = (image.flip(-1), masks.flip(-1)) if flip else (image, masks)
+            b = boxes.clone()
+            if flip and len(b):
+                b[:, [0, 2]] = w - boxes[:, [2, 0]]
+            target = {"boxes": b, "labels": labels.clone(), "masks": m, "mask_from_box": from_box.clone()}
+            image_list, (t,) = model.transform([img], [target])
+            padded = tuple(image_list.tensors.shape[-2:])
+            if t["masks"].shape[-2:] != padded:
+                pm = torch.zeros((len(t["masks"]), *padded), dtype=torch.uint8)
+                pm[:, : t["masks"].shape[-2], : t["masks"].shape[-1]] = t["masks"]
+                t["masks"] = pm
+            keep = (t["boxes"][:, 2] - t["boxes"][:, 0] >= 1) & (t["boxes"][:, 3] - t["boxes"][:, 1] >= 1)
+            t = {k: v[keep] for k, v in t.items()}
+            inputs = model.backbone.forward_stem(image_list.tensors) if freeze_stem else image_list.tensors
+            views.append(CachedView(item.record_index, inputs[0].half(), tuple(image_list.image_sizes[0]), padded,
+                                    (h, w), t, semantic_targets([t], padded)[0].to(torch.uint8)))
+    return views
+
+
+def cached_views(model: nn.Module, config: DetectorTrainConfig, split: str, records: Sequence[ImageRecord]
+                 ) -> list[CachedView]:
+    flips = (False, True) if split == "train" and config.hflip else (False,)
+    path = Path(config.cache_dir) / f"{split}-{_cache_key(config, split, len(records))}.pt"
+    if path.is_file():
+        log.info("reading cached %s views from %s", split, path)
+        return [CachedView(**v) for v in torch.load(path, weights_only=False)]
+    views = build_views(model, records, flips=flips, freeze_stem=config.freeze_stem, desc=f"cache {split}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save([dataclasses.asdict(v) for v in views], tmp)
+    tmp.replace(path)
+    return views
+
+
+# ------------------------------------------------------------------------------ model steps
+
+
+def _batch(views: Sequence[CachedView]) -> tuple[ImageList, torch.Tensor, list[dict[str, torch.Tensor]], torch.Tensor]:
+    inputs = torch.stack([v.inputs.float() for v in views])
+    h, w = views[0].padded_size
+    dummy = torch.zeros((1, 1, h, w)).expand(len(views), 3, h, w)
+    image_list = ImageList(dummy, [v.image_size for v in views])
+    targets = [{k: t for k, t in v.target.items()} for v in views]
+    semantic = torch.stack([v.semantic.long() for v in views])
+    return image_list, inputs, targets, semantic
+
+
+def features_of(model: nn.Module, inputs: torch.Tensor, freeze_stem: bool):
+    if freeze_stem:
+        return model.backbone.forward_from_stem(inputs)
+    return model.backbone(inputs)
+
+
+def losses_of(model: nn.Module, views: Sequence[CachedView], freeze_stem: bool) -> dict[str, torch.Tensor]:
+    from fashionlens.models.fcos_seg import FCOSSeg
+
+    image_list, inputs, targets, semantic = _batch(views)
+    features = features_of(model, inputs, freeze_stem)
+    if isinstance(model, FCOSSeg):
+        return model.losses_from_features(image_list, features, targets, semantic)
+    if hasattr(model, "roi_heads"):  # Mask R-CNN
+        proposals, proposal_losses = model.rpn(image_list, features, targets)
+        _, detector_losses = model.roi_heads(features, proposals, image_list.image_sizes, targets)
+        return {**proposal_losses, **detector_losses}
+    raise TypeError(f"cannot train {type(model).__name__} from cached features")
+
+
+@torch.no_grad()
+def detect_views(model: nn.Module, views: Sequence[CachedView], freeze_stem: bool) -> list[dict[str, torch.Tensor]]:
+    """Detections at the original image sizes for cached views (eval mode)."""
+    from fashionlens.models.fcos_seg import FCOSSeg
+
+    image_list, inputs, _, _ = _batch(views)
+    features = features_of(model, inputs, freeze_stem)
+    originals = [v.original_size for v in views]
+    if isinstance(model, FCOSSeg):
+        return model.detect_from_features(image_list, features, originals)
+    proposals, _ = model.rpn(image_list, features)
+    detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
+    return model.transform.postprocess(detections, image_list.image_sizes, originals)
+
+
+def _batches(views: Sequence[CachedView], batch_size: int, rng: random.Random | None) -> list[list[CachedView]]:
+    """Batches of views with equal padded size (shuffled when ``rng`` is given)."""
+    by_shape: dict[tuple[int, int], list[CachedView]] = defaultdict(list)
+    for v in views:
+        by_shape[v.padded_size].append(v)
+    batches = []
+    for group in by_shape.values():
+        if rng is not None:
+            rng.shuffle(group)
+        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def evaluate_views(model: nn.Module, views: Sequence[CachedView], records: Sequence[ImageRecord], *,
+                   freeze_stem: bool, batch_size: int = 8, pr_curve_png: str | Path | None = None) -> dict[str, Any]:
+    """COCO metrics of ``model`` on cached views of ``records`` (object-type label space)."""
+    from fashionlens.evaluate.detection import (
+        evaluate_detections,
+        records_to_coco,
+        torchvision_to_coco_results,
+    )
+
+    model.eval()
+    gt = records_to_coco(records)
+    predictions: list[dict[str, Any]] = []
+    for batch in _batches(views, batch_size, None):
+        outputs = detect_views(model, batch, freeze_stem)
+        predictions += torchvision_to_coco_results(outputs, [v.record_index + 1 for v in batch])
+    result = evaluate_detections(gt, predictions, pr_curve_png=pr_curve_png)
+    result["predictions"] = len(predictions)
+    return result
+
+
+# ------------------------------------------------------------------------------ training loop
+
+
+def _param_groups(model: nn.Module, config: DetectorTrainConfig) -> list[dict[str, Any]]:
+    backbone = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.body.")]
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.body.")]
+    return [{"params": backbone, "lr": config.backbone_lr}, {"params": rest, "lr": config.lr}]
+
+
+def _freeze_stem(model: nn.Module) -> None:
+    body = model.backbone.body
+    for module in (body.conv_stem, body.bn1, *body.blocks[: model.backbone._stem_blocks]):
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    box, mask = (result.get("bbox") or {}).get("stats") or {}, (result.get("segm") or {}).get("stats") or {}
+    return {"box_ap": box.get("AP"), "box_ap50": box.get("AP50"), "mask_ap": mask.get("AP"),
+            "mask_ap50": mask.get("AP50")}
+
+
+def build_model(config: DetectorTrainConfig) -> nn.Module:
+    kwargs = {"min_size": config.size, "max_size": config.size, **config.builder_kwargs}
+    return DETECTORS[config.arch](num_classes=len(detector_class_names()) - 1, pretrained_backbone=True, **kwargs)
+
+
+def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[str, Any]:
+    """Run the recipe of the module docstring; returns the summary also written to ``eval.json``."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    splits = split_records(config)
+    log.info("detector data: %s", {k: len(v) for k, v in splits.items()})
+    model = build_model(config)
+    if config.init_from:
+        from fashionlens.models.detector_weights import load_detector
+
+        trained, trained_meta = load_detector(config.init_from)
+        if trained_meta.arch != config.arch:
+            raise ConfigError(f"init_from: {config.init_from} is a {trained_meta.arch!r} detector, config arch is {config.arch!r}")
+        model.load_state_dict(trained.state_dict())
+        log.info("initialised from %s", config.init_from)
+    if config.freeze_stem:
+        _freeze_stem(model)
+    views = {name: cached_views(model, config, name, splits[name]) for name in ("train", "val")}
+    optimizer = torch.optim.AdamW(_param_groups(model, config), weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
+    total = max(1, steps_per_epoch * config.epochs)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+
+    def lr_factor(step: int) -> float:
+        if step < config.warmup_iters:
+            return (step + 1) / config.warmup_iters
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_iters) / max(1, total - config.warmup_iters))))
+
+    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "evals_since_best": 0}
+    last = out / "last.pt"
+    if resume and last.is_file():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        log.info("resumed from %s at epoch %d", last, state["epoch"])
+    metrics_log = out / "metrics.jsonl"
+    by_record: dict[int, list[CachedView]] = defaultdict(list)
+    for v in views["train"]:
+        by_record[v.record_index].append(v)
+    while state["epoch"] < config.epochs and state["evals_since_best"] < config.patience:
+        epoch = state["epoch"]
+        rng = random.Random(f"{config.seed}/{epoch}")
+        chosen = [rng.choice(vs) for _, vs in sorted(by_record.items())]
+        model.train()
+        sums: dict[str, float] = defaultdict(float)
+        t0 = time.perf_counter()
+        batches = _batches(chosen, config.batch_size, rng)
+        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
+            for g, base in zip(optimizer.param_groups, base_lrs):
+                g["lr"] = base * lr_factor(state["step"])
+            losses = losses_of(model, batch, config.freeze_stem)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+            optimizer.step()
+            state["step"] += 1
+            for k, v in losses.items():
+                sums[k] += float(v.detach()) / len(batches)
+        record: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
+                                  "loss": {k: round(v, 4) for k, v in sums.items()}}
+        state["epoch"] = epoch + 1
+        if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:
+            val = _summary(evaluate_views(model, views["val"], splits["val"], freeze_stem=config.freeze_stem))
+            record["val"] = val
+            score = val["box_ap"] or 0.0
+            if score > state["best"]:
+                state.update(best=score, best_epoch=state["epoch"], evals_since_best=0)
+                torch.save(model.state_dict(), out / "best.pt")
+            else:
+                state["evals_since_best"] += 1
+        with metrics_log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        log.info("%s", record)
+        tmp = last.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, tmp)
+        tmp.replace(last)
+    if (out / "best.pt").is_file():
+        model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+    return finish(model, config, splits, views["val"], state)
+
+
+def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]],
+           val_views: Sequence[CachedView], state: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate the chosen model on val and test, save it fp16 with metadata, write ``eval.json``."""
+    out = Path(config.out_dir)
+    val = evaluate_views(model, val_views, splits["val"], freeze_stem=config.freeze_stem)
+    test_views = cached_views(model, config, "test", splits["test"]) if splits["test"] else []
+    test = (evaluate_views(model, test_views, splits["test"], freeze_stem=config.freeze_stem,
+                           pr_curve_png=out / "pr_test.png") if test_views else None)
+    summary = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+               "records": {k: len(v) for k, v in splits.items()}, "val": val, "test": test}
+    meta = DetectorMeta(name=config.model_name, version=config.model_version, arch=config.arch,
+                        class_names=tuple(detector_class_names()),
+                        builder_kwargs={"min_size": config.size, "max_size": config.size, **config.builder_kwargs},
+                        metrics={"val": _summary(val), "test": _summary(test) if test else None},
+                        extra={"config": config.to_dict()})
+    save_detector(model, meta, out / "model.pt")
+    (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

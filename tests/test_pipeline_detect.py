@@ -1,0 +1,213 @@
+"""The Tagger with a detector: detect → crop → classify (``mode: detect``), the whole-image fallback
+when nothing is detected, and ``crop_garment``. The shipped classifier is loaded once per module;
+detectors are the tiny ones of tests/conftest.py, or a stub ``detect`` with known garments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.garments import Garments
+from fashionlens.imageio import DecodedImage
+from fashionlens.io.records import decode_mask
+from fashionlens.pipeline import Tagger, crop_garment
+from fashionlens.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger(backend="onnx", threads=1)
+
+
+def _decoded(rgb: np.ndarray, width: int | None = None, height: int | None = None) -> DecodedImage:
+    width, height = width or rgb.shape[1], height or rgb.shape[0]
+    return DecodedImage(rgb=rgb, width=width, height=height, scale=rgb.shape[1] / width, format="JPEG", mode="RGB")
+
+
+def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _probs(tagger: Tagger, n: int, **values: dict[str, float]) -> dict[str, np.ndarray]:
+    """Head probabilities for ``n`` crops: the given values (rest shared), else uniform / 0.05."""
+    out = {}
+    for h in tagger.meta.heads:
+        given = values.get(h.name, {})
+        if h.kind == "single":
+            rest = (1.0 - sum(given.values())) / max(1, h.num_outputs - len(given))
+            row = np.array([given.get(v, rest) for v in h.values], np.float32)
+        else:
+            row = np.array([given.get(v, 0.05) for v in h.values], np.float32)
+        out[h.name] = np.tile(row, (n, 1))
+    return out
+
+
+def _check_detected(rec: dict[str, Any], width: int, height: int) -> None:
+    assert rec["mode"] == "detect" and rec["error"] is None
+    assert rec["image"]["width"] == width and rec["image"]["height"] == height
+    assert rec["model"]["detector"] == "tiny-detector" and rec["model"]["detector_version"] == "test"
+    assert {"detect", "classify"} <= set(rec["timing_ms"])
+    assert rec["garments"]
+    for g in rec["garments"]:
+        assert g["object_type"] == "upper-body" and g["score"] >= 0.99
+        assert g["category"]["id"] in TAX.categories_of("upper-body")
+        x, y, w, h = g["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= width + 0.01 and y + h <= height + 0.01 and w > 0 and h > 0
+        assert g["mask"]["size"] == [height, width]
+        m = decode_mask(g["mask"])
+        ys, xs = np.nonzero(m)
+        assert len(xs) and xs.min() >= x - 1 and xs.max() <= x + w and ys.min() >= y - 1 and ys.max() <= y + h
+        assert "sleeve" in g["attributes"] and g["attributes"]["colours"]
+
+
+# ------------------------------------------------------------------------------ detect → crop → classify
+
+
+def test_detect_mode(tagger: Tagger, upper_body_detector_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_weights,
+                                                            settings=DetectSettings(max_detections=3)))
+    [rec] = tagger.tag_batch([_decoded(_noise(64, 96))], ["a.jpg"], decode_ms=[1.5])
+    _check_detected(rec, 96, 64)
+    assert 1 <= len(rec["garments"]) <= 3 and rec["timing_ms"]["decode"] == 1.5
+
+
+def test_detect_mode_at_reduced_decode_scale(tagger: Tagger, upper_body_detector_weights: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Boxes and masks of a photo decoded at 1/4 scale are in its full-resolution pixels."""
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_weights,
+                                                            settings=DetectSettings(max_detections=3)))
+    [rec] = tagger.tag_batch([_decoded(_noise(40, 60), width=240, height=160)], ["a.jpg"])
+    _check_detected(rec, 240, 160)
+    assert max(g["bbox"][0] + g["bbox"][2] for g in rec["garments"]) > 60  # not in reduced pixels
+
+
+def test_nothing_detected_falls_back_to_the_whole_image(tagger: Tagger, upper_body_detector_weights: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_weights,
+                                                            settings=DetectSettings(score_thresh=1.0)))
+    [rec] = tagger.tag_batch([_decoded(_noise(48, 64))], ["a.jpg"])
+    assert rec["mode"] == "whole_image_fallback" and rec["error"] is None
+    [g] = rec["garments"]
+    assert g["bbox"] == [0.0, 0.0, 64.0, 48.0] and g["mask"] is None
+    assert g["category"]["id"] in TAX.categories_of(g["object_type"])
+    assert rec["model"]["detector"] == "tiny-detector"
+
+
+class _StubDetector:
+    """Returns the given garments per call, in order (a stand-in for GarmentDetector.detect)."""
+
+    def __init__(self, detector: GarmentDetector, *garments: Garments) -> None:
+        self.meta = detector.meta
+        self._garments = list(garments)
+
+    def detect(self, image: DecodedImage) -> Garments:
+        return self._garments.pop(0)
+
+
+def test_batch_mixes_detected_and_fallback_photos(tagger: Tagger, random_detector_weights: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    two = Garments(xyxy=[[0, 0, 20, 30], [30, 10, 60, 40]], object_type=["lower-body", "footwear"],
+                   confidence=[0.8, 0.6])
+    stub = _StubDetector(GarmentDetector(random_detector_weights), Garments.empty(), two, Garments.empty())
+    monkeypatch.setattr(tagger, "detector", stub)
+    batches: list[int] = []
+    monkeypatch.setattr(tagger.backend, "run", lambda b: (batches.append(len(b)), _probs(tagger, len(b)))[1])
+    recs = tagger.tag_batch([_decoded(_noise(40, 64, i)) for i in range(3)], ["a.jpg", "b.jpg", "c.jpg"])
+    assert [r["mode"] for r in recs] == ["whole_image_fallback", "detect", "whole_image_fallback"]
+    assert [len(r["garments"]) for r in recs] == [1, 2, 1]
+    assert batches == [4]  # one classifier batch: 1 whole photo + 2 crops + 1 whole photo
+    g0, g1 = recs[1]["garments"]
+    assert (g0["object_type"], g0["score"], g0["bbox"]) == ("lower-body", 0.8, [0.0, 0.0, 20.0, 30.0])
+    assert (g1["object_type"], g1["score"], g1["bbox"]) == ("footwear", 0.6, [30.0, 10.0, 30.0, 30.0])
+    assert g0["mask"] is None and "sleeve" not in g0["attributes"] and "fit" in g0["attributes"]
+    assert recs[0]["garments"][0]["bbox"] == [0.0, 0.0, 64.0, 40.0]
+
+
+def test_category_is_the_best_one_of_the_detected_type(tagger: Tagger, random_detector_weights: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    g = Garments(xyxy=[[0, 0, 20, 20]], object_type=["upper-body"], confidence=[0.7])
+    monkeypatch.setattr(tagger, "detector", _StubDetector(GarmentDetector(random_detector_weights), g))
+    monkeypatch.setattr(tagger.backend, "run",
+                        lambda b: _probs(tagger, len(b), category={"jeans": 0.6, "hoodies": 0.2, "dresses": 0.1}))
+    [rec] = tagger.tag_batch([_decoded(_noise(32, 32))], ["a.jpg"])
+    [garment] = rec["garments"]
+    assert garment["object_type"] == "upper-body" and garment["score"] == 0.7  # the detector's, not summed
+    assert garment["category"] == {"id": "hoodies", "score": 0.2}
+    assert garment["category_top"][0]["id"] == "jeans"
+
+
+def test_colour_shares_come_from_the_mask(tagger: Tagger, random_detector_weights: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rgb = np.full((60, 80, 3), 240, np.uint8)
+    rgb[20:40, 20:60] = (200, 30, 35)  # red garment on white
+    mask = np.zeros((1, 60, 80), bool)
+    mask[0, 20:40, 20:60] = True
+    g = Garments(xyxy=[[10, 10, 70, 50]], object_type=["upper-body"], confidence=[0.9], mask=mask)  # box: half white
+    monkeypatch.setattr(tagger, "detector", _StubDetector(GarmentDetector(random_detector_weights), g))
+    thr = tagger.meta.thresholds.get("colours", 0.5)
+    monkeypatch.setattr(tagger.backend, "run",
+                        lambda b: _probs(tagger, len(b), colours={"red": 0.9, "white": min(1.0, thr + 0.1)}))
+    [rec] = tagger.tag_batch([_decoded(rgb)], ["a.jpg"])
+    [garment] = rec["garments"]
+    shares = {c["id"]: c["share"] for c in garment["attributes"]["colours"]}
+    assert shares == {"red": 1.0, "white": 0.0}
+    assert decode_mask(garment["mask"]).sum() == 800
+
+
+def test_paths_must_match_images(tagger: Tagger, random_detector_weights: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(random_detector_weights))
+    with pytest.raises(ValueError, match="one path per image"):
+        tagger.tag_batch([_decoded(_noise(8, 8))], [])
+    assert tagger.tag_batch([], []) == []
+
+
+# ------------------------------------------------------------------------------ crop_garment
+
+
+@pytest.mark.parametrize("size, full, xyxy, margin, expected", [
+    # (rgb h×w, full-resolution w×h or None, box in full pixels, margin, (y0, y1, x0, x1) of the crop in rgb)
+    ((80, 100), None, (20, 10, 60, 50), 0.1, (6, 54, 16, 64)),
+    ((80, 100), None, (20, 10, 60, 50), 0.0, (10, 50, 20, 60)),
+    ((80, 100), None, (0, 0, 100, 80), 0.1, (0, 80, 0, 100)),  # clipped to the photo
+    ((80, 100), None, (90, 70, 120, 100), 0.0, (70, 80, 90, 100)),  # partly outside
+    ((80, 100), None, (200, 200, 300, 300), 0.1, (0, 80, 0, 100)),  # wholly outside: the whole photo
+    ((40, 50), (100, 80), (20, 10, 60, 50), 0.1, (3, 27, 8, 32)),  # decoded at 1/2: box halved
+])
+def test_crop_garment_box(size: tuple[int, int], full: tuple[int, int] | None, xyxy: tuple[float, ...], margin: float,
+                          expected: tuple[int, int, int, int]) -> None:
+    rgb = _noise(*size)
+    image = _decoded(rgb, *(full or (None, None)))
+    crop, pixels = crop_garment(image, xyxy, None, margin=margin)
+    y0, y1, x0, x1 = expected
+    np.testing.assert_array_equal(crop, rgb[y0:y1, x0:x1])
+    assert pixels.ndim == 2 and pixels.shape[1] == 3 and len(pixels) > 0
+
+
+@pytest.mark.parametrize("scale", [1, 2], ids=["full", "half"])
+def test_crop_garment_pixels_from_the_mask(scale: int) -> None:
+    """Mask (full resolution) → colour pixels are the garment's only, at any decode scale."""
+    full_w, full_h = 100, 80
+    rgb = np.full((full_h // scale, full_w // scale, 3), 255, np.uint8)
+    rgb[20 // scale:40 // scale, 20 // scale:60 // scale] = (0, 0, 200)
+    mask = np.zeros((full_h, full_w), bool)
+    mask[20:40, 20:60] = True
+    image = _decoded(rgb, full_w, full_h)
+    _, pixels = crop_garment(image, (10, 10, 70, 50), mask)
+    assert len(pixels) > 0 and (pixels == (0, 0, 200)).all()
+    _, without = crop_garment(image, (10, 10, 70, 50), None)  # no mask: the box centre, white included
+    assert (without == 255).all(axis=1).any()
+
+
+def test_crop_garment_empty_mask_falls_back_to_the_box() -> None:
+    rgb = _noise(40, 40)
+    _, pixels = crop_garment(_decoded(rgb), (0, 0, 40, 40), np.zeros((40, 40), bool))
+    assert len(pixels) > 0
