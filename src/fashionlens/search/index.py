@@ -1,0 +1,822 @@
+"""``GarmentIndex``: a FAISS vector index of garment embeddings with a metadata table beside it.
+
+Vectors are float32 and L2-normalised, so inner product = cosine similarity (scores in
+``[-1, 1]``, higher is closer). Input vectors that are not unit length are normalised on the way in
+(queries too); an all-zero vector has no direction and is rejected.
+
+Index kinds (``kind=``):
+
+* ``flat`` — exact search, ``IndexFlatIP`` inside ``IndexIDMap2``; memory ``4·dim`` bytes/vector.
+* ``ivf`` — IVF-Flat (``IndexIVFFlat``, inner product): ``nlist`` k-means cells trained on a sample
+  of the build vectors, ``nprobe`` cells scanned per query. Distances inside the scanned cells are
+  exact (no quantisation), so recall is limited only by ``nprobe``. Cells are not retrained by
+  :meth:`GarmentIndex.add`; after the collection has grown several-fold, :meth:`GarmentIndex.rebuild`.
+* ``hnsw`` — ``IndexHNSWFlat`` (``M``, ``ef_construction``, ``ef_search``) inside ``IndexIDMap2``.
+  FAISS HNSW cannot delete, so :meth:`GarmentIndex.remove` deletes the metadata rows and records
+  the ids as *tombstones* (a table in the metadata file), which searches exclude with an
+  ``IDSelectorNot``; once tombstones exceed :data:`HNSW_COMPACT_FRACTION` of the vectors, the
+  graph is rebuilt from the live vectors (:meth:`GarmentIndex.rebuild` does it on demand).
+* ``auto`` — ``flat`` up to ``auto_threshold`` vectors (default :data:`DEFAULT_AUTO_THRESHOLD`),
+  ``ivf`` above; an auto ``flat`` index that outgrows the threshold through ``add`` is rebuilt as
+  ``ivf`` in that same ``add``.
+
+Filters (``search(..., filters=)``) are evaluated in SQLite to a set of ids, which FAISS then
+searches through an ``IDSelectorBatch`` (``flat`` is exact; ``ivf`` scales ``nprobe`` by the
+inverse selectivity — to every cell, which is exact, once that passes half of them — and widens it
+up to ``nlist`` until ``k`` matching hits are found; ``hnsw`` widens ``ef_search`` and finally scores the matching vectors exactly).
+So a filtered search returns ``min(k, number of matches)`` hits.
+
+Crash safety, files and the metadata format: see :mod:`fashionlens.search._store`. In short, each
+write makes a new generation of files under temporary names, fsyncs and renames them, and commits
+by atomically replacing ``manifest.json``; an interrupted ``build``/``add``/``remove`` leaves the
+previous index loadable and complete. One writer per directory at a time; readers that already
+loaded an index keep working (the FAISS index lives in memory and the SQLite file stays open).
+
+Memory: the FAISS index is held in memory (``4·dim`` bytes per vector for every kind, plus the
+HNSW graph); :meth:`GarmentIndex.build` does not copy float32 vectors that are already unit length.
+FAISS uses OpenMP threads; set their number with ``faiss.omp_set_num_threads``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from fashionlens.search import _store
+from fashionlens.search._store import GarmentMeta, IndexFormatError, IndexManifest
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+logger = logging.getLogger(__name__)
+
+IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
+KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
+#: ``kind="auto"`` builds ``flat`` up to this many vectors and ``ivf`` above. Exact search reads every
+#: vector per query (memory-bound): at dim 1280, 50k vectors (256 MB) took 16–25 ms per query on the
+#: 2-core development machine, against ~1 ms for IVF at recall@10 1.0 (benchmarks/bench_index.py).
+DEFAULT_AUTO_THRESHOLD = 20_000
+#: HNSW graphs are rebuilt when tombstones exceed this fraction of the vectors in the graph
+HNSW_COMPACT_FRACTION = 0.25
+#: filtered HNSW searches over at most this many matching vectors are scored exactly
+EXACT_SEARCH_MAX = 4096
+_NORM_TOLERANCE = 1e-4
+_ROW_CHUNK = 65_536
+_SELECTION_CACHE = 8
+_HNSW_FILTERED_EF_MAX = 1024
+
+__all__ = ["DEFAULT_AUTO_THRESHOLD", "GarmentIndex", "GarmentMeta", "IndexFormatError", "IndexKind",
+           "IndexManifest", "SearchHit", "default_nlist", "default_nprobe"]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: ``rank`` (1 = best), vector ``id``, cosine ``score`` and the stored metadata."""
+
+    rank: int
+    id: int
+    score: float
+    path: str
+    xyxy: tuple[float, float, float, float] | None
+    category: str | None
+    object_type: str | None
+    attributes: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; ``score`` rounded to 6 decimals."""
+        return {"rank": self.rank, "id": self.id, "score": round(self.score, 6), "path": self.path,
+                "xyxy": list(self.xyxy) if self.xyxy is not None else None, "category": self.category,
+                "object_type": self.object_type, "attributes": dict(self.attributes)}
+
+
+def default_nlist(n: int) -> int:
+    """IVF cells for ``n`` vectors: the power of two nearest ``2·sqrt(n)`` (1M → 2048, 50k → 512),
+    capped so every cell gets >= 39 training points (FAISS's minimum)."""
+    target = 2 ** round(math.log2(max(1.0, 2 * math.sqrt(max(n, 1)))))
+    return int(max(1, min(target, n // 39)))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Cells scanned per query: ``nlist / 32`` (at least 1): 2048 → 64, 512 → 16.
+
+    On the clustered synthetic data of ``benchmarks/bench_index.py`` (50k × 1280) this gives
+    recall@10 of 1.0 against exact search; real embeddings may need more — measure, then pass
+    ``nprobe=`` to ``build``/``rebuild`` (stored) or to ``search`` (per query)."""
+    return int(max(1, min(nlist, round(nlist / 32))))
+
+
+class GarmentIndex:
+    """A garment vector index stored in a directory; create with :meth:`build`, open with :meth:`load`.
+
+    Vectors are ``(n, dim)`` float32, L2-normalised; each has an int64 id (>= 0) and one
+    :class:`GarmentMeta` row. One process writes a directory at a time; within a process the
+    object may be shared between threads (operations take a lock and run one at a time).
+    """
+
+    def __init__(self, directory: Path, manifest: IndexManifest, index: faiss.Index,
+                 conn: sqlite3.Connection, tombstones: np.ndarray) -> None:
+        """Internal: use :meth:`build` or :meth:`load`."""
+        self._directory = directory
+        self._manifest = manifest
+        self._index = index
+        self._conn = conn
+        self._tombstones = tombstones
+        self._lock = threading.RLock()
+        self._selections: OrderedDict[str, tuple[np.ndarray, faiss.IDSelector]] = OrderedDict()
+
+    # -------------------------------------------------------------------------------- properties
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    @property
+    def manifest(self) -> IndexManifest:
+        """The committed manifest (as in ``manifest.json``)."""
+        return self._manifest
+
+    @property
+    def dim(self) -> int:
+        return self._manifest.dim
+
+    @property
+    def kind(self) -> str:
+        """``flat``, ``ivf`` or ``hnsw`` (what ``auto`` resolved to)."""
+        return self._manifest.kind
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._manifest.params)
+
+    def __len__(self) -> int:
+        """Number of live (searchable) vectors."""
+        return self._manifest.count
+
+    def __repr__(self) -> str:
+        return (f"GarmentIndex({str(self._directory)!r}, kind={self.kind!r}, dim={self.dim}, "
+                f"count={len(self)}, params={self._manifest.params})")
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the metadata connection (the object is unusable afterwards)."""
+        with self._lock:
+            self._conn.close()
+
+    # -------------------------------------------------------------------------------- create / open
+
+    @classmethod
+    def build(
+        cls,
+        vectors: npt.ArrayLike,
+        metadata: Sequence[GarmentMeta | Mapping[str, Any]],
+        directory: str | os.PathLike[str],
+        *,
+        kind: IndexKind = "auto",
+        ids: npt.ArrayLike | None = None,
+        nlist: int | None = None,
+        nprobe: int | None = None,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 64,
+        auto_threshold: int = DEFAULT_AUTO_THRESHOLD,
+        info: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> GarmentIndex:
+        """Build an index of ``vectors`` in ``directory``, atomically replacing any index there.
+
+        Args:
+            vectors: ``(n, dim)`` real numbers, finite, no all-zero rows; normalised if not unit length.
+                ``(0, dim)`` makes an empty ``flat`` index of that dimension.
+            metadata: ``n`` :class:`GarmentMeta` (or dicts with its fields), row ``i`` for vector ``i``.
+            directory: created if missing. Only this index's own files in it are written or removed.
+            kind: ``auto``, ``flat``, ``ivf`` or ``hnsw`` (see the module docstring).
+            ids: ``(n,)`` distinct int64 ids >= 0; default ``0 … n-1``.
+            nlist, nprobe: IVF cells and cells scanned per query; default :func:`default_nlist`,
+                :func:`default_nprobe`. ``nlist <= n`` (FAISS wants >= 39 training vectors per cell
+                and warns below; training uses up to ``64·nlist`` sampled vectors).
+            hnsw_m, ef_construction, ef_search: HNSW graph degree and beam widths.
+            auto_threshold: largest collection ``auto`` keeps ``flat``.
+            info: free-form JSON-serialisable caller metadata stored in the manifest (e.g. encoder name).
+            seed: seeds the IVF training sample.
+
+        Returns:
+            The opened index.
+
+        Raises:
+            ValueError: vectors/metadata/ids/parameters malformed (the message states expected vs got).
+        """
+        directory = Path(directory)
+        vecs = _unit_vectors(vectors, dim=None, what="vectors")
+        n, dim = vecs.shape
+        metas = _store.as_meta_list(metadata, n)
+        id_arr = np.arange(n, dtype=np.int64) if ids is None else _check_new_ids(ids, n)
+        info_dict = _check_info(info)
+        _check_positive(auto_threshold=auto_threshold, hnsw_m=hnsw_m, ef_construction=ef_construction,
+                        ef_search=ef_search)
+        if kind not in ("auto", *KINDS):
+            raise ValueError(f"kind: expected one of {('auto', *KINDS)}; got {kind!r}")
+        resolved = _resolve_kind(kind, n, auto_threshold)
+        params = _resolve_params(resolved, n, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
+                                 ef_construction=ef_construction, ef_search=ef_search, seed=seed)
+        params["auto_threshold"] = int(auto_threshold)
+        index = _make_index(resolved, dim, params, vecs, id_arr)
+
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            prev: IndexManifest | None = IndexManifest.read(directory)
+        except (FileNotFoundError, IndexFormatError):
+            prev = None
+        now = _now()
+        manifest = IndexManifest(
+            dim=dim, kind=resolved, requested_kind=kind, params=params, count=n, ntotal=n, tombstones=0,
+            next_id=int(id_arr.max()) + 1 if n else 0, generation=(prev.generation if prev else 0) + 1,
+            files={}, attribute_keys=_attribute_keys((), metas), info=info_dict, created=now, updated=now)
+        manifest = _write_generation(directory, manifest, index=index, reuse_vectors=None, source=None,
+                                     edit=lambda conn: _store.insert_rows(conn, id_arr, metas))
+        logger.info("built %s index of %d vectors (dim %d) in %s", resolved, n, dim, directory)
+        return cls._open(directory, manifest, index)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> GarmentIndex:
+        """Open the index committed in ``directory``.
+
+        Raises:
+            FileNotFoundError: no such directory, no ``manifest.json``, or a file it names is missing.
+            IndexFormatError: corrupt manifest or files, or files inconsistent with the manifest
+                (dimension, kind, vector count vs metadata rows) — the message says expected vs got.
+        """
+        directory = Path(directory)
+        manifest = IndexManifest.read(directory)
+        if manifest.kind not in KINDS:
+            raise IndexFormatError(f"manifest in {directory}: expected kind in {KINDS}; got {manifest.kind!r}")
+        path = directory / manifest.files["vectors"]
+        if not path.is_file():
+            raise FileNotFoundError(f"index vectors file {path} (named in {_store.MANIFEST_NAME}) is missing")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as e:
+            raise IndexFormatError(f"index vectors file {path}: expected a FAISS index; got {e}") from None
+        found = _kind_of(index)
+        if found != manifest.kind:
+            raise IndexFormatError(f"index vectors file {path}: expected a {manifest.kind} index (manifest); "
+                                   f"got {found or type(index).__name__}")
+        if index.d != manifest.dim:
+            raise IndexFormatError(f"index vectors file {path}: expected dim {manifest.dim} (manifest); got {index.d}")
+        if index.ntotal != manifest.ntotal:
+            raise IndexFormatError(f"index vectors file {path}: expected {manifest.ntotal} vectors (manifest); "
+                                   f"got {index.ntotal}")
+        return cls._open(directory, manifest, index)
+
+    @classmethod
+    def _open(cls, directory: Path, manifest: IndexManifest, index: faiss.Index) -> GarmentIndex:
+        _apply_search_defaults(index, manifest)
+        conn = _store.open_read_only(directory / manifest.files["metadata"])
+        try:
+            rows = _store.count_rows(conn)
+            tombstones = _store.tombstone_ids(conn)
+            if rows != manifest.count:
+                raise IndexFormatError(f"index metadata in {directory}: expected {manifest.count} rows (manifest "
+                                       f"count); got {rows}")
+            if len(tombstones) != manifest.tombstones or (len(tombstones) and manifest.kind != "hnsw"):
+                raise IndexFormatError(f"index metadata in {directory}: expected {manifest.tombstones} tombstones "
+                                       f"({manifest.kind}); got {len(tombstones)}")
+            if rows + len(tombstones) != index.ntotal:
+                raise IndexFormatError(f"index in {directory}: expected the vector count to equal metadata rows + "
+                                       f"tombstones = {rows + len(tombstones)}; got {index.ntotal} vectors")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(directory, manifest, index, conn, tombstones)
+
+    # -------------------------------------------------------------------------------- writes
+
+    def add(self, vectors: npt.ArrayLike, metadata: Sequence[GarmentMeta | Mapping[str, Any]], *,
+            ids: npt.ArrayLike | None = None) -> np.ndarray:
+        """Add ``(n, dim)`` vectors with their metadata; commits a new generation.
+
+        Args:
+            vectors: ``(n, dim)`` with this index's ``dim``; normalised if not unit length.
+            metadata: ``n`` rows.
+            ids: ``(n,)`` new distinct ids >= 0 not in use (removed HNSW ids stay in use until
+                compaction); default ``next_id … next_id + n - 1``.
+
+        Returns:
+            ``(n,)`` int64 ids of the added vectors.
+        """
+        vecs = _unit_vectors(vectors, dim=self.dim, what="vectors")
+        n = len(vecs)
+        metas = _store.as_meta_list(metadata, n)
+        with self._lock:
+            m = self._manifest
+            if ids is None:
+                new_ids = np.arange(m.next_id, m.next_id + n, dtype=np.int64)
+            else:
+                new_ids = _check_new_ids(ids, n)
+                taken = _store.existing_ids(self._conn, new_ids)
+                if len(taken):
+                    raise ValueError(f"ids: expected ids not in the index; got {len(taken)} in use "
+                                     f"(e.g. {taken[:5].tolist()})")
+            if n == 0:
+                return new_ids
+            manifest = replace(m, count=m.count + n, ntotal=m.ntotal + n,
+                               next_id=max(m.next_id, int(new_ids.max()) + 1),
+                               attribute_keys=_attribute_keys(m.attribute_keys, metas))
+
+            def edit(conn: sqlite3.Connection) -> None:
+                _store.insert_rows(conn, new_ids, metas)
+
+            if m.requested_kind == "auto" and m.kind == "flat" and manifest.count > m.params["auto_threshold"]:
+                old_ids, old_vecs = self._live_vectors()
+                all_vecs = np.concatenate([old_vecs, vecs])
+                del old_vecs
+                all_ids = np.concatenate([old_ids, new_ids])
+                params = _resolve_params("ivf", len(all_ids), nlist=None, nprobe=None, hnsw_m=32,
+                                         ef_construction=80, ef_search=64, seed=m.params.get("seed", 0))
+                params["auto_threshold"] = m.params["auto_threshold"]
+                index = _make_index("ivf", self.dim, params, all_vecs, all_ids)
+                logger.info("auto index outgrew %d vectors: rebuilt as ivf", m.params["auto_threshold"])
+                self._commit(replace(manifest, kind="ivf", params=params), index, edit)
+            else:
+                self._commit(manifest, self._index, edit, mutate=lambda: self._index.add_with_ids(vecs, new_ids))
+            return new_ids
+
+    def remove(self, ids: Iterable[int] | npt.ArrayLike | None = None, *,
+               paths: Iterable[str | os.PathLike[str]] | None = None) -> np.ndarray:
+        """Remove vectors by id and/or by source image path (all garments of that path).
+
+        Ids and paths not in the index are ignored. ``hnsw``: see tombstones in the module docstring.
+
+        Returns:
+            Sorted int64 ids actually removed (empty: nothing changed, nothing written).
+        """
+        targets = np.zeros(0, dtype=np.int64)
+        if ids is not None:
+            arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids)
+            if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+                raise ValueError(f"ids: expected a 1-D sequence of integers; got {arr.dtype} of shape {arr.shape}")
+            targets = arr.astype(np.int64).reshape(-1)
+        with self._lock:
+            if paths is not None:
+                if isinstance(paths, (str, os.PathLike)):
+                    raise ValueError(f"paths: expected a list of paths; got a single {type(paths).__name__}")
+                targets = np.concatenate([targets, _store.ids_for_paths(self._conn, [os.fspath(p) for p in paths])])
+            found = _store.live_ids(self._conn, np.unique(targets))
+            if not len(found):
+                return found
+            m = self._manifest
+            manifest = replace(m, count=m.count - len(found))
+            if self.kind != "hnsw":
+                self._commit(replace(manifest, ntotal=m.ntotal - len(found)), self._index,
+                             lambda conn: _store.delete_rows(conn, found),
+                             mutate=lambda: self._index.remove_ids(faiss.IDSelectorBatch(found)))
+                return found
+            tombstones = np.union1d(self._tombstones, found)
+            if len(tombstones) <= HNSW_COMPACT_FRACTION * m.ntotal:
+
+                def tombstone(conn: sqlite3.Connection) -> None:
+                    _store.delete_rows(conn, found)
+                    _store.add_tombstones(conn, found)
+
+                self._commit(replace(manifest, tombstones=len(tombstones)), None, tombstone)
+                return found
+
+            def compact(conn: sqlite3.Connection) -> None:
+                _store.delete_rows(conn, found)
+                _store.clear_tombstones(conn)
+
+            live_ids, live = self._live_vectors(exclude=tombstones)
+            index = _make_index("hnsw", self.dim, m.params, live, live_ids)
+            logger.info("hnsw: %d tombstones > %.0f%% of %d vectors: graph rebuilt", len(tombstones),
+                        100 * HNSW_COMPACT_FRACTION, m.ntotal)
+            self._commit(replace(manifest, ntotal=len(live_ids), tombstones=0), index, compact)
+            return found
+
+    def rebuild(self, *, kind: IndexKind | None = None, nlist: int | None = None, nprobe: int | None = None,
+                hnsw_m: int | None = None, ef_construction: int | None = None,
+                ef_search: int | None = None) -> None:
+        """Rebuild the FAISS index from the stored live vectors (same ids and metadata).
+
+        Use it to retrain IVF cells after growth, to compact HNSW tombstones, or to change ``kind``
+        or parameters; unspecified parameters keep their stored values (IVF's ``nlist``/``nprobe``
+        are re-derived from the new size unless given). Needs memory for a copy of the vectors.
+        """
+        with self._lock:
+            m = self._manifest
+            requested = kind or m.requested_kind
+            if requested not in ("auto", *KINDS):
+                raise ValueError(f"kind: expected one of {('auto', *KINDS)}; got {requested!r}")
+            ids, vecs = self._live_vectors()
+            new_kind = _resolve_kind(requested, len(ids), m.params["auto_threshold"])
+            old = m.params
+            params = _resolve_params(
+                new_kind, len(ids), nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m or old.get("M", 32),
+                ef_construction=ef_construction or old.get("ef_construction", 80),
+                ef_search=ef_search or old.get("ef_search", 64), seed=old.get("seed", 0))
+            params["auto_threshold"] = old["auto_threshold"]
+            index = _make_index(new_kind, self.dim, params, vecs, ids)
+            manifest = replace(m, kind=new_kind, requested_kind=requested, params=params, ntotal=len(ids),
+                               tombstones=0)
+            self._commit(manifest, index, _store.clear_tombstones)
+
+    def _commit(self, manifest: IndexManifest, index: faiss.Index | None,
+                edit: Callable[[sqlite3.Connection], None], *, mutate: Callable[[], object] | None = None) -> None:
+        """Apply ``mutate`` (an in-place change of the in-memory index), write and commit a new
+        generation with ``index`` (``None``: keep the committed vectors file) and the metadata edited
+        by ``edit``. On any failure the in-memory state is the committed one again."""
+        try:
+            if mutate is not None:
+                mutate()
+            committed = _write_generation(
+                self._directory, replace(manifest, generation=self._manifest.generation + 1, updated=_now()),
+                index=index, reuse_vectors=None if index is not None else self._manifest.files["vectors"],
+                source=self._conn, edit=edit)
+        except BaseException:
+            if mutate is not None:
+                self._index = faiss.read_index(str(self._directory / self._manifest.files["vectors"]))
+                _apply_search_defaults(self._index, self._manifest)
+            raise
+        conn = _store.open_read_only(self._directory / committed.files["metadata"])
+        old_conn, self._conn = self._conn, conn
+        old_conn.close()
+        if index is not None:
+            self._index = index
+        _apply_search_defaults(self._index, committed)
+        self._tombstones = _store.tombstone_ids(conn)
+        self._manifest = committed
+        self._selections.clear()
+
+    # -------------------------------------------------------------------------------- reads
+
+    def get(self, ids: Iterable[int]) -> dict[int, GarmentMeta]:
+        """Metadata of the given ids (missing ids are absent from the result)."""
+        with self._lock:
+            return _store.fetch_meta(self._conn, [int(i) for i in ids])
+
+    def select(self, filters: Mapping[str, Any]) -> np.ndarray:
+        """Sorted int64 ids of the live vectors matching ``filters`` (see :meth:`search`)."""
+        return self._selection(filters)[0].copy()
+
+    def search(self, query_vectors: npt.ArrayLike, k: int = 10, *, filters: Mapping[str, Any] | None = None,
+               nprobe: int | None = None, ef_search: int | None = None) -> list[list[SearchHit]]:
+        """The ``k`` nearest stored vectors (highest cosine) to each query.
+
+        Args:
+            query_vectors: ``(q, dim)``; normalised if not unit length.
+            k: hits per query (>= 1).
+            filters: field → value or list of values (any of them); fields are ANDed. ``path``,
+                ``category``, ``object_type``: equality; attributes: equality, or containment for
+                list attributes — ``{"category": "sweaters", "colours": "red"}``. Unknown fields raise
+                ``ValueError`` with a suggestion.
+            nprobe: ``ivf`` cells to scan (default: the stored ``nprobe``).
+            ef_search: ``hnsw`` beam width (default: the stored ``ef_search``; at least ``k``).
+
+        Returns:
+            One list per query of ``min(k, matching vectors)`` hits, best first.
+        """
+        q = _unit_vectors(query_vectors, dim=self.dim, what="query_vectors")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k: expected an integer >= 1; got {k!r}")
+        _check_positive(nprobe=nprobe, ef_search=ef_search)
+        with self._lock:
+            allowed, selector = self._selection(filters) if filters else (None, None)
+            available = len(self) if allowed is None else len(allowed)
+            want = int(min(k, available))
+            if want == 0 or len(q) == 0:
+                return [[] for _ in range(len(q))]
+            scores, ids = self._knn(q, want, allowed, selector, nprobe, ef_search)
+            metas = _store.fetch_meta(self._conn, ids[ids >= 0].tolist())
+        out: list[list[SearchHit]] = []
+        for row_s, row_i in zip(scores, ids):
+            hits: list[SearchHit] = []
+            for s, i in zip(row_s.tolist(), row_i.tolist()):
+                meta = metas.get(i)
+                if i < 0 or meta is None:
+                    continue
+                hits.append(SearchHit(rank=len(hits) + 1, id=i, score=float(s), path=meta.path, xyxy=meta.xyxy,
+                                      category=meta.category, object_type=meta.object_type,
+                                      attributes=meta.attributes))
+            out.append(hits)
+        return out
+
+    def _selection(self, filters: Mapping[str, Any]) -> tuple[np.ndarray, faiss.IDSelector]:
+        if not isinstance(filters, Mapping):
+            raise TypeError(f"filters: expected a mapping of field -> value(s); got {type(filters).__name__}")
+        key = json.dumps({k: sorted(v, key=str) if isinstance(v, (list, tuple, set, frozenset)) else v
+                          for k, v in filters.items()}, sort_keys=True, default=str)
+        with self._lock:
+            hit = self._selections.get(key)
+            if hit is None:
+                ids = _store.select_ids(self._conn, filters, self._manifest.attribute_keys)
+                hit = (ids, faiss.IDSelectorBatch(ids))
+                self._selections[key] = hit
+                while len(self._selections) > _SELECTION_CACHE:
+                    self._selections.popitem(last=False)
+            self._selections.move_to_end(key)
+            return hit
+
+    def _knn(self, q: np.ndarray, k: int, allowed: np.ndarray | None, selector: faiss.IDSelector | None,
+             nprobe: int | None, ef_search: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(q, k)`` scores and ids (-1 where fewer were found); ``allowed`` restricts the ids."""
+        keep: list[Any] = []  # FAISS does not own selectors: keep them alive during the search
+        if selector is None and len(self._tombstones):
+            batch = faiss.IDSelectorBatch(self._tombstones)
+            selector = faiss.IDSelectorNot(batch)
+            keep.append(batch)
+
+        def short(ids: np.ndarray) -> np.ndarray:
+            return (ids >= 0).sum(axis=1) < k
+
+        if self.kind == "flat":
+            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+            return self._index.search(q, k, params=params)
+
+        if self.kind == "ivf":
+            nlist = int(self._index.nlist)
+            p = nprobe or int(self._manifest.params["nprobe"])
+            if allowed is not None:  # expect as many matching vectors in the scanned cells as unfiltered
+                p = math.ceil(p * max(1, len(self)) / max(1, len(allowed)))
+                if p > nlist // 2:  # about as costly as scanning every cell, which is exact
+                    p = nlist
+            p = min(nlist, max(1, p))
+
+            def run_ivf(qq: np.ndarray, probe: int) -> tuple[np.ndarray, np.ndarray]:
+                return self._index.search(qq, k, params=faiss.SearchParametersIVF(nprobe=probe, sel=selector))
+
+            scores, ids = run_ivf(q, p)
+            todo = short(ids)
+            while todo.any() and p < nlist:  # p == nlist scans every cell: exact
+                p = min(nlist, p * 4)
+                scores[todo], ids[todo] = run_ivf(q[todo], p)
+                todo = short(ids)
+            return scores, ids
+
+        # hnsw
+        if allowed is not None and len(allowed) <= EXACT_SEARCH_MAX:
+            return self._exact(q, k, allowed)
+        ef = max(ef_search or int(self._manifest.params["ef_search"]), k)
+        if allowed is not None:  # widen the beam by the inverse selectivity, within bounds
+            ef = max(ef, min(math.ceil(ef * len(self) / max(1, len(allowed))), _HNSW_FILTERED_EF_MAX))
+
+        def run_hnsw(qq: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
+            return self._index.search(qq, k, params=faiss.SearchParametersHNSW(efSearch=beam, sel=selector))
+
+        scores, ids = run_hnsw(q, ef)
+        todo = short(ids)
+        for _ in range(3):
+            if not todo.any():
+                break
+            ef *= 4
+            scores[todo], ids[todo] = run_hnsw(q[todo], ef)
+            todo = short(ids)
+        if todo.any():
+            candidates = allowed if allowed is not None else self._live_ids()
+            scores[todo], ids[todo] = self._exact(q[todo], k, candidates)
+        return scores, ids
+
+    def _exact(self, q: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Brute-force top-``k`` over ``candidates`` (ids) by reconstructing their vectors in chunks."""
+        best_s = np.full((len(q), k), -np.inf, dtype=np.float32)
+        best_i = np.full((len(q), k), -1, dtype=np.int64)
+        for start in range(0, len(candidates), _ROW_CHUNK):
+            chunk = np.ascontiguousarray(candidates[start:start + _ROW_CHUNK], dtype=np.int64)
+            s = q @ self._index.reconstruct_batch(chunk).T
+            all_s = np.concatenate([best_s, s], axis=1)
+            all_i = np.concatenate([best_i, np.broadcast_to(chunk, s.shape)], axis=1)
+            top = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
+            best_s, best_i = np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
+        best_i[~np.isfinite(best_s)] = -1
+        return best_s, best_i
+
+    def _live_ids(self) -> np.ndarray:
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return np.setdiff1d(ids, self._tombstones) if len(self._tombstones) else np.sort(ids)
+
+    def _live_vectors(self, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(n,)`` ids and ``(n, dim)`` float32 vectors stored in the FAISS index, tombstones excluded."""
+        ids, vecs = _stored_vectors(self._index, self.kind)
+        drop = self._tombstones if exclude is None else exclude
+        if len(drop):
+            keep = ~np.isin(ids, drop)
+            ids, vecs = ids[keep], vecs[keep]
+        return ids, np.ascontiguousarray(vecs)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_faiss(index: faiss.Index, path: Path) -> None:
+    faiss.write_index(index, str(path))
+
+
+def _write_generation(directory: Path, manifest: IndexManifest, *, index: faiss.Index | None,
+                      reuse_vectors: str | None, source: sqlite3.Connection | None,
+                      edit: Callable[[sqlite3.Connection], None]) -> IndexManifest:
+    """Write the files of ``manifest.generation`` and commit them by replacing ``manifest.json``.
+
+    ``index`` is written to a new vectors file unless it is ``None`` (``reuse_vectors`` names the
+    committed one to keep). The metadata file is ``source`` copied (or a new table) with ``edit``
+    applied. On failure the new files are removed and the committed generation is untouched.
+    """
+    token = _store.new_generation_token(manifest.generation)
+    files = {"vectors": reuse_vectors or f"vectors-{token}.faiss", "metadata": f"metadata-{token}.sqlite"}
+    manifest = replace(manifest, files=files)
+    new_files = [directory / files["metadata"]] + ([] if reuse_vectors else [directory / files["vectors"]])
+    try:
+        _store.write_metadata(directory / files["metadata"], source, edit)
+        if index is not None:
+            _store.write_atomically(directory / files["vectors"], lambda p: _write_faiss(index, p))
+        _store.fsync_dir(directory)  # the data files' renames are durable before the manifest names them
+        _store.write_manifest(directory, manifest)
+    except BaseException:
+        for path in new_files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        raise
+    _store.remove_stale_files(directory, keep=files.values())
+    return manifest
+
+
+def _unit_vectors(x: npt.ArrayLike, *, dim: int | None, what: str) -> np.ndarray:
+    """Validate ``x`` as ``(n, dim)`` finite real numbers; return C-contiguous float32 unit rows.
+
+    Not copied when already float32, C-contiguous and unit length (within 1e-4).
+    """
+    arr = np.asarray(x)
+    shape = f"(n, {dim})" if dim is not None else "(n, dim)"
+    if arr.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D array of shape {shape}; got shape {arr.shape}")
+    if (dim is not None and arr.shape[1] != dim) or arr.shape[1] < 1:
+        raise ValueError(f"{what}: expected shape {shape}; got {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{what}: expected real numbers; got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    norms = np.empty(len(arr), dtype=np.float64)
+    for start in range(0, len(arr), _ROW_CHUNK):
+        chunk = arr[start:start + _ROW_CHUNK]
+        finite = np.isfinite(chunk).all(axis=1)
+        if not finite.all():
+            row = start + int(np.flatnonzero(~finite)[0])
+            raise ValueError(f"{what}: expected finite numbers; got NaN or inf in row {row}")
+        norms[start:start + len(chunk)] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64))
+    zero = np.flatnonzero(norms == 0)
+    if len(zero):
+        raise ValueError(f"{what}: expected non-zero vectors (cosine needs a direction); got {len(zero)} "
+                         f"all-zero row(s), first {int(zero[0])}")
+    if len(arr) and np.abs(norms - 1).max() > _NORM_TOLERANCE:
+        out = np.empty_like(arr)
+        for start in range(0, len(arr), _ROW_CHUNK):
+            stop = start + _ROW_CHUNK
+            out[start:stop] = arr[start:stop] / norms[start:stop, None]
+        arr = out
+    return arr
+
+
+def _check_new_ids(ids: npt.ArrayLike, n: int) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.shape != (n,) or (n and arr.dtype.kind not in "iu"):
+        raise ValueError(f"ids: expected {n} integers, shape ({n},); got {arr.dtype} of shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    if n and arr.min() < 0:
+        raise ValueError(f"ids: expected ids >= 0; got {int(arr.min())}")
+    if len(np.unique(arr)) != n:
+        raise ValueError(f"ids: expected distinct ids; got {n - len(np.unique(arr))} duplicate(s)")
+    return arr
+
+
+def _check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name}: expected an integer >= 1; got {value!r}")
+
+
+def _check_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
+    if info is None:
+        return {}
+    try:
+        return json.loads(json.dumps(dict(info)))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"info: expected a JSON-serialisable mapping; got {e}") from None
+
+
+def _attribute_keys(known: Iterable[str], metas: Iterable[GarmentMeta]) -> list[str]:
+    keys = set(known)
+    for m in metas:
+        keys.update(m.attributes)
+    return sorted(keys)
+
+
+def _resolve_kind(kind: str, n: int, auto_threshold: int) -> str:
+    if kind == "auto":
+        return "flat" if n <= auto_threshold else "ivf"
+    return kind
+
+
+def _resolve_params(kind: str, n: int, *, nlist: int | None, nprobe: int | None, hnsw_m: int,
+                    ef_construction: int, ef_search: int, seed: int) -> dict[str, Any]:
+    _check_positive(nlist=nlist, nprobe=nprobe)
+    if kind == "flat":
+        return {}
+    if kind == "hnsw":
+        return {"M": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)}
+    if n < 1:
+        raise ValueError("ivf: expected at least one vector to train the cells; got 0")
+    if nlist is not None and nlist > n:
+        raise ValueError(f"nlist: expected at most the number of vectors ({n}); got {nlist}")
+    cells = int(nlist or default_nlist(n))
+    if n < 39 * cells:
+        logger.warning("ivf: %d vectors for %d cells (FAISS recommends >= 39 per cell)", n, cells)
+    probe = int(min(cells, nprobe or default_nprobe(cells)))
+    return {"variant": "IVF-Flat", "nlist": cells, "nprobe": probe, "train_size": int(min(n, 64 * cells)),
+            "seed": int(seed)}
+
+
+def _make_index(kind: str, dim: int, params: Mapping[str, Any], vecs: np.ndarray, ids: np.ndarray) -> faiss.Index:
+    """A new FAISS index of ``kind`` holding ``vecs`` ``(n, dim)`` under ``ids`` ``(n,)``."""
+    if kind == "flat":
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    elif kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = int(params["ef_construction"])
+        inner.hnsw.efSearch = int(params["ef_search"])
+        index = faiss.IndexIDMap2(inner)
+    elif kind == "ivf":
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(int(params.get("seed", 0)))
+        n_train = int(min(len(vecs), params.get("train_size", len(vecs))))
+        sample = np.sort(rng.choice(len(vecs), size=n_train, replace=False)) if n_train < len(vecs) else slice(None)
+        index.cp.seed = int(params.get("seed", 0))
+        index.train(np.ascontiguousarray(vecs[sample]))
+        index.nprobe = int(params["nprobe"])
+    else:
+        raise ValueError(f"kind: expected one of {KINDS}; got {kind!r}")
+    if len(vecs):
+        index.add_with_ids(vecs, ids)
+    return index
+
+
+def _kind_of(index: faiss.Index) -> str | None:
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf"
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            return "hnsw"
+        if isinstance(inner, faiss.IndexFlat):
+            return "flat"
+    return None
+
+
+def _apply_search_defaults(index: faiss.Index, manifest: IndexManifest) -> None:
+    if manifest.kind == "ivf":
+        faiss.downcast_index(index).nprobe = int(manifest.params["nprobe"])
+    elif manifest.kind == "hnsw":
+        faiss.downcast_index(faiss.downcast_index(index).index).hnsw.efSearch = int(manifest.params["ef_search"])
+
+
+def _stored_vectors(index: faiss.Index, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(ids, vectors)`` inside a FAISS index of ``kind`` (tombstoned ones included)."""
+    d, n = index.d, index.ntotal
+    if kind in ("flat", "hnsw"):
+        inner = faiss.downcast_index(index.index)
+        storage = faiss.downcast_index(inner.storage) if kind == "hnsw" else inner
+        vecs = storage.reconstruct_n(0, n) if n else np.zeros((0, d), dtype=np.float32)
+        return faiss.vector_to_array(index.id_map).astype(np.int64), vecs
+    from faiss.contrib.inspect_tools import get_invlist
+
+    ivf = faiss.downcast_index(index)
+    id_parts, vec_parts = [np.zeros(0, dtype=np.int64)], [np.zeros((0, d), dtype=np.float32)]
+    for cell in range(ivf.nlist):
+        if ivf.invlists.list_size(cell):
+            cell_ids, codes = get_invlist(ivf.invlists, cell)
+            id_parts.append(cell_ids.astype(np.int64))
+            vec_parts.append(codes.view(np.float32).reshape(-1, d))
+    ids, vecs = np.concatenate(id_parts), np.concatenate(vec_parts)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], vecs[order]
