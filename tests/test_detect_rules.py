@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from fashionlens.detect_rules import RULES, apply_rules, duplicates, hand_footwear, sparse_mask
+from fashionlens.detect_rules import (
+    RULES,
+    apply_rules,
+    duplicates,
+    hand_footwear,
+    sparse_mask,
+)
 from fashionlens.garments import Garments
 
 

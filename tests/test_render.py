@@ -18,14 +18,14 @@ def _rgb(w: int = W, h: int = H) -> np.ndarray:
     return np.full((h, w, 3), GREY, np.uint8)
 
 
-def _garment(object_type: str = "upper-body", *, bbox: list[float] = [200, 150, 100, 100],
+def _garment(object_type: str = "upper-body", *, bbox: tuple[float, ...] = (200, 150, 100, 100),
              mask: tuple[slice, slice] | None = (slice(160, 240), slice(210, 290)), **extra: Any) -> dict[str, Any]:
     rle = None
     if mask is not None:
         m = np.zeros((H, W), bool)
         m[mask] = True
         rle = encode_mask(m)
-    return {"object_type": object_type, "score": 0.8, "bbox": bbox, "mask": rle,
+    return {"object_type": object_type, "score": 0.8, "bbox": list(bbox), "mask": rle,
             "category": {"id": "t-shirts", "score": 0.91}, **extra}
 
 

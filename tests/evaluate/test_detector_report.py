@@ -9,12 +9,24 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fashionlens.detect import DetectSettings, GarmentDetector
-from fashionlens.evaluate.detector_report import THRESHOLDS, evaluate_detector, match, precision_recall, \
-    top_detection_accuracy
-from fashionlens.io.records import GarmentAnnotation, ImageRecord, encode_mask
+from fashionlens.evaluate.detector_report import (
+    THRESHOLDS,
+    evaluate_detector,
+    match,
+    precision_recall,
+    top_detection_accuracy,
+)
+from fashionlens.io.records import (
+    GarmentAnnotation,
+    ImageRecord,
+    decode_mask,
+    encode_mask,
+)
+from fashionlens.pipeline import Tagger
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -117,13 +129,11 @@ def _photos(d: Path, n: int = 3, object_type: str | None = None) -> list[ImageRe
 
 
 @pytest.fixture(scope="module")
-def tagger():
-    from fashionlens.pipeline import Tagger
-
+def tagger() -> Tagger:
     return Tagger(backend="onnx", threads=1)
 
 
-def test_evaluate_detector_writes_the_report(upper_body_detector_weights: Path, tagger: Any, tmp_path: Path) -> None:
+def test_evaluate_detector_writes_the_report(upper_body_detector_weights: Path, tagger: Tagger, tmp_path: Path) -> None:
     detector = GarmentDetector(upper_body_detector_weights, settings=DetectSettings(score_thresh=0.5))
     records = _photos(tmp_path)
     out = tmp_path / "report"
@@ -179,13 +189,9 @@ def test_top_detection_accuracy(upper_body_detector_weights: Path, tmp_path: Pat
     assert result["no_detection"] == 0
 
 
-def test_perfect_detections_score_perfectly(random_detector_weights: Path, tagger: Any, tmp_path: Path,
+def test_perfect_detections_score_perfectly(random_detector_weights: Path, tagger: Tagger, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The network replaced by one that returns each photo's ground truth: AP 1, everything found."""
-    import torch
-
-    from fashionlens.io.records import decode_mask
-
     records = _photos(tmp_path)
     outputs = iter([{"boxes": torch.tensor([r.garments[0].bbox_xyxy], dtype=torch.float32),
                      "labels": torch.tensor([1]), "scores": torch.tensor([0.9]),

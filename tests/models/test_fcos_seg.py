@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from fashionlens.models.detector import EfficientNetLiteFPN, create_detector
-from fashionlens.models.fcos_seg import IGNORE_INDEX, FCOSSeg, SemanticMaskHead, fcos_seg_lite0_fpn, semantic_targets
+from fashionlens.models.fcos_seg import (
+    IGNORE_INDEX,
+    FCOSSeg,
+    SemanticMaskHead,
+    fcos_seg_lite0_fpn,
+    semantic_targets,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -191,7 +197,6 @@ def test_eval_outputs_and_masks(make_detector: Callable[..., FCOSSeg]) -> None:
     assert n == 10  # detections_per_img
     assert out["masks"].shape == (n, 1, 100, 160) and out["masks"].dtype == torch.float32
     assert float(out["masks"].min()) >= 0.0 and float(out["masks"].max()) <= 1.0
-    # background (label 0) is never a detection, even from an untrained network
     assert bool((out["labels"] >= 1).all()) and bool((out["labels"] <= 6).all())
     # masks are 0 outside their box
     ys = torch.arange(100)[:, None] + 0.5
@@ -199,6 +204,15 @@ def test_eval_outputs_and_masks(make_detector: Callable[..., FCOSSeg]) -> None:
     for m, (x0, y0, x1, y1) in zip(out["masks"][:, 0], out["boxes"]):
         outside = (xs < x0) | (xs > x1) | (ys < y0) | (ys > y1)
         assert float(m[outside].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_background_is_never_a_detection(seed: int, make_detector: Callable[..., FCOSSeg]) -> None:
+    """torchvision's FCOS scores label 0 like any class; an untrained network would report it."""
+    model = make_detector(seed=seed, score_thresh=0.0, detections_per_img=200, topk_candidates=1000)
+    with torch.no_grad():
+        [out] = model([torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(seed))])
+    assert len(out["labels"]) > 0 and int(out["labels"].min()) >= 1
 
 
 def test_forced_detector_masks_fill_their_boxes(make_detector: Callable[..., FCOSSeg]) -> None:

@@ -1,0 +1,160 @@
+"""``fashionlens tag`` with a detector: detect → crop → classify per photo, ``--render`` pictures,
+the whole-image fallback, ``--whole-image`` as before, and argument errors. Photos are generated
+JPEGs; the detectors are the tiny ones of tests/conftest.py (never the shipped default)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashionlens.cli import main
+from fashionlens.io.records import decode_mask
+from fashionlens.pipeline import RESULT_SCHEMA
+from fashionlens.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _photos(d: Path, sizes: tuple[tuple[int, int], ...] = ((160, 120), (120, 160))) -> list[Path]:
+    """JPEGs (w × h) of a red block on a light, noisy background."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (w, h) in enumerate(sizes):
+        arr = np.full((h, w, 3), 230, np.uint8)
+        arr[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (200, 30, 35)
+        arr = np.clip(arr.astype(int) + rng.integers(-8, 9, arr.shape), 0, 255).astype(np.uint8)
+        path = d / f"photo{i}.jpg"
+        Image.fromarray(arr).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def _tag(*args: str) -> int:
+    return main(["tag", *args, "-q", "--backend", "onnx", "--threads", "1", "--detector-backend", "torch"])
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _check(rec: dict[str, Any], path: Path) -> None:
+    assert rec["schema"] == RESULT_SCHEMA and rec["error"] is None and rec["image"]["path"] == str(path)
+    assert rec["mode"] in {"detect", "whole_image_fallback"}
+    assert rec["model"]["detector"] == "tiny-detector"
+    w, h = rec["image"]["width"], rec["image"]["height"]
+    assert rec["garments"]
+    for g in rec["garments"]:
+        assert g["category"]["id"] in TAX.categories_of(g["object_type"])
+        x, y, bw, bh = g["bbox"]
+        assert x >= 0 and y >= 0 and x + bw <= w + 0.01 and y + bh <= h + 0.01
+        if rec["mode"] == "detect":
+            assert g["object_type"] == "upper-body" and g["mask"]["size"] == [h, w]
+        else:
+            assert g["bbox"] == [0.0, 0.0, float(w), float(h)] and g["mask"] is None
+
+
+def test_tag_with_detector_and_render(upper_body_detector_weights: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _photos(tmp_path / "in")
+    out, render = tmp_path / "res.jsonl", tmp_path / "render"
+
+    code = _tag(str(tmp_path / "in"), "--detector", str(upper_body_detector_weights), "--render", str(render),
+                "-o", str(out))
+
+    assert code == 0
+    records = _lines(out)
+    assert len(records) == 2
+    for rec, path in zip(records, paths):
+        _check(rec, path)
+        assert rec["mode"] == "detect"
+    assert sorted(p.name for p in render.iterdir()) == ["photo0.jpg", "photo1.jpg"]
+    for path in paths:
+        drawn = cv2.imread(str(render / path.name))
+        original = cv2.imread(str(path))
+        assert drawn is not None and drawn.shape == original.shape
+        assert np.abs(drawn.astype(int) - original.astype(int)).mean() > 1  # masks and boxes were drawn
+    assert "tagged 2/2 images (0 failed)" in capsys.readouterr().err
+
+
+def test_nothing_detected_falls_back_per_photo(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+    paths = _photos(tmp_path / "in")
+    out, render = tmp_path / "res.jsonl", tmp_path / "render"
+    code = _tag(*map(str, paths), "--detector", str(upper_body_detector_weights), "--score-thresh", "1.0",
+                "--render", str(render), "-o", str(out))
+    assert code == 0
+    records = _lines(out)
+    assert [r["mode"] for r in records] == ["whole_image_fallback"] * 2
+    for rec, path in zip(records, paths):
+        _check(rec, path)
+        assert len(rec["garments"]) == 1
+    assert len(list(render.iterdir())) == 2
+
+
+def test_large_jpeg_is_decoded_reduced_but_reported_in_full_resolution(upper_body_detector_weights: Path,
+                                                                       tmp_path: Path) -> None:
+    [path] = _photos(tmp_path / "in", ((1200, 1100),))  # decoded at 1/2 for detection (shorter side ≥ 512)
+    out, render = tmp_path / "res.jsonl", tmp_path / "render"
+    assert _tag(str(path), "--detector", str(upper_body_detector_weights), "--render", str(render),
+                "-o", str(out)) == 0
+    [rec] = _lines(out)
+    _check(rec, path)
+    assert (rec["image"]["width"], rec["image"]["height"]) == (1200, 1100)
+    assert max(g["bbox"][0] + g["bbox"][2] for g in rec["garments"]) > 600  # full-resolution pixels
+    assert all(decode_mask(g["mask"]).shape == (1100, 1200) for g in rec["garments"])
+    assert cv2.imread(str(render / "photo0.jpg")).shape == (550, 600, 3)  # drawn on the reduced decode
+
+
+def test_rules_option(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+    paths = _photos(tmp_path / "in")
+    out = tmp_path / "res.jsonl"
+    assert _tag(*map(str, paths), "--detector", str(upper_body_detector_weights), "--rules",
+                "duplicates,sparse_mask", "--nms-thresh", "0.3", "-o", str(out)) == 0
+    assert [r["mode"] for r in _lines(out)] == ["detect", "detect"]
+
+
+def test_whole_image_keeps_the_old_behaviour(tmp_path: Path) -> None:
+    paths = _photos(tmp_path / "in")
+    out = tmp_path / "res.jsonl"
+    # the detector is not loaded at all: a missing file does not matter
+    assert _tag(str(tmp_path / "in"), "--whole-image", "--detector", str(tmp_path / "missing.pt"), "-o", str(out)) == 0
+    records = _lines(out)
+    assert len(records) == 2
+    for rec, path in zip(records, paths):
+        assert rec["mode"] == "whole_image" and rec["error"] is None and rec["image"]["path"] == str(path)
+        assert "detector" not in rec["model"]
+        [g] = rec["garments"]
+        assert g["bbox"] == [0.0, 0.0, float(rec["image"]["width"]), float(rec["image"]["height"])]
+        assert g["mask"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--score-thresh", "2"], "score_thresh"),
+    (["--nms-thresh", "-1"], "nms_thresh"),
+    (["--rules", "duplicates,nope"], "nope"),
+])
+def test_bad_detection_options(args: list[str], message: str, upper_body_detector_weights: Path, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    [path] = _photos(tmp_path, ((32, 32),))
+    assert _tag(str(path), "--detector", str(upper_body_detector_weights), *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fashionlens: error: ") and message in err
+
+
+def test_missing_or_wrong_detector_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [path] = _photos(tmp_path, ((32, 32),))
+    missing = tmp_path / "missing.pt"
+    assert _tag(str(path), "--detector", str(missing)) == 2
+    assert str(missing) in capsys.readouterr().err
+    not_weights = tmp_path / "notes.pt"
+    not_weights.write_text("hello")
+    assert _tag(str(path), "--detector", str(not_weights)) == 2
+    assert "detector-weights" in capsys.readouterr().err

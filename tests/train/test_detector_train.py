@@ -1,0 +1,213 @@
+"""Detector training: config validation, reading a generated COCO data set, and a smoke run of
+``train_detector`` (12 synthetic photos, 128 px, one epoch) that saves, evaluates and resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from fashionlens.io.records import decode_mask, encode_mask
+from fashionlens.models.detector_weights import load_detector
+from fashionlens.models.fcos_seg import FCOSSeg
+from fashionlens.train.config import ConfigError, load_config
+from fashionlens.train.detector import (
+    DetectorTrainConfig,
+    read_detection_data,
+    train_detector,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ------------------------------------------------------------------------------ config
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, None),
+    ({"sources": [], "data": [{"format": "coco", "annotations": "a.json", "split": "val"}], "warmup_iters": 0,
+      "seed": 0, "size": 64, "lr": 0, "arch": "maskrcnn-lite0-fpn"}, None),
+    ({"arch": "yolo"}, "arch: expected one of"),
+    ({"sources": ("ccp", "deepfashion")}, "sources: unknown \\['deepfashion'\\]"),
+    ({"data": [{"format": "csv"}]}, "data: each entry needs format"),
+    ({"data": ["coco"]}, "data: each entry needs format"),
+    ({"data": [{"format": "coco", "split": "dev"}]}, "data: split must be train, val or test, got 'dev'"),
+    ({"epochs": 0}, "epochs: expected a positive integer, got 0"),
+    ({"batch_size": True}, "batch_size: expected a positive integer"),
+    ({"eval_every": 1.5}, "eval_every: expected a positive integer"),
+    ({"patience": "3"}, "patience"),
+    ({"seed": -1}, "seed"),
+    ({"warmup_iters": -5}, "warmup_iters"),
+    ({"lr": -0.1}, "lr: expected a non-negative number, got -0.1"),
+    ({"backbone_lr": "fast"}, "backbone_lr"),
+    ({"weight_decay": None}, "weight_decay"),
+    ({"grad_clip": False}, "grad_clip"),
+    ({"size": 32}, "size: expected >= 64 px, got 32"),
+    ({"size": 0}, "size: expected a positive integer"),
+])
+def test_config_validation(kwargs: dict[str, Any], message: str | None) -> None:
+    if message is None:
+        config = DetectorTrainConfig(**kwargs)
+        assert isinstance(config.sources, tuple) and isinstance(config.split_fractions, tuple)
+        assert config.to_dict()["arch"] == config.arch
+        return
+    with pytest.raises(ConfigError, match=message):
+        DetectorTrainConfig(**kwargs)
+
+
+def test_shipped_config_loads() -> None:
+    config = load_config(CONFIGS / "detector_fcos_seg_lite0.yaml", config_class=DetectorTrainConfig)
+    assert config.arch == "fcos-seg-lite0-fpn" and config.sources == ("ccp",)
+
+
+def test_config_typo_suggests_the_option() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'eval_every'"):
+        load_config(overrides={"eval_evry": 2}, config_class=DetectorTrainConfig)
+
+
+# ------------------------------------------------------------------------------ a generated COCO data set
+
+W, H = 128, 96
+CATEGORIES = ["t-shirts", "jeans", "trainers"]  # taxonomy category names: no mapping needed
+
+
+def _polygon(box: tuple[int, int, int, int]) -> list[float]:
+    x0, y0, x1, y1 = box
+    return [float(v) for v in (x0, y0, x1, y0, x1, y1, x0, y1)]
+
+
+def make_coco(root: Path, n: int = 12) -> tuple[Path, Path]:
+    """``n`` photos (noise) with a red ellipse (t-shirts, RLE mask) and a blue rectangle (jeans or
+    trainers, polygon), written as a COCO instances file. Returns (annotations JSON, image folder)."""
+    images_dir = root / "images"
+    images_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images, annotations = [], []
+    for i in range(n):
+        arr = rng.integers(90, 160, (H, W, 3), dtype=np.uint8)
+        photo = Image.fromarray(arr)
+        draw = ImageDraw.Draw(photo)
+        ellipse = (10 + i, 8, 60 + i, 50)
+        draw.ellipse(ellipse, fill=(210, 30, 30))
+        m = np.zeros((H, W), np.uint8)
+        mask_img = Image.fromarray(m)
+        ImageDraw.Draw(mask_img).ellipse(ellipse, fill=1)
+        rect = (70, 40 + i % 4, 120, 90)
+        draw.rectangle((rect[0], rect[1], rect[2] - 1, rect[3] - 1), fill=(30, 40, 200))
+        name = f"photo{i:02d}.jpg"
+        photo.save(images_dir / name, quality=92)
+        images.append({"id": i + 1, "file_name": name, "width": W, "height": H})
+        rle = encode_mask(np.asarray(mask_img).astype(bool))
+        ys, xs = np.nonzero(np.asarray(mask_img))
+        annotations.append({"id": 2 * i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
+                            "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
+                                     int(ys.max() - ys.min() + 1)],
+                            "area": int(np.asarray(mask_img).sum()), "segmentation": rle})
+        annotations.append({"id": 2 * i + 2, "image_id": i + 1, "category_id": 2 + i % 2, "iscrowd": 0,
+                            "bbox": [rect[0], rect[1], rect[2] - rect[0], rect[3] - rect[1]],
+                            "area": (rect[2] - rect[0]) * (rect[3] - rect[1]), "segmentation": [_polygon(rect)]})
+    coco = {"images": images, "annotations": annotations,
+            "categories": [{"id": k + 1, "name": c} for k, c in enumerate(CATEGORIES)]}
+    path = root / "instances.json"
+    path.write_text(json.dumps(coco))
+    return path, images_dir
+
+
+@pytest.fixture(scope="module")
+def coco_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_coco(tmp_path_factory.mktemp("coco"))
+
+
+def test_read_detection_data_coco(coco_data: tuple[Path, Path]) -> None:
+    annotations, images = coco_data
+    records = read_detection_data({"format": "coco", "annotations": str(annotations), "images": str(images),
+                                   "split": "train"})  # split is the trainer's key, not the reader's
+    assert len(records) == 12
+    first = records[0]
+    assert first.path == images / "photo00.jpg" and (first.width, first.height) == (W, H)
+    assert [g.object_type for g in first.garments] == ["upper-body", "lower-body"]
+    assert [g.categories for g in first.garments] == [("t-shirts",), ("jeans",)]
+    assert records[1].garments[1].categories == ("trainers",) and records[1].garments[1].object_type == "footwear"
+    shirt, jeans = (decode_mask(g.mask_rle) for g in first.garments)
+    assert shirt.shape == jeans.shape == (H, W)
+    assert jeans[40:90, 70:120].all() and jeans.sum() == pytest.approx(50 * 50, rel=0.1)  # polygon → mask
+    assert shirt[29, 35] and not shirt[0, 0]  # ellipse centre in, corner out
+
+
+def _one_label_coco(tmp_path: Path, label: str) -> str:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}],
+                                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}],
+                                "categories": [{"id": 1, "name": label}]}))
+    return str(path)
+
+
+@pytest.mark.parametrize("label, mapping, object_type, exception", [
+    ("jeans", None, "lower-body", None),  # a taxonomy category name
+    ("footwear", None, "footwear", None),  # an object type name
+    ("short sleeve top", None, None, None),  # unknown without a mapping: kept, no object type
+    ("short sleeve top", "deepfashion2", "upper-body", None),
+    ("trousers", "deepfashion2", "lower-body", None),
+    ("tee", "deepfashion2", None, "tee"),  # a mapping that does not list the label
+])
+def test_read_detection_data_mappings(label: str, mapping: str | None, object_type: str | None,
+                                      exception: str | None, tmp_path: Path) -> None:
+    entry = {"format": "coco", "annotations": _one_label_coco(tmp_path, label)}
+    if mapping:
+        entry["mapping"] = mapping
+    if exception:
+        with pytest.raises(ValueError, match=exception):
+            read_detection_data(entry)
+        return
+    [record] = read_detection_data(entry)
+    assert record.path == tmp_path / "a.jpg"  # images default to the JSON file's folder
+    assert [g.object_type for g in record.garments] == [object_type]
+
+
+# ------------------------------------------------------------------------------ smoke run
+
+
+def test_train_detector_smoke_and_resume(coco_data: tuple[Path, Path], tmp_path: Path) -> None:
+    annotations, images = coco_data
+    config = DetectorTrainConfig(
+        data_root=str(tmp_path), sources=(), data=[{"format": "coco", "annotations": str(annotations),
+                                                    "images": str(images)}],
+        builder_kwargs={"fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50, "detections_per_img": 10},
+        size=128, epochs=1, eval_every=1, batch_size=4, warmup_iters=0, threads=1,
+        cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "out"), model_name="smoke", model_version="0")
+
+    summary = train_detector(config)
+
+    out = tmp_path / "out"
+    assert {"config.json", "metrics.jsonl", "last.pt", "best.pt", "model.pt", "eval.json"} <= {
+        p.name for p in out.iterdir()}
+    assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1
+    records = summary["records"]
+    assert sum(records.values()) == 12 and records["train"] > 0 and records["val"] > 0
+    evaluation = json.loads((out / "eval.json").read_text())
+    assert evaluation["epochs_run"] == 1 and "bbox" in evaluation["val"] and evaluation["records"] == records
+    [line] = (out / "metrics.jsonl").read_text().splitlines()
+    logged = json.loads(line)
+    assert logged["epoch"] == 1 and set(logged["loss"]) == {"classification", "bbox_regression", "bbox_ctrness", "seg"}
+    assert set(logged["val"]) == {"box_ap", "box_ap50", "mask_ap", "mask_ap50"}
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 + bool(records["test"])  # train, val (, test)
+
+    model, meta = load_detector(out / "model.pt")
+    assert isinstance(model, FCOSSeg) and meta.name == "smoke" and meta.arch == "fcos-seg-lite0-fpn"
+    assert meta.builder_kwargs["min_size"] == meta.builder_kwargs["max_size"] == 128
+    assert meta.class_names[0] == "__background__" and set(meta.metrics) == {"val", "test"}
+    assert meta.extra["config"]["epochs"] == 1
+
+    # a second call resumes from last.pt: the epochs are done, so nothing is retrained
+    before = (out / "last.pt").stat().st_mtime_ns
+    again = train_detector(config)
+    assert again["epochs_run"] == 1 and again["best_epoch"] == 1
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    assert (out / "last.pt").stat().st_mtime_ns == before
+    assert load_detector(out / "model.pt")[1].name == "smoke"
