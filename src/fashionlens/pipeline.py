@@ -20,9 +20,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from fashionlens.colours import colour_shares, garment_pixels
+from fashionlens.embeddings import encode_embedding
 from fashionlens.garments import Garments
 from fashionlens.imageio import DecodedImage
-from fashionlens.models.meta import ClassifierMeta
+from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
 
@@ -64,8 +65,9 @@ class Tagger:
 
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",
                  threads: int | None = None, top_k: int = 3, detector: GarmentDetector | None = None,
-                 crop_margin: float = 0.1) -> None:
+                 crop_margin: float = 0.1, embed: bool = False) -> None:
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
+        self.embed = embed  # store each garment's embedding (see fashionlens.embeddings) in its result
         self.detector = detector
         self.crop_margin = crop_margin
         self.meta = self.backend.meta
@@ -88,7 +90,10 @@ class Tagger:
         if not images:
             return {h.name: np.zeros((0, h.num_outputs), np.float32) for h in self.meta.heads}
         batch = np.stack([preprocess(im, self.meta) for im in images])
-        return self.backend.run(batch)
+        return self._run(batch)
+
+    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self.backend.run(batch, embed=True) if self.embed else self.backend.run(batch)
 
     def _attributes(self, probs: dict[str, np.ndarray], i: int, object_type: str, pixels: np.ndarray
                     ) -> dict[str, Any]:
@@ -133,6 +138,7 @@ class Tagger:
         order = np.argsort(-cat)[: self.top_k]
         best = int(in_type.argmax())
         x0, y0, x1, y1 = (float(v) for v in xyxy)
+        extra = {"embedding": encode_embedding(probs[EMBEDDING_OUTPUT][i])} if EMBEDDING_OUTPUT in probs else {}
         return {
             "object_type": object_type,
             "score": round(float(score), 4),
@@ -141,6 +147,7 @@ class Tagger:
             "category": {"id": cat_values[best], "score": round(float(cat[best]), 4)},
             "category_top": [{"id": cat_values[j], "score": round(float(cat[j]), 4)} for j in order],
             "attributes": self._attributes(probs, i, object_type, pixels),
+            **extra,
         }
 
     def _record(self, path: str, im: DecodedImage, garments: list[dict[str, Any]], mode: str,
@@ -169,7 +176,7 @@ class Tagger:
             return self._tag_detected(images, paths, decode_ms)
         t0 = time.perf_counter()
         if inputs is not None:
-            probs = self.backend.run(np.stack(inputs)) if len(inputs) else self.predict([])
+            probs = self._run(np.stack(inputs)) if len(inputs) else self.predict([])
         else:
             probs = self.predict([im.rgb for im in images])
         infer_ms = (time.perf_counter() - t0) * 1000 / max(1, len(images))

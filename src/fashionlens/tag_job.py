@@ -131,17 +131,18 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] = "-", we
                 backend: BackendName = "auto", batch_size: int = 16, threads: int | None = None,
                 whole_image: bool = False, detector: str | None = None, detect_settings: DetectSettings | None = None,
                 render_dir: str | Path | None = None, detector_backend: str = "auto", max_pixels: int = 40_000_000, progress: bool = True,
-                on_summary: Callable[[str], None] | None = None) -> int:
+                on_summary: Callable[[str], None] | None = None, embed: bool = False) -> int:
     """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
     ``whole_image``. ``render_dir``: write an annotated PNG per photo. The one-line summary goes to
-    ``on_summary`` (the CLI prints it), else to the log.
+    ``on_summary`` (the CLI prints it), else to the log. ``embed``: store each garment's embedding
+    (:mod:`fashionlens.embeddings`) in its result.
     """
     paths = iter_image_paths(inputs)
     garment_detector = None if whole_image else GarmentDetector(detector, settings=detect_settings or DetectSettings(),
                                                                 threads=threads, backend=detector_backend)
-    tagger = Tagger(weights, backend=backend, threads=threads, detector=garment_detector)
+    tagger = Tagger(weights, backend=backend, threads=threads, detector=garment_detector, embed=embed)
     on_image = None
     if render_dir is not None:
         render_path = Path(render_dir)

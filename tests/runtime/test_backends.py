@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fashionlens.models.classifier import embedding_dim
+from fashionlens.models.meta import EMBEDDING_OUTPUT
 from fashionlens.models.registry import default_weights_path
-from fashionlens.pipeline import Tagger
+from fashionlens.pipeline import Tagger, preprocess
 from fashionlens.runtime.backends import OnnxBackend, TorchBackend, create_backend
 from fashionlens.runtime.onnx_export import export_classifier_onnx, onnx_path_for
 from fashionlens.tag_job import tag_paths
@@ -76,6 +78,47 @@ def test_parity_on_a_random_normalised_batch(onnx_tagger: Tagger, torch_tagger: 
             np.testing.assert_allclose(p_onnx[h.name].sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_embedding_parity_and_unit_length(onnx_tagger: Tagger, torch_tagger: Tagger, batch_size: int) -> None:
+    s = onnx_tagger.input_size
+    batch = np.random.default_rng(10 + batch_size).standard_normal((batch_size, 3, s, s)).astype(np.float32)
+    p_onnx, p_torch = onnx_tagger.backend.run(batch, embed=True), torch_tagger.backend.run(batch, embed=True)
+    assert set(p_onnx) == {h.name for h in onnx_tagger.meta.heads} | {EMBEDDING_OUTPUT}
+    _assert_same(p_onnx, p_torch)
+    emb = p_onnx[EMBEDDING_OUTPUT]
+    assert emb.shape == (batch_size, embedding_dim(onnx_tagger.meta)) == (batch_size, 1280)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # the heads' probabilities do not depend on whether the embedding was asked for
+    _assert_same({k: v for k, v in p_onnx.items() if k != EMBEDDING_OUTPUT}, onnx_tagger.backend.run(batch))
+
+
+def test_embedding_parity_on_synthetic_images(onnx_tagger: Tagger, torch_tagger: Tagger) -> None:
+    images = _synthetic_images()
+    batch = np.stack([preprocess(im, onnx_tagger.meta) for im in images])
+    a = onnx_tagger.backend.run(batch, embed=True)[EMBEDDING_OUTPUT]
+    b = torch_tagger.backend.run(batch, embed=True)[EMBEDDING_OUTPUT]
+    np.testing.assert_allclose(a, b, rtol=0, atol=ATOL)
+    cos = a @ a.T  # different pictures are different points
+    assert (cos[~np.eye(len(a), dtype=bool)] < 0.999).all()
+
+
+def test_export_without_embedding_is_explained(tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(onnx_path_for(default_weights_path())))
+    graph = proto.graph
+    keep = [o for o in graph.output if o.name != EMBEDDING_OUTPUT]
+    del graph.output[:]
+    graph.output.extend(keep)
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    old = OnnxBackend(tmp_path / "old.onnx", threads=1)
+    assert not old.has_embedding
+    batch = np.zeros((1, 3, old.meta.input_size, old.meta.input_size), np.float32)
+    assert set(old.run(batch)) == {h.name for h in old.meta.heads}
+    with pytest.raises(ValueError, match="no 'embedding' output.*re-export"):
+        old.run(batch, embed=True)
+
+
 def test_parity_on_synthetic_images(onnx_tagger: Tagger, torch_tagger: Tagger) -> None:
     images = _synthetic_images()
     _assert_same(onnx_tagger.predict(images), torch_tagger.predict(images))
@@ -91,6 +134,7 @@ def test_fresh_export_matches(tmp_path: Path, torch_tagger: Tagger) -> None:
     for n in (1, 3):  # the batch axis is dynamic
         batch = np.random.default_rng(n).standard_normal((n, 3, s, s)).astype(np.float32)
         _assert_same(exported.run(batch), torch_tagger.backend.run(batch))
+        _assert_same(exported.run(batch, embed=True), torch_tagger.backend.run(batch, embed=True))
 
 
 def test_shipped_onnx_sits_next_to_the_weights() -> None:

@@ -15,12 +15,17 @@ from torch import nn
 
 from fashionlens.models.backbones import backbone_spec, create_backbone
 from fashionlens.models.heads import default_heads
-from fashionlens.models.meta import WEIGHTS_FORMAT, ClassifierMeta
+from fashionlens.models.meta import EMBEDDING_OUTPUT, WEIGHTS_FORMAT, ClassifierMeta
 
-__all__ = ["ClassifierMeta", "GarmentClassifier", "load_classifier", "new_classifier_meta", "save_classifier"]
+__all__ = ["EMBEDDING_OUTPUT", "ClassifierMeta", "GarmentClassifier", "embedding_dim", "load_classifier",
+           "new_classifier_meta", "save_classifier"]
 
 log = logging.getLogger(__name__)
 
+
+def embedding_dim(meta: ClassifierMeta) -> int:
+    """Length of the garment embedding: the backbone's pooled feature width (1280 for Lite0)."""
+    return backbone_spec(meta.backbone).num_features
 
 
 class GarmentClassifier(nn.Module):
@@ -41,6 +46,16 @@ class GarmentClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.forward_heads(self.backbone(images))
+
+    def forward_with_embedding(self, images: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """``(logits per head, embedding)``: the embedding is the backbone's pooled features
+        ``(B, embedding_dim)``, L2-normalised (the input of the heads, before dropout)."""
+        features = self.backbone(images)
+        return self.forward_heads(features), nn.functional.normalize(features, dim=-1, eps=1e-12)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised garment embeddings ``(B, embedding_dim)`` of normalised images."""
+        return nn.functional.normalize(self.backbone(images), dim=-1, eps=1e-12)
 
 
 def new_classifier_meta(*, backbone: str = "efficientnet_lite0", input_size: int | None = None,

@@ -9,6 +9,9 @@ from fashionlens.models.heads import HeadSpec
 
 WEIGHTS_FORMAT = "fashionlens/classifier-weights/v1"
 
+#: name of the garment-embedding output of classifier backends and of the ONNX graph
+EMBEDDING_OUTPUT = "embedding"
+
 
 @dataclass
 class ClassifierMeta:

@@ -1,7 +1,9 @@
-"""Classifier backends with one interface: ``run(batch) -> {head: probabilities}``.
+"""Classifier backends with one interface: ``run(batch, embed=False) -> {head: probabilities}``.
 
 ``batch`` is a normalised float32 ``(B, 3, S, S)`` array; probabilities are softmax (single-label
-heads) or sigmoid (multi-label heads) as ``(B, K)`` float32 arrays.
+heads) or sigmoid (multi-label heads) as ``(B, K)`` float32 arrays. With ``embed=True`` the result
+also holds ``"embedding"``: the garment embeddings, ``(B, D)`` float32, L2-normalised (the
+backbone's pooled features, D = 1280 for EfficientNet-Lite0).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from fashionlens.models.meta import ClassifierMeta
+from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class ClassifierBackend(Protocol):
     name: str
     meta: ClassifierMeta
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
+    def run(self, batch: np.ndarray, *, embed: bool = False) -> dict[str, np.ndarray]: ...
 
 
 class TorchBackend:
@@ -55,12 +57,15 @@ class TorchBackend:
         self.model = load_classifier(weights)
         self.meta = self.model.meta
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, batch: np.ndarray, *, embed: bool = False) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
-            outs = self.model(torch.from_numpy(batch))
-        return {h.name: (o.softmax(-1) if h.kind == "single" else o.sigmoid()).numpy()
-                for h, o in zip(self.meta.heads, outs)}
+            outs, embedding = self.model.forward_with_embedding(torch.from_numpy(batch))
+        result = {h.name: (o.softmax(-1) if h.kind == "single" else o.sigmoid()).numpy()
+                  for h, o in zip(self.meta.heads, outs)}
+        if embed:
+            result[EMBEDDING_OUTPUT] = embedding.numpy()
+        return result
 
 
 class OnnxBackend:
@@ -78,11 +83,21 @@ class OnnxBackend:
         if raw is None:
             raise ValueError(f"{onnx_path}: not a fashionlens classifier export (no fashionlens_meta metadata)")
         self.meta = ClassifierMeta.from_dict(json.loads(raw))
-        self._names = [o.name for o in self.session.get_outputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._names = [n for n in outputs if n != EMBEDDING_OUTPUT]
+        self.has_embedding = EMBEDDING_OUTPUT in outputs
+        self._path = Path(onnx_path)
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self.session.run(self._names, {"images": np.ascontiguousarray(batch, dtype=np.float32)})
-        return dict(zip(self._names, outs))
+    def run(self, batch: np.ndarray, *, embed: bool = False) -> dict[str, np.ndarray]:
+        names = self._names
+        if embed:
+            if not self.has_embedding:
+                raise ValueError(f"{self._path}: this ONNX export has no {EMBEDDING_OUTPUT!r} output (exported "
+                                 "before embeddings existed); re-export it: fashionlens export onnx --weights "
+                                 f"{self._path.with_suffix('.pt')}")
+            names = [*names, EMBEDDING_OUTPUT]
+        outs = self.session.run(names, {"images": np.ascontiguousarray(batch, dtype=np.float32)})
+        return dict(zip(names, outs))
 
 
 def create_backend(weights: str | Path | None = None, *, backend: BackendName = "auto",

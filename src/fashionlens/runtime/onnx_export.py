@@ -1,4 +1,5 @@
-"""Export the garment classifier to ONNX (one graph: image batch in, one probability tensor per head out)."""
+"""Export the garment classifier to ONNX (one graph: image batch in, one probability tensor per head
+out, plus the L2-normalised garment embedding as the output ``embedding``)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fashionlens.models.classifier import GarmentClassifier, load_classifier
+from fashionlens.models.classifier import (
+    EMBEDDING_OUTPUT,
+    GarmentClassifier,
+    load_classifier,
+)
 from fashionlens.runtime.backends import onnx_path_for
 
 log = logging.getLogger(__name__)
 
 
 class _ProbabilityModel(nn.Module):
-    """Logits → probabilities (softmax / sigmoid per head), so every backend returns the same thing."""
+    """Logits → probabilities (softmax / sigmoid per head), so every backend returns the same thing;
+    the garment embedding is the last output."""
 
     def __init__(self, model: GarmentClassifier) -> None:
         super().__init__()
@@ -24,8 +30,9 @@ class _ProbabilityModel(nn.Module):
         self.kinds = [h.kind for h in model.meta.heads]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outs = self.model(images)
-        return tuple(o.softmax(-1) if k == "single" else o.sigmoid() for o, k in zip(outs, self.kinds))
+        outs, embedding = self.model.forward_with_embedding(images)
+        probs = tuple(o.softmax(-1) if k == "single" else o.sigmoid() for o, k in zip(outs, self.kinds))
+        return (*probs, embedding)
 
 
 def export_classifier_onnx(weights: str | Path | None = None, output: str | Path | None = None, *,
@@ -39,7 +46,7 @@ def export_classifier_onnx(weights: str | Path | None = None, output: str | Path
     wrapped = _ProbabilityModel(model).eval()
     size = model.meta.input_size
     dummy = torch.zeros(2, 3, size, size)
-    names = [h.name for h in model.meta.heads]
+    names = [h.name for h in model.meta.heads] + [EMBEDDING_OUTPUT]
     tmp = output.with_suffix(".onnx.tmp")
     torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["images"], output_names=names,
                       dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}},
