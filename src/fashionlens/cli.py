@@ -45,7 +45,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                        detector=args.detector, detect_settings=settings, render_dir=args.render,
                        detector_backend=args.detector_backend,
                        max_pixels=args.max_pixels, progress=not args.quiet,
-                       on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr))
+                       on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr),
+                       embed=getattr(args, "embed", False))
 
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_trends_parser(sub)
     _add_annotate_parser(sub)
+    from fashionlens.cli_search import add_search_parsers
+    add_search_parsers(sub)
     return p
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 DEFAULT_CLASSIFIER = "garment-classifier-lite0"
 DEFAULT_DETECTOR = "garment-detector-fcos-seg-lite0"
+DEFAULT_ALIGNMENT = "garment-text-align-lite0"
 
 _SHIPPED: dict[str, str] = {
     "garment-classifier-lite0": "garment-classifier-lite0.pt",
     "garment-detector-fcos-seg-lite0": "garment-detector-fcos-seg-lite0.pt",
+    # text–image alignment heads for the default classifier (fashionlens.search.alignment)
+    "garment-text-align-lite0": "garment-text-align-lite0.npz",
 }
 
 

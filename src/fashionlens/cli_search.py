@@ -1,0 +1,207 @@
+"""Command line for garment search (issue 5): ``index build/add/remove/info``, ``search``,
+``train alignment``, ``evaluate search`` and ``tag --embed``. Parses arguments and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+_FILTERS = (("category", "category"), ("colour", "colours"), ("pattern", "pattern"), ("material", "material"),
+            ("object_type", "object_type"))
+
+
+def _tag_options(args: argparse.Namespace):
+    from fashionlens.search.catalogue import TagOptions
+
+    return TagOptions(weights=args.weights, whole_image=args.whole_image, detector=args.detector,
+                      backend=args.backend, batch_size=args.batch_size, threads=args.threads)
+
+
+def _alignment(args: argparse.Namespace):
+    return False if getattr(args, "no_text", False) else args.alignment
+
+
+def _cmd_index_build(args: argparse.Namespace) -> int:
+    from fashionlens.search.catalogue import build_index
+
+    summary = build_index(args.inputs, args.index, kind=args.kind, alignment=_alignment(args),
+                          options=_tag_options(args), progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_index_add(args: argparse.Namespace) -> int:
+    from fashionlens.search.catalogue import add_to_index
+
+    summary = add_to_index(args.inputs, args.index, alignment=args.alignment, options=_tag_options(args),
+                           progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_index_remove(args: argparse.Namespace) -> int:
+    from fashionlens.search.catalogue import remove_from_index
+
+    if not args.paths and not args.ids:
+        raise ValueError("index remove: give photo paths (as stored in the index) and/or --id N")
+    print(json.dumps(remove_from_index(args.index, paths=args.paths, ids=args.ids or []), indent=2))
+    return 0
+
+
+def _cmd_index_info(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from fashionlens.search.index import GarmentIndex
+
+    with GarmentIndex.load(args.index) as index:
+        print(json.dumps({"index": args.index, "vectors": len(index), **asdict(index.manifest)}, indent=2, default=str))
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for arg, field in _FILTERS:
+        values = [v.strip() for item in getattr(args, arg) or [] for v in item.split(",") if v.strip()]
+        if values:
+            out[field] = values if len(values) > 1 else values[0]
+    return out
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from fashionlens.search.catalogue import GarmentSearcher
+
+    if args.k < 1:
+        raise ValueError(f"-k: expected a number >= 1; got {args.k}")
+    filters = _filters(args)
+    with GarmentSearcher(args.index, options=_tag_options(args), alignment=args.alignment) as searcher:
+        if args.text is not None:
+            query: dict[str, Any] = {"text": args.text}
+            hits = searcher.search_text(args.text, k=args.k, filters=filters)
+        else:
+            query, hits = searcher.search_image(args.image, garment=args.garment, k=args.k, filters=filters)
+    result = {"query": query, "filters": filters, "hits": [h.to_dict() for h in hits]}
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.json and args.json != "-":
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n", "utf-8")
+    else:
+        print(text)
+    if args.sheet:
+        from fashionlens.search.contact_sheet import contact_sheet
+
+        contact_sheet(hits, args.sheet, image_root=args.image_root)
+        print(f"fashionlens: contact sheet {args.sheet}", file=sys.stderr)
+    return 0
+
+
+def _cmd_train_alignment(args: argparse.Namespace) -> int:
+    from fashionlens.train.alignment import AlignmentTrainConfig, train_alignment
+    from fashionlens.train.config import load_config, parse_override
+
+    config = load_config(args.config, dict(parse_override(o) for o in args.set or []),
+                         config_class=AlignmentTrainConfig)
+    summary = train_alignment(config, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_evaluate_search(args: argparse.Namespace) -> int:
+    from fashionlens.evaluate.search_report import evaluate_search
+
+    result = evaluate_search(alignment=args.alignment, classifier=args.classifier, cache_dir=args.cache,
+                             data_root=args.data_root, sources=tuple(args.sources.split(",")), split=args.split,
+                             out_dir=args.out, imagenet_baseline=not args.no_baseline, progress=not args.quiet)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _add_tag_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=None, help="classifier weights (default: the shipped model)")
+    p.add_argument("--whole-image", action="store_true", help="photos are single garments: no detection")
+    p.add_argument("--detector", default=None, help="detector weights (default: the shipped detector)")
+    p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> Any:
+    """The sub-command action of an existing parser (``train``, ``evaluate``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise ValueError(f"parser {parser.prog!r} has no sub-commands")
+
+
+def add_search_parsers(sub: Any) -> None:
+    """Register the search commands on the ``fashionlens`` sub-command action ``sub``; adds
+    ``alignment`` to ``train``, ``search`` to ``evaluate`` and ``--embed`` to ``tag`` when those exist."""
+    index = sub.add_parser("index", help="garment vector index: build, add, remove, info") \
+        .add_subparsers(dest="what", required=True)
+    for name, func, helptext in (("build", _cmd_index_build, "build (or atomically rebuild) an index"),
+                                 ("add", _cmd_index_add, "add photos / tag results (photos already there are replaced)")):
+        c = index.add_parser(name, help=helptext)
+        c.add_argument("inputs", nargs="+", help="photos, folders, glob patterns, or `tag --embed` JSONL files")
+        c.add_argument("--index", required=True, metavar="DIR", help="index folder")
+        if name == "build":
+            c.add_argument("--kind", choices=["auto", "flat", "ivf", "hnsw"], default="auto",
+                           help="auto: exact up to 20,000 garments, IVF above")
+            c.add_argument("--no-text", action="store_true", help="leave out the text-alignment part (no text search)")
+        c.add_argument("--alignment", default=None, help="text–image alignment heads (default: the shipped ones)")
+        _add_tag_options(c)
+        c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        c.set_defaults(func=func)
+    rm = index.add_parser("remove", help="remove the garments of photos (paths as stored) or ids")
+    rm.add_argument("paths", nargs="*", help="photo paths as stored in the index")
+    rm.add_argument("--id", dest="ids", type=int, action="append", help="a vector id (repeatable)")
+    rm.add_argument("--index", required=True, metavar="DIR")
+    rm.set_defaults(func=_cmd_index_remove)
+    info = index.add_parser("info", help="print the index manifest")
+    info.add_argument("--index", required=True, metavar="DIR")
+    info.set_defaults(func=_cmd_index_info)
+
+    s = sub.add_parser("search", help="find garments like a photo's (--image) or matching words (--text)")
+    s.add_argument("--index", required=True, metavar="DIR")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", metavar="PHOTO", help="query photo")
+    what.add_argument("--text", help='query words, e.g. "red striped wool sweater"')
+    s.add_argument("--garment", type=int, default=0, help="which garment of the photo (0 = the first)")
+    s.add_argument("--category", action="append", help="only these categories (repeat or comma-separate)")
+    s.add_argument("--colour", "--color", dest="colour", action="append", help="only garments with this colour")
+    s.add_argument("--pattern", action="append")
+    s.add_argument("--material", action="append")
+    s.add_argument("--object-type", dest="object_type", action="append")
+    s.add_argument("-k", type=int, default=10, help="number of results")
+    s.add_argument("--json", default=None, metavar="OUT", help="write the results here (default: stdout)")
+    s.add_argument("--sheet", default=None, metavar="OUT.png", help="contact sheet of the results")
+    s.add_argument("--image-root", default=None, help="relative stored paths are relative to this (contact sheet)")
+    s.add_argument("--alignment", default=None, help="alignment heads the index was built with (default: shipped)")
+    _add_tag_options(s)
+    s.set_defaults(func=_cmd_search)
+
+    choices = sub.choices
+    if "train" in choices:
+        ta = _subcommands(choices["train"]).add_parser(
+            "alignment", help="train the text–image alignment heads (CLIP-style, on label captions)")
+        ta.add_argument("--config", default=None, help="YAML config (see configs/alignment.yaml)")
+        ta.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
+        ta.add_argument("-q", "--quiet", action="store_true")
+        ta.set_defaults(func=_cmd_train_alignment)
+    if "evaluate" in choices:
+        es = _subcommands(choices["evaluate"]).add_parser(
+            "search", help="text→image recall/MRR, zero-shot vs probe vs supervised, image→image mAP")
+        es.add_argument("--alignment", default=None, help="alignment heads (default: the shipped ones)")
+        es.add_argument("--classifier", default=None, help="classifier weights (default: the shipped model)")
+        es.add_argument("--cache", default="runs/cache/classifier-224-s0", help="prepared sample cache")
+        es.add_argument("--data-root", default="../shared/datasets")
+        es.add_argument("--sources", default="clothing,rise")
+        es.add_argument("--split", choices=["train", "val", "test"], default="test")
+        es.add_argument("--out", default="runs/eval-search")
+        es.add_argument("--no-baseline", action="store_true", help="skip the ImageNet-backbone baseline")
+        es.add_argument("-q", "--quiet", action="store_true")
+        es.set_defaults(func=_cmd_evaluate_search)
+    if "tag" in choices:
+        choices["tag"].add_argument("--embed", action="store_true",
+                                    help="store each garment's embedding (1280 float16, base64) in the results")
