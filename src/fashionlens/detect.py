@@ -69,8 +69,9 @@ class GarmentDetector:
                                   else chosen.get("score_thresh", 0.3))
         self.nms_thresh = float(settings.nms_thresh if settings.nms_thresh is not None
                                 else chosen.get("nms_thresh", 0.6))
-        # the network keeps candidates down to 0.05 so the rules see them; the threshold applies after the rules
-        self.model.score_thresh = min(0.05, self.score_thresh)
+        # with rules, the network keeps candidates down to 0.05 so the rules see them and the threshold
+        # applies after the rules; without, the network applies it (no masks for discarded boxes)
+        self.model.score_thresh = min(0.05, self.score_thresh) if settings.rules else self.score_thresh
         self.model.nms_thresh = self.nms_thresh
         self.model.detections_per_img = settings.max_detections
         self.settings = settings

@@ -256,3 +256,41 @@ def test_mask_size_limit_lowers_mask_resolution_not_output_size(make_detector: C
     # coarser, but about the same pixels
     agree = ((low["masks"] > 0.5) == (full["masks"] > 0.5)).float().mean()
     assert float(agree) > 0.8
+
+
+# ----------------------------------------------------------------------------- RoI mask head
+
+
+def test_roi_mask_head_loss_and_masks_per_detection(make_detector: Callable[..., FCOSSeg], one_thread: None) -> None:
+    model = make_detector("upper-body", roi_masks=True)
+    assert model.roi_mask is not None
+    image = torch.rand(3, 96, 128)
+    image_list, _ = model.transform([image])
+    features = model.backbone(image_list.tensors)
+    box = torch.tensor([[10.0, 10.0, 70.0, 60.0]])
+    mask = torch.zeros((1, *image_list.tensors.shape[-2:]), dtype=torch.uint8)
+    mask[0, 20:50, 20:60] = 1
+    head = model.roi_mask
+    head.train()
+    loss = head.loss(features, [{"boxes": box, "labels": torch.tensor([1]), "masks": mask}], image_list.image_sizes)
+    assert torch.isfinite(loss) and loss.requires_grad
+    loss.backward()
+    assert head.predictor.mask_fcn_logits.weight.grad is not None
+    head.eval()
+    with torch.no_grad():
+        [out] = model([image])
+    n = len(out["boxes"])
+    assert n > 0 and out["masks"].shape == (n, 1, 96, 128)
+    # masks come from the RoI head (pasted per box), not the semantic map: nothing outside the box (+1 px)
+    x0, y0, x1, y1 = out["boxes"][0].tolist()
+    m = out["masks"][0, 0]
+    assert float(m[:, int(x1) + 2:].sum()) == 0.0 and float(m[int(y1) + 2:, :].sum()) == 0.0
+
+
+def test_roi_mask_head_with_no_boxes(make_detector: Callable[..., FCOSSeg]) -> None:
+    model = make_detector(roi_masks=True)
+    image_list, _ = model.transform([torch.rand(3, 64, 64)])
+    features = model.backbone(image_list.tensors)
+    [probs] = model.roi_mask.predict(features, [torch.zeros((0, 4))], [torch.zeros(0, dtype=torch.int64)],
+                                     image_list.image_sizes)
+    assert probs.shape == (0, 1, 28, 28)

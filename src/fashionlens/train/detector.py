@@ -87,6 +87,9 @@ class DetectorTrainConfig:
     device: str = "cpu"
     threads: int | None = None
     limit: int | None = None  # cap records per split (smoke tests)
+    evaluate_test: bool = True  # False for comparison runs: the test split stays untouched
+    roi_mask_epochs: int = 0  # > 0: then train the RoI mask head (builder_kwargs roi_masks: true), detector frozen
+    roi_mask_lr: float = 1e-3
     model_name: str = "garment-detector"
     model_version: str = "0"
 
@@ -360,8 +363,10 @@ def evaluate_views(model: nn.Module, views: Sequence[CachedView], records: Seque
 
 
 def _param_groups(model: nn.Module, config: DetectorTrainConfig) -> list[dict[str, Any]]:
-    backbone = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.body.")]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.body.")]
+    # the RoI mask head trains in its own stage (train_roi_masks), not with the boxes
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and not n.startswith("roi_mask.")]
+    backbone = [p for n, p in named if n.startswith("backbone.body.")]
+    rest = [p for n, p in named if not n.startswith("backbone.body.")]
     return [{"params": backbone, "lr": config.backbone_lr}, {"params": rest, "lr": config.lr}]
 
 
@@ -421,7 +426,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
     last = out / "last.pt"
     if resume and last.is_file():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
+        _load_partial(model, ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
         log.info("resumed from %s at epoch %d", last, state["epoch"])
@@ -468,8 +473,71 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, tmp)
         tmp.replace(last)
     if (out / "best.pt").is_file():
-        model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+        _load_partial(model, torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+    if config.roi_mask_epochs:
+        if getattr(model, "roi_mask", None) is None:
+            raise ConfigError("roi_mask_epochs > 0 needs an fcos-seg detector with builder_kwargs: {roi_masks: true}")
+        train_roi_masks(model, views["train"], config)
     return finish(model, config, splits, views["val"], state)
+
+
+def _load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a checkpoint that may lack the RoI mask head (trained in a later stage)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith("roi_mask.")] + list(unexpected)
+    if bad:
+        raise ValueError(f"checkpoint does not fit the model: {bad[:5]}")
+
+
+def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: DetectorTrainConfig) -> None:
+    """Second stage: the RoI mask head on ground-truth boxes (jittered), everything else frozen.
+
+    Instances whose mask is only their box (``mask_from_box``) are left out. The trained head is
+    saved to ``roi_mask.pt`` in ``out_dir``; a rerun loads it instead of training again.
+    """
+    head = model.roi_mask
+    path = Path(config.out_dir) / "roi_mask.pt"
+    if path.is_file():
+        head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        log.info("RoI mask head read from %s", path)
+        return
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in head.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.roi_mask_lr, weight_decay=config.weight_decay)
+    by_record: dict[int, list[CachedView]] = defaultdict(list)
+    for v in views:
+        by_record[v.record_index].append(v)
+    model.eval()
+    head.train()
+    steps = config.roi_mask_epochs * math.ceil(len(by_record) / config.batch_size)
+    step = 0
+    for epoch in range(config.roi_mask_epochs):
+        rng = random.Random(f"{config.seed}/roi/{epoch}")
+        chosen = [rng.choice(vs) for _, vs in sorted(by_record.items())]
+        total = 0.0
+        batches = _batches(chosen, config.batch_size, rng)
+        for batch in tqdm(batches, desc=f"mask head {epoch + 1}/{config.roi_mask_epochs}", unit="batch", leave=False):
+            image_list, inputs, targets, _ = _batch(batch)
+            targets = [{k: v[~t["mask_from_box"]] for k, v in t.items()} for t in targets]
+            if not any(len(t["boxes"]) for t in targets):
+                continue
+            with torch.no_grad():
+                features = features_of(model, inputs, config.freeze_stem)
+            for g in optimizer.param_groups:
+                g["lr"] = config.roi_mask_lr * 0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
+            loss = head.loss(features, targets, image_list.image_sizes)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            total += float(loss.detach()) / len(batches)
+        log.info("mask head epoch %d: loss %.4f", epoch + 1, total)
+        with (Path(config.out_dir) / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps({"mask_head_epoch": epoch + 1, "loss": round(total, 4)}) + "\n")
+    head.eval()
+    torch.save(head.state_dict(), path)
 
 
 def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]],
@@ -477,7 +545,8 @@ def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list
     """Evaluate the chosen model on val and test, save it fp16 with metadata, write ``eval.json``."""
     out = Path(config.out_dir)
     val = evaluate_views(model, val_views, splits["val"], freeze_stem=config.freeze_stem)
-    test_views = cached_views(model, config, "test", splits["test"]) if splits["test"] else []
+    test_views = (cached_views(model, config, "test", splits["test"])
+                  if splits["test"] and config.evaluate_test else [])
     test = (evaluate_views(model, test_views, splits["test"], freeze_stem=config.freeze_stem,
                            pr_curve_png=out / "pr_test.png") if test_views else None)
     summary = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
