@@ -59,7 +59,8 @@ def test_thresholds_from_settings_metadata_or_fallback(save_detector_weights: Ca
 
     d = GarmentDetector(plain)
     assert (d.score_thresh, d.nms_thresh) == (0.3, 0.6)  # fallbacks
-    assert d.model.score_thresh == 0.05  # candidates kept for the rules
+    assert d.model.score_thresh == 0.3  # no rules: the network applies the threshold itself
+    assert GarmentDetector(plain, settings=DetectSettings(rules=("duplicates",))).model.score_thresh == 0.05
     assert d.model.nms_thresh == 0.6 and d.model.detections_per_img == 20
     assert d.class_names == ["__background__", *load_taxonomy().object_types]
     assert d.model_info["name"] == "tiny-detector" and d.model_info["version"] == "test"

@@ -110,6 +110,7 @@ def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
         set_detector_defaults(detector.path, defaults)
         print(f"fashionlens: stored defaults {defaults} in {detector.path}", file=sys.stderr)
     print(json.dumps({"images": result["images"], "box": first["bbox"], "mask": first["segm"],
+                      "box_garments4": first["bbox_garments4"], "mask_garments4": first["segm_garments4"],
                       "end_to_end": result.get("end_to_end"), "out": args.out}, indent=2))
     return 0
 

@@ -147,7 +147,7 @@ def test_evaluate_detector_writes_the_report(upper_body_detector_weights: Path, 
     assert result["images"] == 3 and result["annotations"] == 3 and result["score_thresh"] == 0.5
     assert set(result["rule_sets"]) == {"none", "duplicates+sparse_mask"}
     for rs in result["rule_sets"].values():
-        assert set(rs) == {"bbox", "segm", "per_class_AP", "kaggle", "pr_sweep"}
+        assert set(rs) == {"bbox", "segm", "bbox_garments4", "segm_garments4", "per_class_AP", "kaggle", "pr_sweep"}
         assert {"AP", "AP50"} <= set(rs["bbox"]) and {"AP", "AP50"} <= set(rs["segm"])
         assert [r["score_thresh"] for r in rs["pr_sweep"]] == list(THRESHOLDS)
     preds = json.loads((out / "predictions.coco.json").read_text())

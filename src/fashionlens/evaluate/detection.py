@@ -178,13 +178,14 @@ def _stats(values: Sequence[float]) -> dict[str, float | None]:
     return {n: (None if v < 0 else float(v)) for n, v in zip(STAT_NAMES, values)}
 
 
-def _run_cocoeval(coco_gt: COCO, predictions: list[dict[str, Any]], iou_type: str
-                  ) -> tuple[dict[str, Any], COCOeval | None]:
+def _run_cocoeval(coco_gt: COCO, predictions: list[dict[str, Any]], iou_type: str,
+                  category_ids: Sequence[int] | None = None) -> tuple[dict[str, Any], COCOeval | None]:
     names = {c["id"]: c["name"] for c in coco_gt.loadCats(coco_gt.getCatIds())}
     if not predictions:
         # pycocotools cannot load an empty result list: every defined value is 0
         zero = _stats([0.0] * len(STAT_NAMES))
-        return {"stats": zero, "per_class_AP": {n: 0.0 for c, n in names.items() if coco_gt.getAnnIds(catIds=[c])},
+        return {"stats": zero, "per_class_AP": {n: 0.0 for c, n in names.items() if coco_gt.getAnnIds(catIds=[c])
+                                                 and (category_ids is None or c in category_ids)},
                 "predictions": 0}, None
     preds = copy.deepcopy(predictions)
     if iou_type == "bbox":
@@ -194,6 +195,8 @@ def _run_cocoeval(coco_gt: COCO, predictions: list[dict[str, Any]], iou_type: st
     with contextlib.redirect_stdout(buf):
         coco_dt = coco_gt.loadRes(preds)
         ev = COCOeval(coco_gt, coco_dt, iouType=iou_type)
+        if category_ids is not None:
+            ev.params.catIds = sorted(category_ids)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -207,13 +210,17 @@ def _run_cocoeval(coco_gt: COCO, predictions: list[dict[str, Any]], iou_type: st
 
 
 def evaluate_detections(gt: dict[str, Any] | str | Path, predictions: Sequence[dict[str, Any]], *,
-                        kaggle_score_thresh: float = 0.5, pr_curve_png: str | Path | None = None) -> dict[str, Any]:
-    """COCO box (and mask) metrics, per-class AP, the Kaggle metric and optionally a PR-curve PNG."""
+                        kaggle_score_thresh: float = 0.5, pr_curve_png: str | Path | None = None,
+                        category_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """COCO box (and mask) metrics, per-class AP, the Kaggle metric and optionally a PR-curve PNG.
+
+    ``category_ids`` restricts the COCO metrics to those classes (e.g. the four garment object types).
+    """
     coco_gt = _coco_from(gt)
     predictions = list(predictions)
     _check_predictions(coco_gt, predictions)
     result: dict[str, Any] = {"images": len(coco_gt.getImgIds()), "annotations": len(coco_gt.getAnnIds())}
-    result["bbox"], box_eval = _run_cocoeval(coco_gt, predictions, "bbox")
+    result["bbox"], box_eval = _run_cocoeval(coco_gt, predictions, "bbox", category_ids)
     gt_has_masks = all("segmentation" in a for a in coco_gt.dataset.get("annotations", []))
     dt_has_masks = all("segmentation" in p for p in predictions)
     if not gt_has_masks:
@@ -223,7 +230,7 @@ def evaluate_detections(gt: dict[str, Any] | str | Path, predictions: Sequence[d
         result["segm"] = None
         result["segm_reason"] = "some predictions have no segmentation"
     else:
-        result["segm"], _ = _run_cocoeval(coco_gt, predictions, "segm")
+        result["segm"], _ = _run_cocoeval(coco_gt, predictions, "segm", category_ids)
     result["kaggle"] = kaggle_imaterialist_score(coco_gt.dataset, predictions, score_thresh=kaggle_score_thresh)
     if pr_curve_png is not None:
         plot_pr_curves(box_eval, pr_curve_png)

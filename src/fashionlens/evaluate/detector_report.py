@@ -5,7 +5,8 @@ keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From thos
 
 * COCO box and mask AP/AR, per-class AP, the iMaterialist-2019 Kaggle metric and a PR-curve PNG
   (:func:`~fashionlens.evaluate.detection.evaluate_detections`) for each post-processing rule set
-  asked for (``rule_sets``; the first is the reported one);
+  asked for (``rule_sets``; the first is the reported one), over all six object types and over the
+  four garment types (``*_garments4``: upper-body, lower-body, full-body, footwear);
 * precision, recall and F1 at a sweep of score thresholds (a prediction is a true positive when it
   matches an unmatched ground-truth garment of the same object type with box IoU ≥ 0.5, highest
   score first) — the basis for the default threshold;
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THRESHOLDS: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+#: category ids (object-type index + 1) of upper-body, lower-body, full-body and footwear: the four
+#: garment types the issue's AP targets are stated over
+GARMENT_TYPE_IDS: tuple[int, ...] = (1, 2, 3, 4)
 
 
 def _rle(mask: np.ndarray) -> dict[str, Any]:
@@ -175,9 +179,12 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
                                "score_thresh": detector.score_thresh, "rule_sets": {}}
     for n, (rules, p) in enumerate(preds.items()):
         ev = evaluate_detections(gt, p, pr_curve_png=out / "pr_curve.png" if n == 0 else None)
+        garments4 = evaluate_detections(gt, p, category_ids=GARMENT_TYPE_IDS)
         key = "+".join(rules) or "none"
         results["rule_sets"][key] = {
             "bbox": (ev.get("bbox") or {}).get("stats"), "segm": (ev.get("segm") or {}).get("stats"),
+            "bbox_garments4": (garments4.get("bbox") or {}).get("stats"),
+            "segm_garments4": (garments4.get("segm") or {}).get("stats"),
             "per_class_AP": (ev.get("bbox") or {}).get("per_class_AP"), "kaggle": (ev.get("kaggle") or {}).get("score"),
             "pr_sweep": precision_recall(gt, p),
         }

@@ -15,6 +15,13 @@ cross-entropy on the semantic map at stride 4 (logits upsampled ×2), weighted b
 overwrite earlier ones); pixels of box-only instances (``mask_from_box``) are ignored, not
 counted as garment or background.
 
+Optionally (``roi_masks=True``) a :class:`RoIMaskHead` — Mask R-CNN's mask branch on the FCOS
+boxes — predicts one mask per detection instead; it is trained in a second stage with the rest
+frozen (:func:`fashionlens.train.detector.train_roi_masks`). It separates what the semantic map
+merges (a shirt under a jacket, both upper-body) and recovers small garments whose semantic
+probability stays under 0.5 (bags, hats), at the cost of RoIAlign and a small conv stack on the
+kept boxes. When present it replaces the semantic masks at inference.
+
 :meth:`FCOSSeg.losses_from_features` and :meth:`FCOSSeg.detect_from_features` take pyramid
 features, so a trainer can cache the frozen stem (:meth:`EfficientNetLiteFPN.forward_stem`) and
 run only the rest (:mod:`fashionlens.train.detector`).
