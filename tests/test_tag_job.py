@@ -335,8 +335,10 @@ def test_results_do_not_depend_on_batch_size(tmp_path: Path, tagger: Tagger) -> 
 def test_bad_arguments(tmp_path: Path, tagger: Tagger) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         list(tag_paths(tagger, [mk_jpeg(tmp_path)], batch_size=0, progress=False))
-    with pytest.raises(ValueError, match="whole-image"):
-        run_tag_job([str(tmp_path)], whole_image=False, progress=False)
+    from fashionlens.detect import DetectSettings
+
+    with pytest.raises(ValueError, match="unknown post-processing rule"):
+        run_tag_job([str(tmp_path)], detect_settings=DetectSettings(rules=("no-such-rule",)), progress=False)
 
 
 # ------------------------------------------------------------------------------ model failures
