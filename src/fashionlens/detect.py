@@ -95,24 +95,34 @@ class GarmentDetector:
         return {"name": self.meta.name, "version": self.meta.version, "backend": self.backend}
 
     @torch.no_grad()
-    def detect_rgb(self, rgb: np.ndarray) -> Garments:
-        """Garments in an ``H×W×3`` uint8 image, in its pixels, after threshold and rules."""
+    def _network(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         [out] = self.run([image])
-        return self.to_garments(out, rgb.shape[:2])
+        return out
 
-    def to_garments(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> Garments:
-        names = self.class_names
+    def _as_garments(self, out: dict[str, torch.Tensor]) -> Garments:
         masks = out.get("masks")
-        garments = Garments(
-            xyxy=out["boxes"].numpy(), object_type=[names[int(i)] for i in out["labels"]],
+        return Garments(
+            xyxy=out["boxes"].numpy(), object_type=[self.class_names[int(i)] for i in out["labels"]],
             confidence=out["scores"].clamp(0, 1).numpy(),
             mask=(masks[:, 0] >= self.settings.mask_thresh).numpy() if masks is not None else None,
         )
-        garments = apply_rules(garments, self.settings.rules, size=size, nms_thresh=self.nms_thresh)
+
+    def candidates(self, rgb: np.ndarray) -> Garments:
+        """The network's detections for an ``H×W×3`` uint8 image, in its pixels, before rules and
+        the run-time threshold (the network's own ``score_thresh`` still applies)."""
+        return self._as_garments(self._network(rgb))
+
+    def to_garments(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> Garments:
+        """Network output → garments after the rules and the run-time threshold."""
+        garments = apply_rules(self._as_garments(out), self.settings.rules, size=size, nms_thresh=self.nms_thresh)
         return garments.select(garments.confidence >= self.score_thresh)
+
+    def detect_rgb(self, rgb: np.ndarray) -> Garments:
+        """Garments in an ``H×W×3`` uint8 image, in its pixels, after rules and threshold."""
+        return self.to_garments(self._network(rgb), rgb.shape[:2])
 
     def detect(self, image: DecodedImage) -> Garments:
         """Garments of a decoded photo, boxes and masks in its full-resolution pixels."""

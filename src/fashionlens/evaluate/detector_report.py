@@ -141,12 +141,7 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
         for k, record in enumerate(tqdm(records, desc="evaluate detector", unit="img", disable=not progress)):
             image_id = k + 1
             image = load_image(record.path)
-            with torch.no_grad():
-                [raw] = detector.run([torch.from_numpy(image.rgb).permute(2, 0, 1).float().div_(255.0)])
-            masks = raw.get("masks")
-            candidates = Garments(xyxy=raw["boxes"].numpy(), object_type=[names[int(i)] for i in raw["labels"]],
-                                  confidence=raw["scores"].clamp(0, 1).numpy(),
-                                  mask=None if masks is None else (masks[:, 0] >= detector.settings.mask_thresh).numpy())
+            candidates = detector.candidates(image.rgb)
             for rules in preds:
                 kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
                 preds[rules] += _predictions(image_id, kept, names)
@@ -213,7 +208,6 @@ def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRec
     model = detector.model
     saved = model.score_thresh
     model.score_thresh = 0.05
-    names = detector.class_names
     per_source: dict[str, dict[str, int]] = {}
     skipped = 0
     try:
@@ -222,15 +216,13 @@ def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRec
             if len(labelled) != 1:
                 skipped += 1
                 continue
-            image = load_image(record.path, min_side=512)
-            with torch.no_grad():
-                [raw] = detector.run([torch.from_numpy(image.rgb).permute(2, 0, 1).float().div_(255.0)])
+            found = detector.candidates(load_image(record.path, min_side=512).rgb)
             s = per_source.setdefault(record.source, {"photos": 0, "correct": 0, "no_detection": 0})
             s["photos"] += 1
-            if not len(raw["scores"]):
+            if not len(found):
                 s["no_detection"] += 1
                 continue
-            top = names[int(raw["labels"][int(raw["scores"].argmax())])]
+            top = found.object_type[int(found.confidence.argmax())]
             s["correct"] += int(top == labelled[0].object_type)
     finally:
         model.score_thresh = saved
