@@ -8,10 +8,12 @@ size around it and a semantic map that is that type everywhere (so each mask fil
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,3 +87,24 @@ def random_detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def upper_body_detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny detector that finds ``upper-body`` garments everywhere with score ≈ 1."""
     return _save(tmp_path_factory.mktemp("weights") / "upper.pt", "upper-body")
+
+
+class FakeTextEncoder:
+    """Bag of random word vectors (384-d, like MiniLM): deterministic, no model to load."""
+
+    dim = 384
+
+    def encode(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = []
+        for t in texts:
+            v = np.zeros(self.dim)
+            for w in t.lower().replace(",", " ").replace(".", " ").split():
+                seed = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
+                v += np.random.default_rng(seed).standard_normal(self.dim)
+            out.append(v / max(np.linalg.norm(v), 1e-9))
+        return np.asarray(out, np.float32)
+
+
+@pytest.fixture
+def fake_text_encoder() -> FakeTextEncoder:
+    return FakeTextEncoder()

@@ -3,7 +3,6 @@ small random alignment heads and a fake caption encoder (no MiniLM needed)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,24 +16,11 @@ from fashionlens.search.alignment import AlignmentMeta, save_alignment
 COLOURS = [(200, 30, 35), (40, 80, 180), (240, 220, 50), (20, 20, 20), (50, 130, 60)]
 
 
-class FakeTextEncoder:
-    dim = 384
-
-    def encode(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        out = []
-        for t in texts:
-            v = np.zeros(self.dim)
-            for w in t.lower().split():
-                v += np.random.default_rng(int(hashlib.md5(w.encode()).hexdigest()[:8], 16)).standard_normal(self.dim)
-            out.append(v / max(np.linalg.norm(v), 1e-9))
-        return np.asarray(out, np.float32)
-
-
 @pytest.fixture
-def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_text_encoder) -> dict[str, Path]:
     from fashionlens.search import text
 
-    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: FakeTextEncoder())
+    monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: fake_text_encoder)
     photos = tmp_path / "photos"
     photos.mkdir()
     for i, rgb in enumerate(COLOURS):

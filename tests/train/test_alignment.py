@@ -3,7 +3,6 @@ goes down, the best heads are saved and load back, evaluation runs on the result
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -29,28 +28,14 @@ KINDS = [("sweaters", "upper-body", "Sweater", (200, 30, 35)), ("jeans", "lower-
 COLOURS = {(200, 30, 35): "red", (40, 80, 180): "blue", (240, 220, 50): "yellow", (20, 20, 20): "black"}
 
 
-class FakeTextEncoder:
-    """Bag of random word vectors: deterministic, no model to load."""
-
-    dim = 384
-
-    def encode(self, texts, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        out = []
-        for t in texts:
-            v = np.zeros(self.dim)
-            for w in t.lower().replace(",", " ").replace(".", " ").split():
-                seed = int(hashlib.md5(w.encode()).hexdigest()[:8], 16)
-                v += np.random.default_rng(seed).standard_normal(self.dim)
-            out.append(v / max(np.linalg.norm(v), 1e-9))
-        return np.asarray(out, np.float32)
 
 
 @pytest.fixture
-def fake_text(monkeypatch: pytest.MonkeyPatch) -> FakeTextEncoder:
+def fake_text(monkeypatch: pytest.MonkeyPatch, fake_text_encoder):
     import fashionlens.evaluate.search_report as report
     from fashionlens.search import text
 
-    enc = FakeTextEncoder()
+    enc = fake_text_encoder
     monkeypatch.setattr(text, "load_text_encoder", lambda *a, **k: enc)
     monkeypatch.setattr(report, "_TEXT_CACHE", {})
     return enc
@@ -107,7 +92,7 @@ def test_config_validation(tmp_path: Path) -> None:
     assert cfg.sources == ("clothing", "rise") and cfg.seed == 0 and cfg.ship_to is None
 
 
-def test_train_on_a_toy_set(tmp_path: Path, fake_text: FakeTextEncoder, one_thread: None) -> None:
+def test_train_on_a_toy_set(tmp_path: Path, fake_text, one_thread: None) -> None:
     cache = make_toy_cache(tmp_path / "cache")
     config = AlignmentTrainConfig(cache_dir=str(cache), data_root=str(tmp_path / "no-data"), out_dir=str(tmp_path / "out"),
                                   embedding_cache=str(tmp_path / "emb"), dim=16, epochs=12, batch_size=8, lr=1e-2,
