@@ -337,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_annotate_parser(sub)
     from fashionlens.cli_search import add_search_parsers
     add_search_parsers(sub)
+    from fashionlens.cli_grading import add_grading_parsers
+    add_grading_parsers(sub)
+    from fashionlens.cli_agreement import add_agreement_parser
+    add_agreement_parser(sub)
     return p
 
 

@@ -14,6 +14,8 @@ _SHIPPED: dict[str, str] = {
     "garment-detector-fcos-seg-lite0": "garment-detector-fcos-seg-lite0.pt",
     # text–image alignment heads for the default classifier (fashionlens.search.alignment)
     "garment-text-align-lite0": "garment-text-align-lite0.npz",
+    # damage segmentation head trained on synthetic damage (fashionlens.grading.damage)
+    "damage-segmenter-lite0": "damage-segmenter-lite0.pt",
 }
 
 

@@ -1,0 +1,79 @@
+"""Command line for second-hand sorting (issue 4): ``grade``, ``train damage``. Parses arguments and
+calls the library; the other grading commands register from their own modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fashionlens.cli_search import _subcommands
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+    from tqdm import tqdm
+
+    from fashionlens.grading.grade import ItemGrader, items_from_inputs
+    from fashionlens.grading.render_item import render_item
+
+    items = items_from_inputs(args.inputs)
+    grader = ItemGrader.default(rules=args.rules, ocr=not args.no_ocr, damage=not args.no_damage,
+                                grades=not args.no_grades, threads=args.threads)
+    if grader.grader is not None and grader.grader.untrained and not args.quiet:
+        print("fashionlens grade: grading heads without a trained model (train them with "
+              "`fashionlens train grader --data PATH`): " + ", ".join(sorted(grader.grader.untrained)), file=sys.stderr)
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    render_dir = Path(args.render) if args.render else None
+    if render_dir:
+        render_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    try:
+        for item in tqdm(items, desc="grade", unit="item", disable=args.quiet, file=sys.stderr):
+            rec, details = grader.grade(item)
+            failed += rec["error"] is not None
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            out.flush()
+            if render_dir and details:
+                pic = render_item(rec, details)
+                Image.fromarray(np.ascontiguousarray(pic)).save(render_dir / f"{item.item_id}.png")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 1 if failed else 0
+
+
+def _cmd_train_damage(args: argparse.Namespace) -> int:
+    from fashionlens.train.config import load_config, parse_override
+    from fashionlens.train.damage import DamageTrainConfig, train_damage
+
+    config = load_config(args.config, dict(parse_override(o) for o in args.set or []), config_class=DamageTrainConfig)
+    print(json.dumps(train_damage(config, resume=not args.restart), indent=2))
+    return 0
+
+
+def add_grading_parsers(sub: Any) -> None:
+    """Register ``grade`` and ``train damage`` on the ``fashionlens`` sub-command action ``sub``."""
+    g = sub.add_parser("grade", help="grade second-hand items (front/back/label photos) → item records (JSONL)")
+    g.add_argument("inputs", nargs="+", help="item folders (photos named front/back/brand|label), folders of "
+                   "item folders, or manifests (.csv/.jsonl with item_id, front, back, label)")
+    g.add_argument("-o", "--output", default="-", help="JSONL output file ('-' = stdout)")
+    g.add_argument("--rules", default=None, help="sorting rules YAML (default: the shipped rules)")
+    g.add_argument("--render", default=None, metavar="DIR", help="write a picture of each graded item to DIR")
+    g.add_argument("--no-ocr", action="store_true", help="do not read the label photo")
+    g.add_argument("--no-damage", action="store_true", help="do not look for damage")
+    g.add_argument("--no-grades", action="store_true", help="do not run the grading heads")
+    g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_grade)
+    choices = sub.choices
+    if "train" in choices:
+        td = _subcommands(choices["train"]).add_parser(
+            "damage", help="train the damage head on synthetic damage (stains, holes, pilling, fading)")
+        td.add_argument("--config", required=True, help="YAML config (see configs/damage_lite0.yaml)")
+        td.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
+        td.add_argument("--restart", action="store_true", help="ignore an existing checkpoint instead of resuming")
+        td.set_defaults(func=_cmd_train_damage)

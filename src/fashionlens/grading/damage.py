@@ -1,0 +1,106 @@
+"""Damage regions of one garment view: the damage head run on a photo, decoded inside the garment.
+
+``DamageFinder`` loads the damage head once (the shipped ``damage-segmenter-lite0`` by default),
+resizes a photo so its longer side is the model's input side (padded to a multiple of 32), and
+returns :class:`FoundDamage` regions in full-resolution pixels: type, share of the garment's pixels,
+score (mean damage probability), box and COCO-RLE mask. Decoding follows
+:func:`fashionlens.evaluate.damage.decode_damage` with the threshold and minimum region size
+measured on validation and stored in the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from fashionlens.evaluate.damage import decode_damage
+from fashionlens.grading.item import DAMAGE_TYPES
+from fashionlens.models.damage import DamageMeta, damage_probabilities, load_damage_model
+from fashionlens.models.registry import default_weights_path
+
+DEFAULT_DAMAGE_MODEL = "damage-segmenter-lite0"
+
+
+@dataclass(frozen=True)
+class FoundDamage:
+    type: str
+    area_share: float
+    score: float
+    bbox_xyxy: tuple[float, float, float, float]
+    mask: np.ndarray  # H×W bool, full resolution
+
+    def to_dict(self, view: str) -> dict[str, Any]:
+        rle = mask_utils.encode(np.asfortranarray(self.mask.astype(np.uint8)))
+        x0, y0, x1, y1 = self.bbox_xyxy
+        return {"view": view, "type": self.type, "area_share": round(self.area_share, 5),
+                "score": round(self.score, 4), "bbox": [round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)],
+                "mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}}
+
+
+class DamageFinder:
+    """The damage head with its decoding settings. ``threshold``/``min_region_share``: None = the weights' own."""
+
+    def __init__(self, weights: str | Path | None = None, *, threshold: float | None = None,
+                 min_region_share: float | None = None, threads: int | None = None) -> None:
+        path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DAMAGE_MODEL)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.meta = load_damage_model(path)
+        self.threshold = self.meta.threshold if threshold is None else threshold
+        self.min_region_share = self.meta.min_region_share if min_region_share is None else min_region_share
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+
+    @property
+    def info(self) -> dict[str, str]:
+        return {"damage_model": self.meta.name, "damage_version": self.meta.version}
+
+    def _input(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        h, w = rgb.shape[:2]
+        s = self.meta.input_side / max(h, w)
+        nh, nw = max(32, round(h * s / 32) * 32), max(32, round(w * s / 32) * 32)
+        small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        mean = np.asarray(self.meta.mean, np.float32) * 255
+        std = np.asarray(self.meta.std, np.float32) * 255
+        x = ((small.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
+        return torch.from_numpy(np.ascontiguousarray(x)), (nh, nw)
+
+    @torch.no_grad()
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        """``(K, H, W)`` damage probabilities at the photo's full resolution."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+        x, _ = self._input(rgb)
+        p = damage_probabilities(self.model, x)[0].numpy()
+        h, w = rgb.shape[:2]
+        return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in p])
+
+    def find(self, rgb: np.ndarray, garment: np.ndarray | None = None) -> list[FoundDamage]:
+        """Damage regions inside ``garment`` (``H×W`` bool; None = the whole photo)."""
+        if garment is not None and garment.shape != rgb.shape[:2]:
+            raise ValueError(f"expected a garment mask of shape {rgb.shape[:2]}, got {garment.shape}")
+        probs = self.probabilities(rgb)
+        g = None if garment is None else garment.astype(bool)
+        dmap = decode_damage(probs, threshold=self.threshold, garment=g, min_region_share=self.min_region_share)
+        area = float(g.sum()) if g is not None else float(dmap.size)
+        out: list[FoundDamage] = []
+        for k, name in enumerate(DAMAGE_TYPES, start=1):
+            n, labels, stats, _ = cv2.connectedComponentsWithStats((dmap == k).astype(np.uint8), connectivity=8)
+            for j in range(1, n):
+                m = labels == j
+                x, y, w, h = (int(v) for v in stats[j, :4])
+                out.append(FoundDamage(name, float(m.sum()) / max(area, 1.0), float(1 - probs[0][m].mean()),
+                                       (float(x), float(y), float(x + w), float(y + h)), m))
+        out.sort(key=lambda d: -d.area_share)
+        return out
+
+
+def damage_meta(weights: str | Path | None = None) -> DamageMeta:
+    """The metadata of a damage head's weights (for model cards and the CLI)."""
+    return load_damage_model(Path(weights) if weights is not None else default_weights_path(DEFAULT_DAMAGE_MODEL))[1]

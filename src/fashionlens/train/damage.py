@@ -1,0 +1,256 @@
+"""Train the damage head on synthetic damage painted onto clean RISE garments.
+
+Photos come from the RISE subset's seeded group split (seed 0, the project's split): ``train``
+photos get fresh random damage every epoch; ``val`` photos get fixed damage (one seed per photo)
+and pick the epoch and the decision threshold; ``test`` photos — damaged with other fixed seeds, and
+clean — are only used for the final report. The garment region is the plain-backdrop mask
+(:func:`fashionlens.grading.synthetic_damage.plain_background_mask`).
+
+Loss: cross-entropy (damage classes up-weighted) + soft Dice on "any damage". AdamW, cosine
+schedule, ``last.pt`` every epoch (resumed automatically), ``best.pt`` by validation score,
+``metrics.jsonl``; the final model is saved fp16 with its threshold and test metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from fashionlens.evaluate.damage import DamageEvaluation, choose_threshold, evaluate_damage_predictions
+from fashionlens.grading.item import DAMAGE_TYPES
+from fashionlens.grading.synthetic_damage import DamageStyle, add_synthetic_damage, plain_background_mask
+from fashionlens.io.datasets import read_dataset
+from fashionlens.io.splits import group_split
+from fashionlens.models.damage import DamageMeta, DamageSegmenter, damage_probabilities, save_damage_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DamageTrainConfig:
+    """Options of ``fashionlens train damage`` (YAML keys = field names)."""
+
+    data_root: str = "../shared/datasets"
+    out_dir: str = "runs/damage-lite0"
+    sources: list[str] = field(default_factory=lambda: ["rise"])
+    height: int = 448
+    width: int = 256
+    epochs: int = 6
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    clean_fraction: float = 0.15
+    damage_weight: float = 3.0
+    dice_weight: float = 1.0
+    frozen_blocks: int = 2
+    decoder_channels: int = 64
+    seed: int = 0
+    threads: int = 1
+    workers: int = 1
+    limit: int | None = None
+    max_false_rate: float = 0.05
+    name: str = "damage-segmenter-lite0"
+    version: str = "1"
+
+    def __post_init__(self) -> None:
+        if self.height % 32 or self.width % 32:
+            raise ValueError(f"height and width must be multiples of 32, got {self.height}×{self.width}")
+        if not 0 <= self.clean_fraction < 1:
+            raise ValueError(f"clean_fraction must be in [0, 1), got {self.clean_fraction}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+
+
+@dataclass
+class GarmentPhoto:
+    """A clean photo resized to the training size and its garment mask."""
+
+    path: str
+    rgb: np.ndarray
+    garment: np.ndarray
+
+
+def load_garment_photos(paths: Sequence[str], *, height: int, width: int, progress: bool = True) -> list[GarmentPhoto]:
+    """Decode, resize (squash) to ``height × width`` and find the garment; photos without one are skipped."""
+    out = []
+    for p in tqdm(paths, desc="garment masks", disable=not progress, unit="photo"):
+        rgb = np.asarray(Image.open(p).convert("RGB").resize((width, height), Image.BILINEAR))
+        mask = plain_background_mask(rgb)
+        if mask is None:
+            log.info("%s: no garment on a plain backdrop found; skipped", p)
+            continue
+        out.append(GarmentPhoto(str(p), rgb, mask))
+    return out
+
+
+def normalise(rgb: np.ndarray) -> np.ndarray:
+    """``H×W×3`` uint8 → ``(3, H, W)`` float32 in [-1, 1] (the Lite backbones' mean/std 0.5)."""
+    return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+
+
+def damaged_sample(photo: GarmentPhoto, rng: np.random.Generator, *, clean: bool = False,
+                   style: DamageStyle = DamageStyle()) -> tuple[np.ndarray, np.ndarray, list]:
+    if clean:
+        return photo.rgb, np.zeros(photo.garment.shape, np.uint8), []
+    return add_synthetic_damage(photo.rgb, photo.garment, rng=rng, style=style)
+
+
+class _TrainSet(torch.utils.data.Dataset):
+    def __init__(self, photos: list[GarmentPhoto], config: DamageTrainConfig, epoch: int) -> None:
+        self.photos, self.config, self.epoch = photos, config, epoch
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.config.seed, self.epoch, i])
+        photo = self.photos[i]
+        if rng.random() < 0.5:
+            photo = GarmentPhoto(photo.path, photo.rgb[:, ::-1].copy(), photo.garment[:, ::-1].copy())
+        gain = rng.uniform(0.85, 1.15)
+        rgb = np.clip(photo.rgb.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
+        photo = GarmentPhoto(photo.path, rgb, photo.garment)
+        img, dmap, _ = damaged_sample(photo, rng, clean=rng.random() < self.config.clean_fraction)
+        return torch.from_numpy(normalise(img)), torch.from_numpy(dmap.astype(np.int64))
+
+
+def fixed_damage_set(photos: list[GarmentPhoto], *, seed: int) -> list[tuple[np.ndarray, np.ndarray, list]]:
+    """One damaged copy per photo, reproducible from ``seed`` (validation and test sets)."""
+    return [damaged_sample(p, np.random.default_rng([seed, i])) for i, p in enumerate(photos)]
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, config: DamageTrainConfig) -> torch.Tensor:
+    logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    weight = torch.ones(logits.shape[1])
+    weight[1:] = config.damage_weight
+    ce = F.cross_entropy(logits, target, weight=weight)
+    p_any = 1 - logits.softmax(1)[:, 0]
+    t_any = (target > 0).float()
+    inter = (p_any * t_any).sum((1, 2))
+    dice = 1 - (2 * inter + 1) / (p_any.sum((1, 2)) + t_any.sum((1, 2)) + 1)
+    return ce + config.dice_weight * dice.mean()
+
+
+@torch.no_grad()
+def predict_probabilities(model: DamageSegmenter, images: Sequence[np.ndarray], *, batch_size: int = 4) -> np.ndarray:
+    """``(N, K, H, W)`` float16 damage probabilities for same-sized uint8 RGB images."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.stack([normalise(im) for im in images[i:i + batch_size]]))
+        out.append(damage_probabilities(model, x).numpy().astype(np.float16))
+    return np.concatenate(out) if out else np.zeros((0, len(DAMAGE_TYPES) + 1, 1, 1), np.float16)
+
+
+def _evaluate(model: DamageSegmenter, damaged: list, clean: list[GarmentPhoto], *, threshold: float | None,
+              min_region_share: float | None, max_false_rate: float) -> DamageEvaluation:
+    probs = predict_probabilities(model, [d[0] for d in damaged])
+    clean_probs = predict_probabilities(model, [p.rgb for p in clean])
+    garments = [p.garment for p in clean]
+    if threshold is None or min_region_share is None:
+        threshold, min_region_share = choose_threshold(probs, [d[1] for d in damaged], [d[2] for d in damaged],
+                                                       clean_probs, garments, max_false_rate=max_false_rate)
+    return evaluate_damage_predictions(probs, [d[1] for d in damaged], [d[2] for d in damaged], clean_probs,
+                                       garments, threshold=threshold, min_region_share=min_region_share)
+
+
+def _rise_photos(config: DamageTrainConfig) -> dict[str, list[str]]:
+    paths: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for source in config.sources:
+        records = read_dataset(source, config.data_root)
+        for split, recs in group_split(records, seed=0).items():
+            paths[split] += [str(r.path) for r in recs]
+    if config.limit:
+        paths = {k: v[: config.limit] for k, v in paths.items()}
+    return paths
+
+
+def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
+    """Train, pick the epoch and threshold on validation, evaluate on test, save ``model.pt``.
+
+    ``resume``: continue from ``out_dir/last.pt`` when it exists (else start over).
+    """
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume and (out / "metrics.jsonl").is_file():
+        (out / "metrics.jsonl").unlink()
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    paths = _rise_photos(config)
+    photos = {k: load_garment_photos(v, height=config.height, width=config.width, progress=progress)
+              for k, v in paths.items()}
+    val_damaged = fixed_damage_set(photos["val"], seed=10_000 + config.seed)
+    model = DamageSegmenter(frozen_blocks=config.frozen_blocks, decoder_channels=config.decoder_channels)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(photos["train"]) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    start, best = 0, -1.0
+    if resume and (out / "last.pt").is_file():
+        ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start, best = ck["epoch"] + 1, ck["best"]
+        log.info("resumed from epoch %d", start)
+    for epoch in range(start, config.epochs):
+        model.train()
+        loader = torch.utils.data.DataLoader(_TrainSet(photos["train"], config, epoch), batch_size=config.batch_size,
+                                             shuffle=True, num_workers=config.workers,
+                                             generator=torch.Generator().manual_seed(config.seed + epoch))
+        t0, losses = time.time(), []
+        for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress):
+            loss = _loss(model(x), y, config)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+        ev = _evaluate(model, val_damaged, photos["val"], threshold=None, min_region_share=None,
+                       max_false_rate=config.max_false_rate)
+        score = ev.score
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": (time.time() - t0) / 60,
+               "val": ev.to_dict()}
+        with (out / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        log.info("epoch %d loss %.4f val score %.3f", epoch + 1, row["loss"], score)
+        if score > best:
+            best = score
+            torch.save({"model": model.state_dict(), "epoch": epoch, "val": ev.to_dict()}, out / "best.pt")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch, "best": best}, out / "last.pt")
+    ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(ck["model"])
+    val = _evaluate(model, val_damaged, photos["val"], threshold=None, min_region_share=None,
+                    max_false_rate=config.max_false_rate)
+    test_damaged = fixed_damage_set(photos["test"], seed=20_000 + config.seed)
+    test = _evaluate(model, test_damaged, photos["test"], threshold=val.threshold,
+                     min_region_share=val.min_region_share, max_false_rate=config.max_false_rate)
+    meta = DamageMeta(name=config.name, version=config.version, input_side=max(config.height, config.width),
+                      threshold=val.threshold, min_region_share=val.min_region_share,
+                      builder_kwargs={"frozen_blocks": config.frozen_blocks,
+                                      "decoder_channels": config.decoder_channels},
+                      metrics={"val": val.to_dict(), "test": test.to_dict(), "best_epoch": ck["epoch"] + 1},
+                      training={"config": dataclasses.asdict(config),
+                                "photos": {k: len(v) for k, v in photos.items()}})
+    save_damage_model(model, meta, out / "model.pt")
+    summary = {"val": val.to_dict(), "test": test.to_dict(), "best_epoch": ck["epoch"] + 1,
+               "model": str(out / "model.pt")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
