@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from fashionlens.evaluate.damage import choose_threshold, decode_damage, evaluate_damage_predictions
+from fashionlens.evaluate.damage import (
+    choose_threshold,
+    decode_damage,
+    evaluate_damage_predictions,
+)
 from fashionlens.grading.item import DAMAGE_TYPES
 from fashionlens.models.damage import (
     DAMAGE_CLASS_NAMES,

@@ -1,12 +1,18 @@
 import json
 from types import SimpleNamespace
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fashionlens.grading.damage import FoundDamage
-from fashionlens.grading.grade import ItemGrader, ItemInput, fuse_views, items_from_inputs
+from fashionlens.grading.grade import (
+    ItemGrader,
+    ItemInput,
+    fuse_views,
+    items_from_inputs,
+)
 from fashionlens.grading.item import ITEM_SCHEMA
 from fashionlens.grading.render_item import render_item
 from fashionlens.taxonomy.composition import parse_composition
@@ -30,7 +36,7 @@ def _item_dir(root, name="item1", label=True):
 
 
 class FakeTagger:
-    model_info = {"name": "fake-classifier", "version": "0", "backend": "none"}
+    model_info: ClassVar[dict] = {"name": "fake-classifier", "version": "0", "backend": "none"}
 
     def __init__(self, categories):
         self.categories = list(categories)
@@ -47,7 +53,7 @@ class FakeTagger:
 
 
 class FakeDamage:
-    info = {"damage_model": "fake", "damage_version": "0"}
+    info: ClassVar[dict] = {"damage_model": "fake", "damage_version": "0"}
 
     def __init__(self):
         self.calls = 0
@@ -118,7 +124,7 @@ def test_duplicate_ids_and_items_without_garment_views_are_rejected(tmp_path):
 
 
 def test_fuse_views_votes_by_score():
-    g = lambda cat, s, pat: {"object_type": "upper-body", "score": 0.9, "category": {"id": cat, "score": s},  # noqa: E731
+    g = lambda cat, s, pat: {"object_type": "upper-body", "score": 0.9, "category": {"id": cat, "score": s},
                              "attributes": {"pattern": {"id": pat, "score": s}}}
     fused = fuse_views({"front": g("sweaters", 0.6, "plain"), "back": g("cardigans", 0.9, "striped")})
     assert fused["category"]["id"] == "cardigans" and fused["attributes"]["pattern"]["id"] == "striped"
@@ -149,7 +155,7 @@ def test_unreadable_view_is_reported_and_the_rest_graded(tmp_path):
     d = _item_dir(tmp_path, "A1", label=False)
     (d / "IMG_back.JPG").write_bytes(b"not an image")
     rec, _ = ItemGrader(tagger=FakeTagger([("sweaters", 0.6)]), rules=FakeRules()).grade(items_from_inputs([d])[0])
-    back = [v for v in rec["views"] if v["role"] == "back"][0]
+    back = next(v for v in rec["views"] if v["role"] == "back")
     assert back["error"] and rec["error"] is None and rec["category"]["id"] == "sweaters"
     (d / "front.jpg").write_bytes(b"")
     rec2, _ = ItemGrader(tagger=FakeTagger([])).grade(items_from_inputs([d])[0])

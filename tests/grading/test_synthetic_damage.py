@@ -46,7 +46,7 @@ def test_same_seed_same_damage_and_different_seed_differs():
 def test_holes_show_something_much_darker_or_the_backdrop():
     rgb, garment = _garment_photo()
     for seed in range(6):
-        img, dmap, regions = add_synthetic_damage(rgb, garment, rng=np.random.default_rng(seed), n_regions=1,
+        img, dmap, _regions = add_synthetic_damage(rgb, garment, rng=np.random.default_rng(seed), n_regions=1,
                                                   types=["hole"])
         hole = dmap == DAMAGE_TYPES.index("hole") + 1
         before, after = rgb[hole].astype(float).mean(0), img[hole].astype(float).mean(0)

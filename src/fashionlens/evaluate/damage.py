@@ -37,7 +37,7 @@ def decode_damage(probs: np.ndarray, *, threshold: float, garment: np.ndarray | 
     out = np.where(damaged, probs[1:].argmax(0) + 1, 0).astype(np.uint8)
     if min_region_share > 0 and damaged.any():
         area = float(garment.sum()) if garment is not None else float(damaged.size)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(damaged.astype(np.uint8), connectivity=8)
+        _n, labels, stats, _ = cv2.connectedComponentsWithStats(damaged.astype(np.uint8), connectivity=8)
         small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < min_region_share * area)[0] + 1
         if len(small):
             out[np.isin(labels, small)] = 0

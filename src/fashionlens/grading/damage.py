@@ -21,7 +21,11 @@ from pycocotools import mask as mask_utils
 
 from fashionlens.evaluate.damage import decode_damage
 from fashionlens.grading.item import DAMAGE_TYPES
-from fashionlens.models.damage import DamageMeta, damage_probabilities, load_damage_model
+from fashionlens.models.damage import (
+    DamageMeta,
+    damage_probabilities,
+    load_damage_model,
+)
 from fashionlens.models.registry import default_weights_path
 
 DEFAULT_DAMAGE_MODEL = "damage-segmenter-lite0"

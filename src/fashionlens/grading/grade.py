@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from fashionlens.grading.item import DAMAGE_TYPES, VIEW_ROLES, empty_item
-from fashionlens.imageio import IMAGE_EXTENSIONS, DecodedImage, ImageDecodeError, load_image
+from fashionlens.imageio import (
+    IMAGE_EXTENSIONS,
+    DecodedImage,
+    ImageDecodeError,
+    load_image,
+)
 from fashionlens.io.rise_release import view_role
 
 log = logging.getLogger(__name__)

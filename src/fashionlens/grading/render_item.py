@@ -41,7 +41,7 @@ def draw_damage(rgb: np.ndarray, regions: list[dict[str, Any]], *, scale: float 
             m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, colour, max(2, round(min(h, w) / 250)))
-        x, y, bw, bh = (v * scale for v in r["bbox"])
+        x, y, _bw, _bh = (v * scale for v in r["bbox"])
         text = f"{r['type']} {r['area_share']:.1%}"
         cv2.putText(out, text, (int(x), max(12, int(y) - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
     return out
@@ -65,8 +65,8 @@ def render_item(record: dict[str, Any], details: dict[str, Any], *, height: int 
     cat = (record.get("category") or {}).get("id", "?")
     mat = (record.get("attributes", {}).get("material") or {})
     route = record.get("route") or {}
-    lines = [f"item {record['item_id']}: {record.get('object_type') or '?'} / {cat}"
-             f"   material: {mat.get('id', '?')} ({mat.get('source', '-')})   brand: {record.get('brand') or '-'}",
+    lines = [(f"item {record['item_id']}: {record.get('object_type') or '?'} / {cat}"
+             f"   material: {mat.get('id', '?')} ({mat.get('source', '-')})   brand: {record.get('brand') or '-'}"),
              "damage: " + (", ".join(f"{t} {s:.1%}" for t, s in record["damage"]["area_share"].items() if s > 0)
                            or "none found"),
              f"route: {route.get('decision', '-')}  " + "; ".join(route.get("reasons", []))[:200]]

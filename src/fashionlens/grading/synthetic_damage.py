@@ -221,7 +221,7 @@ def add_synthetic_damage(rgb: np.ndarray, garment: np.ndarray, *, rng: np.random
     g_area = int(garment.sum())
     if g_area < 64:
         return img, damage, []
-    k = max(1, int(round(style.erode_frac * np.sqrt(g_area))))
+    k = max(1, round(style.erode_frac * np.sqrt(g_area)))
     allowed = cv2.erode(garment.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
     if allowed.sum() < 32:
         allowed = garment

@@ -29,12 +29,25 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from fashionlens.evaluate.damage import DamageEvaluation, choose_threshold, evaluate_damage_predictions
+from fashionlens.evaluate.damage import (
+    DamageEvaluation,
+    choose_threshold,
+    evaluate_damage_predictions,
+)
 from fashionlens.grading.item import DAMAGE_TYPES
-from fashionlens.grading.synthetic_damage import DamageStyle, add_synthetic_damage, plain_background_mask
+from fashionlens.grading.synthetic_damage import (
+    DamageStyle,
+    add_synthetic_damage,
+    plain_background_mask,
+)
 from fashionlens.io.datasets import read_dataset
 from fashionlens.io.splits import group_split
-from fashionlens.models.damage import DamageMeta, DamageSegmenter, damage_probabilities, save_damage_model
+from fashionlens.models.damage import (
+    DamageMeta,
+    DamageSegmenter,
+    damage_probabilities,
+    save_damage_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +115,10 @@ def normalise(rgb: np.ndarray) -> np.ndarray:
 
 
 def damaged_sample(photo: GarmentPhoto, rng: np.random.Generator, *, clean: bool = False,
-                   style: DamageStyle = DamageStyle()) -> tuple[np.ndarray, np.ndarray, list]:
+                   style: DamageStyle | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     if clean:
         return photo.rgb, np.zeros(photo.garment.shape, np.uint8), []
-    return add_synthetic_damage(photo.rgb, photo.garment, rng=rng, style=style)
+    return add_synthetic_damage(photo.rgb, photo.garment, rng=rng, style=style or DamageStyle())
 
 
 class _TrainSet(torch.utils.data.Dataset):
