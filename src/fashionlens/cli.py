@@ -325,13 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--json", action="store_true")
     ds.set_defaults(func=_cmd_data_stats)
 
-    ex = sub.add_parser("export", help="export models").add_subparsers(dest="what", required=True)
+    ex = sub.add_parser("export", help="export models (ONNX) and data (sorter corrections)").add_subparsers(dest="what", required=True)
     eo = ex.add_parser("onnx", help="export the classifier (default) or the detector network to ONNX")
     eo.add_argument("--weights", default=None, help="classifier weights (default: the shipped classifier)")
     eo.add_argument("--detector", nargs="?", const="", default=None, metavar="WEIGHTS",
                     help="export a detector instead (no value: the shipped detector)")
     eo.add_argument("--output", default=None, help="ONNX file (default: next to the weights)")
     eo.set_defaults(func=_cmd_export_onnx)
+    from fashionlens.cli_sorting import add_export_corrections_parser, add_route_parser
+    add_export_corrections_parser(ex)
+    add_route_parser(sub)
 
     _add_trends_parser(sub)
     _add_annotate_parser(sub)

@@ -1,0 +1,68 @@
+"""Argument parsing for second-hand sorting (issue 4): ``route`` and ``export corrections``.
+
+``cli.py`` registers these with :func:`add_route_parser` (top-level sub-commands) and
+:func:`add_export_corrections_parser` (the ``export`` group's sub-commands). Nothing else here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from typing import Any
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    from fashionlens.grading.routing import load_rules, route_lines
+
+    rules = load_rules(args.rules)
+    if args.check:
+        print(json.dumps(rules.summary(), indent=2))
+        return 0
+    if args.items is None:
+        raise ValueError("expected an ITEMS.jsonl file ('-' = stdin) to route, or --check")
+    counts: dict[str, int] = {}
+    failed = 0
+    with ExitStack() as stack:
+        src = sys.stdin if args.items == "-" else stack.enter_context(open(args.items, encoding="utf-8"))
+        dst = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w", encoding="utf-8"))
+        for record in route_lines(src, rules):
+            if record["route"] is None:
+                failed += 1
+            else:
+                decision = record["route"]["decision"]
+                counts[decision] = counts.get(decision, 0) + 1
+            dst.write(json.dumps(record, ensure_ascii=False) + "\n")
+    per_route = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    print(f"fashionlens: routed {sum(counts.values())} items with {rules.label} ({per_route}); {failed} failed",
+          file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_export_corrections(args: argparse.Namespace) -> int:
+    from fashionlens.grading.corrections import CorrectionStore
+
+    manifest = CorrectionStore(args.db, create=False).export(args.out, since=args.since)
+    print(json.dumps({"out": args.out, **{k: v for k, v in manifest.items() if k != "items"}}, indent=2))
+    return 0
+
+
+def add_route_parser(sub: Any) -> None:
+    """Add ``route`` to the top-level sub-commands ``sub``."""
+    r = sub.add_parser("route", help="sorting decision (reuse/repair/export/recycle) for item records → JSON lines")
+    r.add_argument("items", nargs="?", default=None, help="item records as JSON lines ('-' = stdin)")
+    r.add_argument("--rules", default=None, metavar="FILE", help="sorting rules YAML (default: the shipped rules)")
+    r.add_argument("--check", action="store_true", help="only validate the rules file and print a summary")
+    r.add_argument("-o", "--output", default="-", help="JSONL output file ('-' = stdout)")
+    r.set_defaults(func=_cmd_route)
+
+
+def add_export_corrections_parser(export_sub: Any) -> None:
+    """Add ``corrections`` to the ``export`` group's sub-commands ``export_sub``."""
+    c = export_sub.add_parser("corrections", help="sorters' corrections → RISE-layout training data")
+    c.add_argument("--db", required=True, help="corrections database (SQLite)")
+    c.add_argument("--out", required=True, help="output folder (<item_id>/ folders + corrections_manifest.json)")
+    c.add_argument("--since", default=None, metavar="ISO_DATE",
+                   help="only items corrected at or after this date/time (UTC unless a zone is given)")
+    c.set_defaults(func=_cmd_export_corrections)
