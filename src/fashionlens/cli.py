@@ -124,6 +124,11 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    if getattr(args, "damage", None) is not None:
+        from fashionlens.runtime.damage_onnx import export_damage_onnx
+
+        print(export_damage_onnx(args.damage or None, args.output))
+        return 0
     if args.detector is not None:
         from fashionlens.runtime.detector_onnx import export_detector_onnx
 
@@ -330,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     eo.add_argument("--weights", default=None, help="classifier weights (default: the shipped classifier)")
     eo.add_argument("--detector", nargs="?", const="", default=None, metavar="WEIGHTS",
                     help="export a detector instead (no value: the shipped detector)")
+    eo.add_argument("--damage", nargs="?", const="", default=None, metavar="WEIGHTS",
+                    help="export a damage head instead (no value: the shipped damage head)")
     eo.add_argument("--output", default=None, help="ONNX file (default: next to the weights)")
     eo.set_defaults(func=_cmd_export_onnx)
     from fashionlens.cli_sorting import add_export_corrections_parser, add_route_parser

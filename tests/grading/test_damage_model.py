@@ -108,3 +108,34 @@ def test_choose_threshold_respects_the_false_damage_budget():
     assert thr > 0.45  # the clean photo must not be flagged
     ev = evaluate_damage_predictions([weak], [t], regions, [clean_noise], None, threshold=thr, min_region_share=0)
     assert ev.false_damage_rate == 0.0 and ev.region_recall["stain"] == 1.0
+
+
+def test_onnx_export_matches_torch_and_finder_reports_regions(tmp_path):
+    from fashionlens.grading.damage import DamageFinder
+    from fashionlens.runtime.damage_onnx import export_damage_onnx
+
+    torch.manual_seed(0)
+    model = DamageSegmenter(pretrained=False, decoder_channels=16).eval()
+    meta = DamageMeta(name="t", version="0", input_side=128, threshold=0.5, min_region_share=0.0,
+                      builder_kwargs={"decoder_channels": 16})
+    save_damage_model(model, meta, tmp_path / "d.pt")
+    export_damage_onnx(tmp_path / "d.pt")
+    assert (tmp_path / "d.onnx").is_file()
+    rgb = (np.random.default_rng(0).random((150, 90, 3)) * 255).astype(np.uint8)
+    onnx, eager = DamageFinder(tmp_path / "d.pt", threads=1), DamageFinder(tmp_path / "d.pt", backend="torch")
+    assert onnx.backend == "onnx" and eager.backend == "torch"
+    p1, p2 = onnx.probabilities(rgb), eager.probabilities(rgb)
+    assert p1.shape == (K, 150, 90) and np.abs(p1 - p2).max() < 1e-3
+    garment = np.zeros((150, 90), bool)
+    garment[10:140, 10:80] = True
+    found = onnx.find(rgb, garment)
+    for d in found:
+        assert not d.mask[~garment].any() and d.type in DAMAGE_TYPES
+        region = d.to_dict("front")
+        assert region["view"] == "front" and set(region["mask"]) == {"size", "counts"}
+    assert sum(d.area_share for d in found) <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="garment mask"):
+        onnx.find(rgb, garment[:10])
+    with pytest.raises(FileNotFoundError, match="onnx"):
+        (tmp_path / "d.onnx").unlink()
+        DamageFinder(tmp_path / "d.pt", backend="onnx")

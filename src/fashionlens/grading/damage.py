@@ -51,11 +51,21 @@ class DamageFinder:
     """The damage head with its decoding settings. ``threshold``/``min_region_share``: None = the weights' own."""
 
     def __init__(self, weights: str | Path | None = None, *, threshold: float | None = None,
-                 min_region_share: float | None = None, threads: int | None = None) -> None:
+                 min_region_share: float | None = None, threads: int | None = None,
+                 backend: str = "auto") -> None:
+        from fashionlens.runtime.damage_onnx import OnnxDamageRunner, damage_onnx_path
+
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"backend must be auto, onnx or torch, got {backend!r}")
         path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DAMAGE_MODEL)
         if threads:
             torch.set_num_threads(threads)
         self.model, self.meta = load_damage_model(path)
+        onnx = damage_onnx_path(path)
+        if backend == "onnx" and not onnx.is_file():
+            raise FileNotFoundError(f"backend 'onnx' needs {onnx} (fashionlens export onnx --damage)")
+        self.runner = OnnxDamageRunner(onnx, threads=threads) if backend != "torch" and onnx.is_file() else None
+        self.backend = "onnx" if self.runner is not None else "torch"
         self.threshold = self.meta.threshold if threshold is None else threshold
         self.min_region_share = self.meta.min_region_share if min_region_share is None else min_region_share
         if not 0 < self.threshold < 1:
@@ -63,7 +73,7 @@ class DamageFinder:
 
     @property
     def info(self) -> dict[str, str]:
-        return {"damage_model": self.meta.name, "damage_version": self.meta.version}
+        return {"damage_model": self.meta.name, "damage_version": self.meta.version, "damage_backend": self.backend}
 
     def _input(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
         h, w = rgb.shape[:2]
@@ -81,7 +91,7 @@ class DamageFinder:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         x, _ = self._input(rgb)
-        p = damage_probabilities(self.model, x)[0].numpy()
+        p = self.runner(x.numpy())[0] if self.runner is not None else damage_probabilities(self.model, x)[0].numpy()
         h, w = rgb.shape[:2]
         return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in p])
 
