@@ -349,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_parsers(sub)
     from fashionlens.cli_grading import add_grading_parsers
     add_grading_parsers(sub)
+    from fashionlens.cli_grader import (
+        add_evaluate_grader_parser,
+        add_train_grader_parser,
+    )
+    add_train_grader_parser(train)
+    add_evaluate_grader_parser(ev)
     from fashionlens.cli_agreement import add_agreement_parser
     add_agreement_parser(sub)
     return p

@@ -16,6 +16,8 @@ _SHIPPED: dict[str, str] = {
     "garment-text-align-lite0": "garment-text-align-lite0.npz",
     # damage segmentation head trained on synthetic damage (fashionlens.grading.damage)
     "damage-segmenter-lite0": "damage-segmenter-lite0.pt",
+    # grading heads on the classifier's embeddings of front/back photos (fashionlens.grading.grader)
+    "rise-grader-lite0": "rise-grader-lite0.npz",
 }
 
 
