@@ -55,6 +55,18 @@ def _cmd_train_damage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_damage(args: argparse.Namespace) -> int:
+    from fashionlens.grading.damage import DEFAULT_DAMAGE_MODEL
+    from fashionlens.models.registry import default_weights_path
+    from fashionlens.train.config import load_config, parse_override
+    from fashionlens.train.damage import DamageTrainConfig, evaluate_damage_model
+
+    config = load_config(args.config, dict(parse_override(o) for o in args.set or []), config_class=DamageTrainConfig)
+    weights = args.weights or default_weights_path(DEFAULT_DAMAGE_MODEL)
+    print(json.dumps(evaluate_damage_model(weights, config, save_defaults=args.save_defaults), indent=2))
+    return 0
+
+
 def add_grading_parsers(sub: Any) -> None:
     """Register ``grade`` and ``train damage`` on the ``fashionlens`` sub-command action ``sub``."""
     g = sub.add_parser("grade", help="grade second-hand items (front/back/label photos) → item records (JSONL)")
@@ -77,3 +89,12 @@ def add_grading_parsers(sub: Any) -> None:
         td.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
         td.add_argument("--restart", action="store_true", help="ignore an existing checkpoint instead of resuming")
         td.set_defaults(func=_cmd_train_damage)
+    if "evaluate" in choices:
+        ed = _subcommands(choices["evaluate"]).add_parser(
+            "damage", help="IoU, region recall and false damage of a damage head on held-out synthetic damage")
+        ed.add_argument("--weights", default=None, help="damage weights (default: the shipped damage head)")
+        ed.add_argument("--config", default="configs/damage_lite0.yaml", help="data and image size (YAML)")
+        ed.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
+        ed.add_argument("--save-defaults", action="store_true",
+                        help="store the validation-chosen threshold and the metrics in the weights")
+        ed.set_defaults(func=_cmd_evaluate_damage)

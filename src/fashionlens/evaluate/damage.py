@@ -21,7 +21,7 @@ import numpy as np
 from fashionlens.grading.item import DAMAGE_TYPES
 
 REGION_HIT = 0.3
-THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 MIN_REGION_SHARES: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.004)
 
 

@@ -267,3 +267,30 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
                "model": str(out / "model.pt")}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def evaluate_damage_model(weights: str | Path, config: DamageTrainConfig, *, save_defaults: bool = False,
+                          progress: bool = True) -> dict[str, Any]:
+    """Re-measure saved damage weights: threshold and minimum region chosen on the validation photos
+    (fixed synthetic damage + the same photos clean), then applied once to the test photos.
+
+    ``save_defaults``: store the chosen threshold, minimum region share and the metrics in the weights.
+    """
+    from fashionlens.models.damage import load_damage_model
+
+    torch.set_num_threads(config.threads)
+    model, meta = load_damage_model(weights)
+    paths = _rise_photos(config)
+    photos = {k: load_garment_photos(paths[k], height=config.height, width=config.width, progress=progress)
+              for k in ("val", "test")}
+    val = _evaluate(model, fixed_damage_set(photos["val"], seed=10_000 + config.seed), photos["val"],
+                    threshold=None, min_region_share=None, max_false_rate=config.max_false_rate)
+    test = _evaluate(model, fixed_damage_set(photos["test"], seed=20_000 + config.seed), photos["test"],
+                     threshold=val.threshold, min_region_share=val.min_region_share,
+                     max_false_rate=config.max_false_rate)
+    summary = {"weights": str(weights), "val": val.to_dict(), "test": test.to_dict()}
+    if save_defaults:
+        meta.threshold, meta.min_region_share = val.threshold, val.min_region_share
+        meta.metrics = {**meta.metrics, "val": val.to_dict(), "test": test.to_dict()}
+        save_damage_model(model, meta, weights)
+    return summary

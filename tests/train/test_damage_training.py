@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashionlens.models.damage import load_damage_model
+from fashionlens.train.damage import (
+    DamageTrainConfig,
+    evaluate_damage_model,
+    train_damage,
+)
+
+
+def _fake_rise(root, n=12):
+    rise = root / "rise"
+    (rise / "images").mkdir(parents=True)
+    rows = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        rgb = np.full((112, 64, 3), 245, np.uint8)
+        rgb[15:100, 10:54] = rng.integers(30, 200, 3)
+        Image.fromarray(rgb).save(rise / "images" / f"T{i:03d}.jpg")
+        rows.append({"id": f"T{i:03d}", "type": "Sweater", "pattern": None, "cut": "[]", "material": "100% cotton",
+                     "colors": "['Red']", "season": "", "gender": "women"})
+    (rise / "garments.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return root
+
+
+def test_train_resume_and_evaluate_on_a_tiny_set(tmp_path):
+    root = _fake_rise(tmp_path / "data")
+    config = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "run"), height=64, width=64, epochs=1,
+                               batch_size=4, workers=0, decoder_channels=8)
+    summary = train_damage(config, progress=False)
+    assert set(summary) >= {"val", "test", "best_epoch", "model"}
+    assert summary["test"]["damaged_photos"] >= 1 and 0 <= summary["test"]["false_damage_rate"] <= 1
+    _model, meta = load_damage_model(summary["model"])
+    assert meta.threshold == summary["val"]["threshold"] and meta.training["photos"]["train"] >= 6
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    # a second call with more epochs resumes after epoch 1 instead of starting over
+    config.epochs = 2
+    train_damage(config, progress=False)
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+    again = evaluate_damage_model(summary["model"], config, save_defaults=True, progress=False)
+    assert load_damage_model(summary["model"])[1].metrics["test"] == again["test"]
+
+
+def test_config_rejects_sizes_that_are_not_multiples_of_32():
+    with pytest.raises(ValueError, match="multiples of 32"):
+        DamageTrainConfig(height=100)
