@@ -205,7 +205,7 @@ class ItemGrader:
         if ocr:
             from fashionlens.grading.care_label import LabelReader
 
-            labels = LabelReader()
+            labels = LabelReader(num_threads=threads or 1)
         if grades:
             from fashionlens.grading.grader import Grader
 

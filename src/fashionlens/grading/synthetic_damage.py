@@ -7,7 +7,7 @@ returns the damaged photo, a ``uint8`` damage map (``0`` = none, ``k + 1`` = ``D
 and one :class:`DamageRegion` per painted region. Damage stays inside the (slightly eroded) garment.
 
 * **stain**: an irregular blob in one of a palette of stain colours (coffee, wine, grease, sweat,
-  ink, grass, rust, bleach), 30–85 % opacity with soft edges, sometimes with a darker drying ring;
+  ink, grass, rust), 30–85 % opacity with soft edges, sometimes with a darker drying ring;
 * **hole**: a small irregular blob or a thin jagged tear showing what is behind the fabric —
   the backdrop outside the garment or the shadowed inside of the garment — with a dark frayed rim;
 * **pilling**: a patch densely covered with small fibre balls, lighter and darker than the cloth;
@@ -34,8 +34,7 @@ _STAIN_COLOURS: tuple[tuple[int, int, int], ...] = (
     (32, 40, 112),   # ink
     (70, 98, 38),    # grass
     (150, 70, 28),   # rust
-    (232, 226, 205), # bleach
-)
+)  # bleach spots are not here: a bleached patch is fading
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,8 @@ class DamageStyle:
 
     max_regions: int = 3
     type_weights: tuple[float, ...] = (0.3, 0.3, 0.2, 0.2)  # stain, hole, pilling, fading
-    stain_area: tuple[float, float] = (0.002, 0.03)
-    hole_area: tuple[float, float] = (0.0008, 0.012)
+    stain_area: tuple[float, float] = (0.003, 0.04)
+    hole_area: tuple[float, float] = (0.001, 0.02)
     pilling_area: tuple[float, float] = (0.02, 0.10)
     fading_area: tuple[float, float] = (0.04, 0.20)
     erode_frac: float = 0.03
