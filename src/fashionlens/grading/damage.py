@@ -86,31 +86,45 @@ class DamageFinder:
         return torch.from_numpy(np.ascontiguousarray(x)), (nh, nw)
 
     @torch.no_grad()
-    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
-        """``(K, H, W)`` damage probabilities at the photo's full resolution."""
+    def probabilities(self, rgb: np.ndarray, *, full_size: bool = True) -> np.ndarray:
+        """``(K, H, W)`` damage probabilities at the photo's resolution (``full_size``) or the model's."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         x, _ = self._input(rgb)
         p = self.runner(x.numpy())[0] if self.runner is not None else damage_probabilities(self.model, x)[0].numpy()
+        if not full_size:
+            return p
         h, w = rgb.shape[:2]
         return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in p])
 
     def find(self, rgb: np.ndarray, garment: np.ndarray | None = None) -> list[FoundDamage]:
-        """Damage regions inside ``garment`` (``H×W`` bool; None = the whole photo)."""
+        """Damage regions inside ``garment`` (``H×W`` bool; None = the whole photo).
+
+        Decoded at the model's resolution (as in training and evaluation); each region's mask is
+        then scaled to the photo's size.
+        """
         if garment is not None and garment.shape != rgb.shape[:2]:
             raise ValueError(f"expected a garment mask of shape {rgb.shape[:2]}, got {garment.shape}")
-        probs = self.probabilities(rgb)
-        g = None if garment is None else garment.astype(bool)
+        h, w = rgb.shape[:2]
+        probs = self.probabilities(rgb, full_size=False)
+        sh, sw = probs.shape[1:]
+        g = None
+        if garment is not None:
+            g = cv2.resize(garment.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
         dmap = decode_damage(probs, threshold=self.threshold, garment=g, min_region_share=self.min_region_share)
         area = float(g.sum()) if g is not None else float(dmap.size)
+        sx, sy = w / sw, h / sh
         out: list[FoundDamage] = []
         for k, name in enumerate(DAMAGE_TYPES, start=1):
             n, labels, stats, _ = cv2.connectedComponentsWithStats((dmap == k).astype(np.uint8), connectivity=8)
             for j in range(1, n):
                 m = labels == j
-                x, y, w, h = (int(v) for v in stats[j, :4])
+                x, y, bw, bh = (int(v) for v in stats[j, :4])
+                full = cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+                if garment is not None:
+                    full &= garment
                 out.append(FoundDamage(name, float(m.sum()) / max(area, 1.0), float(1 - probs[0][m].mean()),
-                                       (float(x), float(y), float(x + w), float(y + h)), m))
+                                       (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy), full))
         out.sort(key=lambda d: -d.area_share)
         return out
 

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,11 @@ def items_from_inputs(inputs: Sequence[str | Path]) -> list[ItemInput]:
     return items
 
 
+def _timed(func: Any, *args: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    return func(*args), (time.perf_counter() - t0) * 1000
+
+
 def _main_garment(record: dict[str, Any]) -> dict[str, Any] | None:
     garments = record.get("garments") or []
     if not garments:
@@ -184,9 +190,11 @@ class ItemGrader:
     """
 
     def __init__(self, *, tagger: Any | None, damage: Any | None = None, labels: Any | None = None,
-                 grader: Any | None = None, rules: Any | None = None, max_side: int = 1600) -> None:
+                 grader: Any | None = None, rules: Any | None = None, decode_side: int = 800,
+                 parallel_label: bool = True) -> None:
         self.tagger, self.damage, self.labels, self.grader, self.rules = tagger, damage, labels, grader, rules
-        self.max_side = max_side
+        self.decode_side = decode_side  # JPEGs are decoded at a reduced scale down to about this shorter side
+        self.parallel_label = parallel_label  # read the label photo in a thread while the garment views run
 
     @classmethod
     def default(cls, *, rules: str | Path | None = None, ocr: bool = True, damage: bool = True,
@@ -234,7 +242,7 @@ class ItemGrader:
         for v in views:
             t0 = time.perf_counter()
             try:
-                decoded[v["role"]] = load_image(v["path"])
+                decoded[v["role"]] = load_image(v["path"], min_side=self.decode_side)
             except (ImageDecodeError, OSError) as exc:
                 v["error"] = f"{getattr(exc, 'code', 'unreadable')}: {exc}"
             timing["decode"] += (time.perf_counter() - t0) * 1000
@@ -245,6 +253,13 @@ class ItemGrader:
             return rec, {}
         details: dict[str, Any] = {}
         main: dict[str, dict[str, Any]] = {}
+        label_job = None
+        if "label" in decoded and self.labels is not None:
+            details["label"] = {"image": decoded["label"]}
+            if self.parallel_label:
+                pool = ThreadPoolExecutor(max_workers=1)
+                label_job = pool.submit(_timed, self.labels.read, decoded["label"].rgb)
+                pool.shutdown(wait=False)
         for role in garment_views:
             im = decoded[role]
             t0 = time.perf_counter()
@@ -270,9 +285,9 @@ class ItemGrader:
             rec["damage"]["area_share"][t] = round(max(per_view), 5) if per_view else 0.0
         rec["damage"]["any"] = bool(rec["damage"]["regions"])
         if "label" in decoded and self.labels is not None:
-            t0 = time.perf_counter()
-            reading = self.labels.read(decoded["label"].rgb)
-            timing["label"] += (time.perf_counter() - t0) * 1000
+            reading, ms = label_job.result() if label_job is not None else _timed(self.labels.read,
+                                                                                   decoded["label"].rgb)
+            timing["label"] += ms
             rec["label_text"] = [line.text for line in reading.lines]
             rec["brand"] = reading.brand
             if reading.composition is not None and reading.composition.fibres:

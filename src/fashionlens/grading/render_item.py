@@ -51,6 +51,8 @@ def render_item(record: dict[str, Any], details: dict[str, Any], *, height: int 
     """One RGB picture: garment views side by side, the label photo, and a caption with the outcome."""
     panels = []
     for role, d in details.items():
+        if role == "label":
+            continue
         im = d["image"]
         pic = render_result(im.rgb, d["record"]) if d.get("record") else im.rgb
         regions = [r for r in record["damage"]["regions"] if r["view"] == role]
