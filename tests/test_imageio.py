@@ -557,3 +557,9 @@ def test_empty_glob_and_empty_folder_raise(tmp_path: Path, tree: Path) -> None:
     with pytest.raises(FileNotFoundError, match="folder"):
         iter_image_paths([tmp_path / "empty"])
     assert iter_image_paths([]) == []
+
+
+@pytest.mark.parametrize("data", [b"a", b"ab", b"abc", b"\x00\x01", b"II*"])
+def test_a_few_bytes_are_a_decode_error_not_a_crash(data):
+    with pytest.raises(ImageDecodeError):
+        load_image(data)

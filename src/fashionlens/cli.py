@@ -35,18 +35,29 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from fashionlens.detect import DetectSettings
     from fashionlens.tag_job import run_tag_job
 
-    settings = DetectSettings(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
-                              rules=tuple(r for r in (args.rules or "").split(",") if r))
-    return run_tag_job(args.inputs, output=args.output, weights=args.weights, backend=args.backend,
+    if not args.inputs and args.manifest is None and not (args.job_dir and args.resume):
+        args.tag_parser.error("give image files, folders or glob patterns, or --manifest FILE "
+                              "(or --job-dir DIR --resume to continue a job with its own inputs)")
+    if args.job_dir is None and (args.resume or args.chunk_size is not None or args.format is not None):
+        args.tag_parser.error("--resume, --chunk-size and --format need --job-dir")
+    settings = None
+    if not args.whole_image:  # the detector (and torch) is imported only when detecting
+        from fashionlens.detect import DetectSettings
+
+        settings = DetectSettings(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
+                                  rules=tuple(r for r in (args.rules or "").split(",") if r))
+    output = args.output if args.output is not None or args.job_dir else "-"
+    return run_tag_job(args.inputs, output=output, weights=args.weights, backend=args.backend,
                        batch_size=args.batch_size, threads=args.threads, whole_image=args.whole_image,
                        detector=args.detector, detect_settings=settings, render_dir=args.render,
                        detector_backend=args.detector_backend,
                        max_pixels=args.max_pixels, progress=not args.quiet,
                        on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr),
-                       embed=getattr(args, "embed", False))
+                       embed=getattr(args, "embed", False), manifest=args.manifest, job_dir=args.job_dir,
+                       chunk_size=args.chunk_size, resume=args.resume,
+                       formats=None if args.format is None else args.format.split(","))
 
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
@@ -257,8 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     tag = sub.add_parser("tag", help="tag photos (files, folders, globs) → JSON lines")
-    tag.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
-    tag.add_argument("-o", "--output", default="-", help="JSONL output file ('-' = stdout)")
+    tag.add_argument("inputs", nargs="*", help="image files, folders or glob patterns")
+    tag.add_argument("-o", "--output", default=None, help="JSONL output file ('-' = stdout, the default); with "
+                     "--job-dir: the merged results once the job is complete (.parquet → Parquet)")
+    tag.add_argument("--manifest", default=None, metavar="FILE", help="more inputs: a file with one path per line, "
+                     "or a CSV with a 'path' column (relative paths are relative to the manifest)")
+    tag.add_argument("--job-dir", default=None, metavar="DIR", help="resumable job: results in atomically "
+                     "committed chunks plus a job manifest in DIR (see docs/batch_jobs.md)")
+    tag.add_argument("--chunk-size", type=int, default=None, help="inputs per committed chunk (default 500)")
+    tag.add_argument("--format", default=None, help="chunk formats, comma-separated: jsonl,parquet (the default)")
+    tag.add_argument("--resume", action="store_true", help="continue the job in --job-dir (same inputs and "
+                     "settings; without inputs: the job's own list); starts it when there is none")
     tag.add_argument("--weights", default=None, help="classifier weights (default: the shipped model)")
     tag.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
     tag.add_argument("--whole-image", action="store_true",
@@ -276,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     tag.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (decompression bombs)")
     tag.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    tag.set_defaults(func=_cmd_tag)
+    tag.set_defaults(func=_cmd_tag, tag_parser=tag)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
     tc = train.add_parser("classifier", help="train the garment classifier")
@@ -357,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_grader_parser(ev)
     from fashionlens.cli_agreement import add_agreement_parser
     add_agreement_parser(sub)
+    from fashionlens.cli_serve import add_serve_parser
+    add_serve_parser(sub)
+    from fashionlens.cli_job import add_job_parsers
+    add_job_parsers(sub)
     return p
 
 

@@ -23,7 +23,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     items = items_from_inputs(args.inputs)
     grader = ItemGrader.default(rules=args.rules, ocr=not args.no_ocr, damage=not args.no_damage,
                                 grades=not args.no_grades, threads=args.threads)
-    if grader.grader is not None and grader.grader.untrained and not args.quiet:
+    if grader.grader is not None and grader.grader.untrained:
         print("fashionlens grade: grading heads without a trained model (train them with "
               "`fashionlens train grader --data PATH`): " + ", ".join(sorted(grader.grader.untrained)), file=sys.stderr)
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115

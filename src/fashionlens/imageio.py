@@ -346,7 +346,10 @@ def _try_plugins(
     for fmt in formats:
         factory, accept = Image.OPEN[fmt]
         if accept is not None:
-            verdict = accept(prefix)
+            try:
+                verdict = accept(prefix)
+            except Exception:  # noqa: BLE001, S112 - some plugins' checks fail on a few-byte input (struct.error)
+                continue
             if not verdict or isinstance(verdict, str):  # a str is Pillow's "almost" message
                 continue
         fp.seek(0)

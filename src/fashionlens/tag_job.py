@@ -16,18 +16,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from fashionlens.detect import DetectSettings, GarmentDetector
 from fashionlens.imageio import DecodedImage, iter_image_paths, load_image
 from fashionlens.models.meta import ClassifierMeta
 from fashionlens.pipeline import Tagger, error_record, preprocess
 from fashionlens.render import render_result
 from fashionlens.runtime.backends import BackendName
+
+if TYPE_CHECKING:  # the detector (and torch) is imported only when detecting
+    from fashionlens.detect import DetectSettings
 
 log = logging.getLogger(__name__)
 
@@ -127,34 +129,46 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
             yield from flush()
 
 
-def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] = "-", weights: str | None = None,
+def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = "-", weights: str | None = None,
                 backend: BackendName = "auto", batch_size: int = 16, threads: int | None = None,
                 whole_image: bool = False, detector: str | None = None, detect_settings: DetectSettings | None = None,
                 render_dir: str | Path | None = None, detector_backend: str = "auto", max_pixels: int = 40_000_000, progress: bool = True,
-                on_summary: Callable[[str], None] | None = None, embed: bool = False) -> int:
+                on_summary: Callable[[str], None] | None = None, embed: bool = False,
+                manifest: str | Path | None = None, job_dir: str | Path | None = None, chunk_size: int | None = None,
+                formats: Sequence[str] | None = None, resume: bool = False) -> int:
     """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
     ``whole_image``. ``render_dir``: write an annotated PNG per photo. The one-line summary goes to
     ``on_summary`` (the CLI prints it), else to the log. ``embed``: store each garment's embedding
-    (:mod:`fashionlens.embeddings`) in its result.
-    """
-    paths = iter_image_paths(inputs)
-    garment_detector = None if whole_image else GarmentDetector(detector, settings=detect_settings or DetectSettings(),
-                                                                threads=threads, backend=detector_backend)
-    tagger = Tagger(weights, backend=backend, threads=threads, detector=garment_detector, embed=embed)
-    on_image = None
-    if render_dir is not None:
-        render_path = Path(render_dir)
-        render_path.mkdir(parents=True, exist_ok=True)
+    (:mod:`fashionlens.embeddings`) in its result. ``manifest``: a file listing more inputs
+    (:func:`fashionlens.batch_job.read_manifest`).
 
-        def on_image(im: DecodedImage, record: dict[str, Any]) -> None:
-            stem = Path(record["image"]["path"]).stem
-            bgr = cv2.cvtColor(render_result(im.rgb, record), cv2.COLOR_RGB2BGR)
-            cv2.imwrite(str(render_path / f"{stem}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ``job_dir``: a resumable job (:mod:`fashionlens.batch_job`) writing chunks of ``chunk_size``
+    results in ``formats`` there; ``resume`` continues the job in ``job_dir`` (with no ``inputs``:
+    its stored input list). ``output`` (not ``"-"``/``None``) then receives the merged results once
+    the job is complete (``.parquet`` → Parquet, else JSONL).
+    """
+    if job_dir is not None:
+        return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
+                            resume=resume, output=output, weights=weights, backend=backend, batch_size=batch_size,
+                            threads=threads, whole_image=whole_image, detector=detector,
+                            detect_settings=detect_settings, render_dir=render_dir,
+                            detector_backend=detector_backend, max_pixels=max_pixels, progress=progress,
+                            on_summary=on_summary, embed=embed)
+    if manifest is not None:
+        from fashionlens.batch_job import resolve_inputs
+
+        paths = resolve_inputs(inputs, manifest=manifest)
+    else:
+        paths = iter_image_paths(inputs)
+    tagger = _build_tagger(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
+                           detector=detector, detect_settings=detect_settings, detector_backend=detector_backend,
+                           embed=embed)
+    on_image = _renderer(render_dir)
     t0 = time.perf_counter()
     failed = 0
-    with _open_output(output) as fh:
+    with _open_output("-" if output is None else output) as fh:
         for record in tag_paths(tagger, paths, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
                                 on_image=on_image):
             if record["error"] is not None:
@@ -167,3 +181,81 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] = "-", we
                f"({n / dt if dt > 0 else 0:.1f} img/s, backend {tagger.backend.name})")
     (on_summary or log.info)(summary)
     return 1 if failed else 0
+
+
+def _build_tagger(*, weights: str | None, backend: BackendName, threads: int | None, whole_image: bool,
+                  detector: str | None, detect_settings: DetectSettings | None, detector_backend: str,
+                  embed: bool) -> Tagger:
+    garment_detector = None
+    if not whole_image:
+        from fashionlens.detect import DetectSettings, GarmentDetector
+
+        garment_detector = GarmentDetector(detector, settings=detect_settings or DetectSettings(), threads=threads,
+                                           backend=detector_backend)
+    return Tagger(weights, backend=backend, threads=threads, detector=garment_detector, embed=embed)
+
+
+def _renderer(render_dir: str | Path | None) -> Callable[[DecodedImage, dict[str, Any]], None] | None:
+    if render_dir is None:
+        return None
+    render_path = Path(render_dir)
+    render_path.mkdir(parents=True, exist_ok=True)
+
+    def on_image(im: DecodedImage, record: dict[str, Any]) -> None:
+        stem = Path(record["image"]["path"]).stem
+        bgr = cv2.cvtColor(render_result(im.rgb, record), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(render_path / f"{stem}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return on_image
+
+
+def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | Path | None, chunk_size: int | None,
+                 formats: Sequence[str] | None, resume: bool, output: str | Path | IO[str] | None,
+                 weights: str | None, backend: BackendName, batch_size: int, threads: int | None, whole_image: bool,
+                 detector: str | None, detect_settings: DetectSettings | None, render_dir: str | Path | None,
+                 detector_backend: str, max_pixels: int, progress: bool, on_summary: Callable[[str], None] | None,
+                 embed: bool) -> int:
+    """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
+    from dataclasses import asdict
+
+    from fashionlens.batch_job import (
+        JobRunStats,
+        TagJob,
+        merge_job,
+        resolve_inputs,
+        run_job,
+    )
+
+    paths = resolve_inputs(inputs, manifest=manifest) if inputs or manifest is not None or not resume else None
+    if not whole_image and detect_settings is None:  # the defaults, spelled out, so that None == DetectSettings()
+        from fashionlens.detect import DetectSettings
+
+        detect_settings = DetectSettings()
+    settings = {"weights": None if weights is None else str(weights), "backend": backend, "whole_image": whole_image,
+                "embed": embed, "max_pixels": max_pixels,
+                "detector": None if whole_image or detector is None else str(detector),
+                "detector_backend": None if whole_image else detector_backend,
+                "detect_settings": None if whole_image else asdict(detect_settings)}
+    with TagJob.open(job_dir, inputs=paths, settings=settings, chunk_size=chunk_size, formats=formats,
+                     resume=resume) as job:
+        before = job.n_done
+        tagger = None
+        if job.pending_chunks():
+            tagger = _build_tagger(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
+                                   detector=detector, detect_settings=detect_settings,
+                                   detector_backend=detector_backend, embed=embed)
+            job.bind_model(tagger.model_info)
+            stats = run_job(job, tagger, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
+                            on_image=_renderer(render_dir))
+        else:
+            stats = JobRunStats()
+        n, failed, dt = stats.tagged, stats.failed, stats.seconds
+        summary = "nothing left to tag" if tagger is None else (
+            f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
+            f"({n / dt if dt > 0 else 0:.1f} img/s, backend {tagger.backend.name})")
+        summary += (f"; job {job.folder}: {job.n_done}/{len(job.inputs)} inputs done ({before} before this run), "
+                    f"{job.n_failed} failed, {len(job.committed)}/{job.n_chunks} chunks")
+        (on_summary or log.info)(summary)
+        total_failed = job.n_failed
+    if output is not None and output != "-":
+        merge_job(job_dir, output)
+    return 1 if total_failed else 0

@@ -1,0 +1,810 @@
+"""Resumable tag jobs: results in atomically committed chunks (JSONL and Parquet) plus a job manifest.
+
+A job folder holds::
+
+    DIR/job.json          the manifest (schema ``fashionlens/tag-job/v1``): input-list fingerprint, settings,
+                          model, chunk size, formats and one entry per *committed* chunk
+    DIR/inputs.txt        the input list in job order, one JSON string per line
+    DIR/chunks/000007.jsonl, DIR/chunks/000007.parquet
+                          chunk k holds the results of inputs [k * chunk_size, (k + 1) * chunk_size), in order
+    DIR/.lock             locked (``flock``) by the one process running the job
+
+A chunk is committed when ``job.json`` lists it. Committing writes each chunk file under a temporary
+name, fsyncs it, renames it into place and fsyncs the folder; then ``job.json`` is rewritten the same
+way. A process killed at any point therefore leaves either a listed chunk whose files are complete, or
+leftovers (temporary files, or chunk files not yet listed) that the next run deletes or overwrites.
+Readers (:func:`job_status`, :func:`merge_job`, :func:`iter_job_records`) only read listed chunks.
+
+The format does not depend on who computes the records: :class:`TagJob` hands out pending chunks
+(:meth:`TagJob.pending_chunks`, :meth:`TagJob.chunk_inputs`) and commits finished ones
+(:meth:`TagJob.commit_chunk`) from one process; :func:`run_job` is the local engine.
+See ``docs/batch_jobs.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from fashionlens.imageio import iter_image_paths
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from typing_extensions import Self
+
+    from fashionlens.imageio import DecodedImage
+    from fashionlens.pipeline import Tagger
+
+log = logging.getLogger(__name__)
+
+JOB_SCHEMA = "fashionlens/tag-job/v1"
+JOB_FILE = "job.json"
+INPUTS_FILE = "inputs.txt"
+CHUNKS_DIR = "chunks"
+LOCK_FILE = ".lock"
+FORMATS = ("jsonl", "parquet")
+DEFAULT_CHUNK_SIZE = 500
+#: top-level keys of a ``fashionlens/result/v1`` record (others go to the Parquet column ``extra_json``)
+RECORD_KEYS = ("schema", "image", "model", "mode", "garments", "error", "timing_ms")
+#: Parquet columns, in order: (name, Arrow type name, meaning)
+PARQUET_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("input_index", "int64", "position of the input in the job's input list"),
+    ("path", "string", "image.path: the input as given"),
+    ("schema", "string", "record schema (fashionlens/result/v1)"),
+    ("mode", "string", "detect | whole_image | whole_image_fallback; null for an error record"),
+    ("width", "int32", "image width in pixels (after EXIF orientation); null for an error record"),
+    ("height", "int32", "image height in pixels; null for an error record"),
+    ("n_garments", "int32", "number of garments"),
+    ("object_type", "string", "first garment's object type; null when there is none"),
+    ("category", "string", "first garment's category id; null when there is none"),
+    ("category_score", "float64", "first garment's category score; null when there is none"),
+    ("error_type", "string", "error.type (a stable code); null when tagged"),
+    ("error_message", "string", "error.message; null when tagged"),
+    ("model_name", "string", "model.name"),
+    ("model_version", "string", "model.version"),
+    ("model_backend", "string", "model.backend"),
+    ("garments_json", "string", "the garments list exactly as in the JSONL record, as JSON"),
+    ("timing_ms_json", "string", "timing_ms as JSON"),
+    ("extra_json", "string", "any further top-level record keys as a JSON object; null when none"),
+)
+
+_CHUNK_NAME = re.compile(r"^\d{6,}\.(jsonl|parquet)$")
+_TMP_MARK = ".tmp-"
+
+
+class JobError(ValueError):
+    """A job folder that cannot be used as asked: another job, other inputs or settings, a damaged
+    chunk, a second process on the same job."""
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[Path]:
+    """Paths listed in a manifest file: one path per line (blank lines and ``#`` comments skipped) or,
+    for a ``.csv`` file, the ``path`` column. Relative paths are relative to the manifest's folder.
+    Paths are taken literally (no glob, no folder expansion); missing files become error records later.
+
+    Raises:
+        FileNotFoundError: no such manifest.
+        ValueError: a CSV without a ``path`` column, a CSV row with an empty path, or no paths at all.
+    """
+    manifest = Path(path)
+    text = manifest.read_text(encoding="utf-8-sig")
+    entries: list[str] = []
+    if manifest.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        columns = [c.strip() for c in reader.fieldnames or []]
+        if "path" not in columns:
+            raise ValueError(f"expected a 'path' column in CSV manifest {str(manifest)!r}; found columns {columns}")
+        reader.fieldnames = columns
+        for row_number, row in enumerate(reader, start=2):
+            value = (row.get("path") or "").strip()
+            if not value:
+                raise ValueError(f"CSV manifest {str(manifest)!r}, line {row_number}: expected a path, got an empty cell")
+            entries.append(value)
+    else:
+        entries = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not entries:
+        raise ValueError(f"expected manifest {str(manifest)!r} to list image paths; found none")
+    base = manifest.parent
+    out = []
+    for entry in entries:
+        p = Path(os.path.expanduser(entry))
+        out.append(p if p.is_absolute() else base / p)
+    return out
+
+
+def resolve_inputs(inputs: Sequence[str | os.PathLike[str]], *, manifest: str | os.PathLike[str] | None = None
+                   ) -> list[Path]:
+    """Files, folders and globs (:func:`~fashionlens.imageio.iter_image_paths`) followed by the paths of
+    ``manifest`` (:func:`read_manifest`), in order, each path once (the first occurrence wins)."""
+    paths = iter_image_paths(inputs) if inputs else []
+    if manifest is not None:
+        seen = {os.path.normcase(os.path.abspath(p)) for p in paths}
+        for p in read_manifest(manifest):
+            key = os.path.normcase(os.path.abspath(p))
+            if key not in seen:
+                seen.add(key)
+                paths.append(p)
+    if not paths:
+        raise ValueError("nothing to tag: expected image files, folders, glob patterns or a manifest")
+    return paths
+
+
+# ------------------------------------------------------------------------------ atomic files
+
+
+def _fsync_dir(folder: Path) -> None:
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
+        return
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` all or nothing: temporary name, fsync, rename, fsync the folder."""
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _inputs_bytes(inputs: Sequence[str]) -> bytes:
+    return "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in inputs).encode("utf-8")
+
+
+def _normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(json.dumps(dict(settings), sort_keys=True))
+    except TypeError as exc:
+        raise ValueError(f"expected JSON-serialisable job settings, got {settings!r}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ Parquet rows
+
+
+def _arrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
+        raise RuntimeError("Parquet output needs pyarrow (pip install 'pyarrow>=15')") from exc
+    return pa, pq
+
+
+def parquet_schema() -> pa.Schema:
+    """The Arrow schema of a Parquet chunk (see :data:`PARQUET_COLUMNS`)."""
+    pa, _ = _arrow()
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind, _ in PARQUET_COLUMNS])
+
+
+def record_to_row(record: Mapping[str, Any], input_index: int) -> dict[str, Any]:
+    """One result record as a Parquet row (see :data:`PARQUET_COLUMNS`); :func:`row_to_record` inverts it."""
+    image, model = record.get("image") or {}, record.get("model") or {}
+    garments = record.get("garments") or []
+    first = garments[0] if garments else {}
+    error = record.get("error")
+    extra = {k: v for k, v in record.items() if k not in RECORD_KEYS}
+    return {
+        "input_index": input_index, "path": image.get("path"), "schema": record.get("schema"),
+        "mode": record.get("mode"), "width": image.get("width"), "height": image.get("height"),
+        "n_garments": len(garments), "object_type": first.get("object_type"),
+        "category": (first.get("category") or {}).get("id"), "category_score": (first.get("category") or {}).get("score"),
+        "error_type": None if error is None else error.get("type"),
+        "error_message": None if error is None else error.get("message"),
+        "model_name": model.get("name"), "model_version": model.get("version"), "model_backend": model.get("backend"),
+        "garments_json": json.dumps(garments, ensure_ascii=False),
+        "timing_ms_json": json.dumps(record.get("timing_ms") or {}, ensure_ascii=False),
+        "extra_json": json.dumps(extra, ensure_ascii=False) if extra else None,
+    }
+
+
+def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The result record a Parquet row was made from (:func:`record_to_row`)."""
+    error = None if row["error_type"] is None else {"type": row["error_type"], "message": row["error_message"]}
+    record = {"schema": row["schema"], "image": {"path": row["path"], "width": row["width"], "height": row["height"]},
+              "model": {"name": row["model_name"], "version": row["model_version"], "backend": row["model_backend"]},
+              "mode": row["mode"], "garments": json.loads(row["garments_json"]), "error": error,
+              "timing_ms": json.loads(row["timing_ms_json"])}
+    if row.get("extra_json"):
+        record.update(json.loads(row["extra_json"]))
+    return record
+
+
+def records_to_table(records: Sequence[Mapping[str, Any]], *, first_index: int = 0) -> pa.Table:
+    """Result records as an Arrow table with :func:`parquet_schema`; row i is input ``first_index + i``."""
+    pa, _ = _arrow()
+    rows = [record_to_row(r, first_index + i) for i, r in enumerate(records)]
+    schema = parquet_schema()
+    return pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    pa, pq = _arrow()
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+def read_chunk_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The result records of one chunk file (``.jsonl`` or ``.parquet``), in input order.
+
+    Raises:
+        ValueError: the file is not valid JSONL / Parquet of this format.
+    """
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        out = []
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.endswith("\n"):
+                    raise ValueError(f"{path}: line {n} is not terminated (truncated chunk)")
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}: line {n} is not JSON: {exc}") from None
+        return out
+    if path.suffix == ".parquet":
+        pa, pq = _arrow()
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise ValueError(f"{path}: not a readable Parquet file: {exc}") from None
+        if table.schema.names != parquet_schema().names:
+            raise ValueError(f"{path}: expected Parquet columns {parquet_schema().names}, got {table.schema.names}")
+        return [row_to_record(row) for row in table.to_pylist()]
+    raise ValueError(f"expected a .jsonl or .parquet chunk file, got {str(path)!r}")
+
+
+# ------------------------------------------------------------------------------ the job
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    """One committed chunk as listed in ``job.json``: inputs [start, stop), its files (format → name,
+    bytes, sha256) and how many of its inputs are error records."""
+
+    index: int
+    start: int
+    stop: int
+    failed: int
+    files: dict[str, dict[str, Any]]
+    committed: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "start": self.start, "stop": self.stop, "failed": self.failed,
+                "files": self.files, "committed": self.committed}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ChunkEntry:
+        return cls(index=int(d["index"]), start=int(d["start"]), stop=int(d["stop"]), failed=int(d["failed"]),
+                   files=dict(d["files"]), committed=str(d.get("committed", "")))
+
+
+def _chunk_name(index: int, fmt: str) -> str:
+    return f"{CHUNKS_DIR}/{index:06d}.{fmt}"
+
+
+def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    bad = [f for f in out if f not in FORMATS]
+    if not out or bad:
+        raise ValueError(f"expected chunk formats from {list(FORMATS)}, got {list(formats)}")
+    return out
+
+
+class _Lock:
+    """An exclusive ``flock`` on ``DIR/.lock``; the kernel drops it when the process dies (even on SIGKILL)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._fd: int | None = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            log.warning("no file locking on this platform: do not run one job from two processes")
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise JobError(f"job folder {str(folder)!r} is in use by another process") from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+class TagJob:
+    """A job folder opened for writing by this process (holding its lock). Use :meth:`open`.
+
+    >>> with TagJob.open("job", inputs=paths, settings={"whole_image": True}, resume=True) as job:
+    ...     for k in job.pending_chunks():
+    ...         job.commit_chunk(k, [tag(p) for p in job.chunk_inputs(k)])
+    """
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], inputs: list[str], lock: _Lock) -> None:
+        self.folder = folder
+        self._manifest = manifest
+        self.inputs = inputs
+        self._lock = lock
+        self._chunks = {c.index: c for c in map(ChunkEntry.from_json, manifest["chunks"])}
+
+    # -------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str], *, inputs: Sequence[str | os.PathLike[str]] | None,
+             settings: Mapping[str, Any], chunk_size: int | None = None, formats: Sequence[str] | None = None,
+             resume: bool = False) -> TagJob:
+        """Create a job in ``folder`` or, with ``resume``, continue the one there.
+
+        ``inputs``: the input list in job order (``None`` with ``resume``: the job's stored list).
+        ``settings``: everything that changes results (JSON-serialisable); a resumed job must have the
+        same. ``chunk_size``/``formats``: ``None`` = the job's (resume) or the defaults (new job).
+        With ``resume`` and no job in ``folder`` yet, a new job is started.
+
+        Raises:
+            JobError: a job exists and ``resume`` is not set; the inputs, settings, chunk size or
+                formats differ from the job's; a committed chunk file is missing or changed; another
+                process holds the job.
+        """
+        folder = Path(folder)
+        if chunk_size is not None and chunk_size <= 0:
+            raise ValueError(f"expected a positive chunk size, got {chunk_size}")
+        fmts = None if formats is None else _check_formats(formats)
+        settings = _normalise(settings)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(folder)
+        try:
+            _remove_temporaries(folder)
+            if (folder / JOB_FILE).exists():
+                job = cls._resume(folder, lock, inputs=inputs, settings=settings, chunk_size=chunk_size,
+                                  formats=fmts, resume=resume)
+            else:
+                if inputs is None:
+                    raise JobError(f"no job to resume in {str(folder)!r}: give the inputs to start one")
+                job = cls._create(folder, lock, inputs=[str(p) for p in inputs], settings=settings,
+                                  chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, formats=fmts or FORMATS)
+        except BaseException:
+            lock.release()
+            raise
+        return job
+
+    @classmethod
+    def _create(cls, folder: Path, lock: _Lock, *, inputs: list[str], settings: dict[str, Any], chunk_size: int,
+                formats: tuple[str, ...]) -> TagJob:
+        if not inputs:
+            raise ValueError("expected at least one input for a job, got none")
+        (folder / CHUNKS_DIR).mkdir(exist_ok=True)
+        for leftover in (folder / CHUNKS_DIR).iterdir():  # files of a job whose job.json was removed
+            if _CHUNK_NAME.match(leftover.name):
+                leftover.unlink()
+        data = _inputs_bytes(inputs)
+        _write_atomic(folder / INPUTS_FILE, data)
+        manifest = {"schema": JOB_SCHEMA, "created": _now(), "updated": _now(),
+                    "inputs": {"file": INPUTS_FILE, "count": len(inputs), "sha256": hashlib.sha256(data).hexdigest()},
+                    "settings": settings, "model": None, "chunk_size": chunk_size, "formats": list(formats),
+                    "chunks": []}
+        _write_atomic(folder / JOB_FILE, _manifest_bytes(manifest))
+        log.info("new job in %s: %d inputs, chunks of %d", folder, len(inputs), chunk_size)
+        return cls(folder, manifest, inputs, lock)
+
+    @classmethod
+    def _resume(cls, folder: Path, lock: _Lock, *, inputs: Sequence[str | os.PathLike[str]] | None,
+                settings: dict[str, Any], chunk_size: int | None, formats: tuple[str, ...] | None,
+                resume: bool) -> TagJob:
+        manifest = load_manifest(folder)
+        done = sum(c["stop"] - c["start"] for c in manifest["chunks"])
+        total = manifest["inputs"]["count"]
+        if not resume:
+            raise JobError(f"job folder {str(folder)!r} already holds a job ({done}/{total} inputs done): "
+                           "resume it (--resume) or choose another folder")
+        stored = _read_inputs(folder, manifest)
+        if inputs is not None:
+            given = [str(p) for p in inputs]
+            if given != stored:
+                raise JobError(f"cannot resume the job in {str(folder)!r} with other inputs: "
+                               + _describe_difference(stored, given))
+        problems = [f"{key}: job has {manifest['settings'].get(key)!r}, this run {settings.get(key)!r}"
+                    for key in sorted(set(manifest["settings"]) | set(settings))
+                    if manifest["settings"].get(key) != settings.get(key)]
+        if chunk_size is not None and chunk_size != manifest["chunk_size"]:
+            problems.append(f"chunk size: job has {manifest['chunk_size']}, this run {chunk_size}")
+        if formats is not None and list(formats) != manifest["formats"]:
+            problems.append(f"formats: job has {manifest['formats']}, this run {list(formats)}")
+        if problems:
+            raise JobError(f"cannot resume the job in {str(folder)!r} with other settings: " + "; ".join(problems))
+        for entry in map(ChunkEntry.from_json, manifest["chunks"]):
+            for info in entry.files.values():
+                _check_file_size(folder, info)
+        log.info("resuming job in %s: %d/%d inputs done", folder, done, total)
+        return cls(folder, manifest, stored, lock)
+
+    # -------------------------------------------------------------- state
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self._manifest["chunk_size"])
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return tuple(self._manifest["formats"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self._manifest["settings"])
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-len(self.inputs) // self.chunk_size)
+
+    @property
+    def n_done(self) -> int:
+        return sum(c.stop - c.start for c in self._chunks.values())
+
+    @property
+    def n_failed(self) -> int:
+        return sum(c.failed for c in self._chunks.values())
+
+    @property
+    def committed(self) -> list[ChunkEntry]:
+        return [self._chunks[k] for k in sorted(self._chunks)]
+
+    def chunk_range(self, index: int) -> tuple[int, int]:
+        """Input positions [start, stop) of chunk ``index``."""
+        if not 0 <= index < self.n_chunks:
+            raise ValueError(f"expected a chunk index in [0, {self.n_chunks}), got {index}")
+        start = index * self.chunk_size
+        return start, min(start + self.chunk_size, len(self.inputs))
+
+    def chunk_inputs(self, index: int) -> list[str]:
+        start, stop = self.chunk_range(index)
+        return self.inputs[start:stop]
+
+    def pending_chunks(self) -> list[int]:
+        """Chunk indices not committed yet, ascending."""
+        return [k for k in range(self.n_chunks) if k not in self._chunks]
+
+    def bind_model(self, model: Mapping[str, str]) -> None:
+        """Record the model (``Tagger.model_info``) on the first run; refuse another model on a resume.
+
+        Raises:
+            JobError: the job's results so far came from another model or backend.
+        """
+        model = dict(model)
+        stored = self._manifest.get("model")
+        if stored is None:
+            self._manifest["model"] = model
+            self._save()
+        elif stored != model:
+            raise JobError(f"cannot resume the job in {str(self.folder)!r} with another model: "
+                           f"job has {stored}, this run {model}")
+
+    # -------------------------------------------------------------- committing
+
+    def commit_chunk(self, index: int, records: Sequence[Mapping[str, Any]]) -> ChunkEntry:
+        """Write chunk ``index`` (one record per input of :meth:`chunk_inputs`, in order) in every format
+        and commit it atomically (see the module docstring).
+
+        Raises:
+            ValueError: the records do not match the chunk's inputs, or the chunk is already committed.
+        """
+        if index in self._chunks:
+            raise ValueError(f"chunk {index} of the job in {str(self.folder)!r} is already committed")
+        expected = self.chunk_inputs(index)
+        got = [str((r.get("image") or {}).get("path")) for r in records]
+        if got != expected:
+            raise ValueError(f"chunk {index}: expected records for {len(expected)} inputs "
+                             f"{_preview(expected)}, got {len(got)} {_preview(got)}")
+        start, stop = self.chunk_range(index)
+        files = {}
+        for fmt in self.formats:
+            data = _jsonl_bytes(records) if fmt == "jsonl" else _parquet_bytes(records_to_table(records, first_index=start))
+            name = _chunk_name(index, fmt)
+            _write_atomic(self.folder / name, data, sync_dir=False)
+            files[fmt] = {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                          "records": len(records)}
+        _fsync_dir(self.folder / CHUNKS_DIR)
+        entry = ChunkEntry(index=index, start=start, stop=stop, failed=sum(r.get("error") is not None for r in records),
+                           files=files, committed=_now())
+        self._chunks[index] = entry
+        self._manifest["chunks"] = [c.to_json() for c in self.committed]
+        self._save()  # the commit point
+        return entry
+
+    def _save(self) -> None:
+        self._manifest["updated"] = _now()
+        _write_atomic(self.folder / JOB_FILE, _manifest_bytes(self._manifest))
+
+    def close(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def _preview(items: Sequence[str], n: int = 3) -> str:
+    head = ", ".join(repr(s) for s in items[:n])
+    return f"[{head}{', …' if len(items) > n else ''}]"
+
+
+def _describe_difference(stored: Sequence[str], given: Sequence[str]) -> str:
+    if len(stored) != len(given):
+        head = f"the job has {len(stored)} inputs, this run {len(given)}"
+    else:
+        head = f"both have {len(stored)} inputs"
+    for i, (a, b) in enumerate(zip(stored, given)):
+        if a != b:
+            return f"{head}; first difference at input {i}: job has {a!r}, this run {b!r}"
+    return f"{head}; the shorter list is a prefix of the longer"
+
+
+def _remove_temporaries(folder: Path) -> None:
+    for d in (folder, folder / CHUNKS_DIR):
+        if d.is_dir():
+            for p in d.iterdir():
+                if p.name.startswith(".") and _TMP_MARK in p.name:
+                    p.unlink()
+
+
+def _check_file_size(folder: Path, info: Mapping[str, Any]) -> None:
+    path = folder / info["name"]
+    size = path.stat().st_size if path.exists() else None
+    if size != info["bytes"]:
+        found = "missing" if size is None else f"{size} bytes"
+        raise JobError(f"committed chunk file {str(path)!r} is {found}, expected {info['bytes']} bytes: "
+                       "the job folder was changed after the commit; restore the file or start a new job")
+
+
+# ------------------------------------------------------------------------------ reading a job
+
+
+def load_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """``job.json`` of a job folder, checked for its schema.
+
+    Raises:
+        FileNotFoundError: no job in ``folder``.
+        JobError: not a ``fashionlens/tag-job/v1`` manifest.
+    """
+    path = Path(folder) / JOB_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"expected a job manifest {str(path)!r}; there is none (not a job folder)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise JobError(f"{path}: expected a JSON job manifest: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != JOB_SCHEMA:
+        got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
+        raise JobError(f"{path}: expected schema {JOB_SCHEMA!r}, got {got!r}")
+    return manifest
+
+
+def _read_inputs(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
+    data = (folder / manifest["inputs"]["file"]).read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest["inputs"]["sha256"]:
+        raise JobError(f"{folder / manifest['inputs']['file']}: the input list does not match its fingerprint "
+                       "in job.json (the file was changed)")
+    inputs = [json.loads(line) for line in data.decode("utf-8").splitlines()]
+    if len(inputs) != manifest["inputs"]["count"]:
+        raise JobError(f"{folder}: job.json says {manifest['inputs']['count']} inputs, inputs file has {len(inputs)}")
+    return inputs
+
+
+@dataclass
+class JobStatus:
+    """What :func:`job_status` found in a job folder."""
+
+    folder: str
+    n_inputs: int
+    n_done: int
+    n_failed: int
+    chunk_size: int
+    chunks_committed: int
+    chunks_total: int
+    formats: list[str]
+    model: dict[str, str] | None
+    complete: bool
+    uncommitted_files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def job_status(folder: str | os.PathLike[str], *, verify: bool = False) -> JobStatus:
+    """Progress of a job (readable while it runs). ``verify``: read every committed chunk file and
+    check its checksum, record count and paths; what is wrong goes to ``problems``."""
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    entries = [ChunkEntry.from_json(c) for c in manifest["chunks"]]
+    n = manifest["inputs"]["count"]
+    total = -(-n // manifest["chunk_size"])
+    listed = {info["name"] for e in entries for info in e.files.values()}
+    chunk_dir = folder / CHUNKS_DIR
+    uncommitted = sorted(f"{CHUNKS_DIR}/{p.name}" for p in chunk_dir.iterdir()
+                         if f"{CHUNKS_DIR}/{p.name}" not in listed) if chunk_dir.is_dir() else []
+    problems: list[str] = []
+    if verify:
+        inputs = _read_inputs(folder, manifest)
+        for e in entries:
+            problems.extend(_verify_chunk(folder, e, inputs))
+    done = sum(e.stop - e.start for e in entries)
+    return JobStatus(folder=str(folder), n_inputs=n, n_done=done, n_failed=sum(e.failed for e in entries),
+                     chunk_size=manifest["chunk_size"], chunks_committed=len(entries), chunks_total=total,
+                     formats=list(manifest["formats"]), model=manifest.get("model"), complete=done == n,
+                     uncommitted_files=uncommitted, problems=problems)
+
+
+def _verify_chunk(folder: Path, entry: ChunkEntry, inputs: Sequence[str]) -> list[str]:
+    problems = []
+    expected = list(inputs[entry.start:entry.stop])
+    for info in entry.files.values():
+        path = folder / info["name"]
+        if not path.exists():
+            problems.append(f"{info['name']}: missing")
+            continue
+        if hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
+            problems.append(f"{info['name']}: checksum differs from job.json")
+            continue
+        try:
+            records = read_chunk_file(path)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        paths = [r["image"]["path"] for r in records]
+        if paths != expected:
+            problems.append(f"{info['name']}: expected records for {_preview(expected)}, got {_preview(paths)}")
+    return problems
+
+
+def _committed(folder: Path, *, partial: bool) -> tuple[dict[str, Any], list[ChunkEntry]]:
+    manifest = load_manifest(folder)
+    entries = sorted((ChunkEntry.from_json(c) for c in manifest["chunks"]), key=lambda e: e.index)
+    done, total = sum(e.stop - e.start for e in entries), manifest["inputs"]["count"]
+    if done != total and not partial:
+        raise JobError(f"job in {str(folder)!r} is not complete ({done}/{total} inputs done): "
+                       "resume it first, or ask for the partial results")
+    return manifest, entries
+
+
+def iter_job_records(folder: str | os.PathLike[str], *, fmt: str | None = None, partial: bool = False
+                     ) -> Iterator[dict[str, Any]]:
+    """The result records of a job's committed chunks, in input order, read from ``fmt`` chunks
+    (default: JSONL when the job writes it).
+
+    Raises:
+        JobError: the job is not complete and ``partial`` is not set.
+    """
+    folder = Path(folder)
+    manifest, entries = _committed(folder, partial=partial)
+    source = fmt or ("jsonl" if "jsonl" in manifest["formats"] else manifest["formats"][0])
+    if source not in manifest["formats"]:
+        raise JobError(f"job in {str(folder)!r} writes {manifest['formats']}, not {source!r}")
+    for e in entries:
+        yield from read_chunk_file(folder / e.files[source]["name"])
+
+
+def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | IO[str], *, partial: bool = False
+              ) -> int:
+    """Write a job's results as one file, atomically: ``.parquet`` → Parquet (:data:`PARQUET_COLUMNS`),
+    anything else (or a text stream) → JSONL. Returns the number of records.
+
+    Raises:
+        JobError: the job is not complete and ``partial`` is not set.
+    """
+    if hasattr(output, "write"):
+        n = 0
+        for record in iter_job_records(folder, partial=partial):
+            output.write(json.dumps(record, ensure_ascii=False) + "\n")  # type: ignore[union-attr]
+            n += 1
+        return n
+    out = Path(output)  # type: ignore[arg-type]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}{_TMP_MARK}{os.getpid()}")
+    n = 0
+    try:
+        if out.suffix.lower() == ".parquet":
+            _, pq = _arrow()
+            manifest, entries = _committed(Path(folder), partial=partial)
+            with pq.ParquetWriter(tmp, parquet_schema()) as writer:
+                for e in entries:
+                    if "parquet" in manifest["formats"]:
+                        table = pq.read_table(Path(folder) / e.files["parquet"]["name"])
+                    else:
+                        table = records_to_table(read_chunk_file(Path(folder) / e.files["jsonl"]["name"]),
+                                                 first_index=e.start)
+                    writer.write_table(table)
+                    n += table.num_rows
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                n = merge_job(folder, fh, partial=partial)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+        _fsync_dir(out.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
+
+
+# ------------------------------------------------------------------------------ the local engine
+
+
+@dataclass
+class JobRunStats:
+    """What one :func:`run_job` call did."""
+
+    tagged: int = 0
+    failed: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+
+def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads: int = 2,
+            max_pixels: int = 40_000_000, progress: bool = True,
+            on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None) -> JobRunStats:
+    """Tag the job's pending chunks with ``tagger`` (:func:`fashionlens.tag_job.tag_paths`: decoding
+    runs ahead across chunk boundaries) and commit each as soon as it is complete."""
+    from tqdm.auto import tqdm
+
+    from fashionlens.tag_job import tag_paths
+
+    pending = job.pending_chunks()
+    paths = [Path(p) for k in pending for p in job.chunk_inputs(k)]
+    stats = JobRunStats()
+    t0 = time.perf_counter()
+    with tqdm(total=len(job.inputs), initial=job.n_done, desc="tag", unit="img", disable=not progress,
+              file=sys.stderr) as bar:
+        records = tag_paths(tagger, paths, batch_size=batch_size, decode_threads=decode_threads,
+                            max_pixels=max_pixels, progress=False, on_image=on_image)
+        try:
+            for k in pending:
+                want = len(job.chunk_inputs(k))
+                chunk = []
+                for record in records:
+                    chunk.append(record)
+                    bar.update(1)
+                    if len(chunk) == want:
+                        break
+                entry = job.commit_chunk(k, chunk)
+                stats.tagged += len(chunk)
+                stats.failed += entry.failed
+                stats.chunks += 1
+        finally:
+            records.close()
+    stats.seconds = time.perf_counter() - t0
+    return stats

@@ -1,0 +1,1 @@
+"""One router per capability: tag, grade, search, trends, health, metrics."""

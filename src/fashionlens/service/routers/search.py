@@ -1,0 +1,124 @@
+"""``POST /v1/search``: garments like a photo's (multipart ``image``) or matching words (``text``),
+with taxonomy filters, against the index configured in the settings (``FASHIONLENS_INDEX``).
+
+The answer has the shape of ``fashionlens search --json``: ``query``, ``filters``, ``hits``. A photo
+query is tagged with the worker's loaded models (no model is loaded per request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from fashionlens.detect import DetectSettings
+from fashionlens.embeddings import decode_embedding
+from fashionlens.service.deps import Problem, ServiceState, get_state
+from fashionlens.service.limits import decode_upload, read_upload
+from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
+from fashionlens.service.routers.tag import IMAGE_RESPONSES
+from fashionlens.service.uploads import display_name, store_uploads
+from fashionlens.tag_job import DETECT_MIN_SIDE
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+_FILTER_FIELDS = (("category", "category"), ("colour", "colours"), ("pattern", "pattern"), ("material", "material"),
+                  ("object_type", "object_type"))
+
+
+class SearchResponse(BaseModel):
+    query: dict[str, Any]
+    filters: dict[str, Any]
+    hits: list[dict[str, Any]]
+
+
+def _filters(values: dict[str, list[str] | None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for arg, field in _FILTER_FIELDS:
+        items = [v.strip() for item in values.get(arg) or [] for v in item.split(",") if v.strip()]
+        if items:
+            out[field] = items if len(items) > 1 else items[0]
+    return out
+
+
+def _filter_query(description: str) -> Any:
+    return Query(max_length=20, description=description + " (repeat or comma-separate)")
+
+
+@router.post("/search", summary="find garments like a photo's or matching words, with filters",
+             response_model=SearchResponse,
+             responses={**IMAGE_RESPONSES, 404: {"description": "no search index configured", "model": Problem,
+                                                 "content": {PROBLEM_MEDIA_TYPE: {}}}})
+async def search(
+    state: Annotated[ServiceState, Depends(get_state)],
+    image: Annotated[UploadFile | None, File(description="query photo")] = None,
+    text: Annotated[str | None, Form(max_length=500, description='query words, e.g. "red striped wool sweater"')
+                    ] = None,
+    k: Annotated[int, Query(ge=1, le=100, description="number of results")] = 10,
+    garment: Annotated[int, Query(ge=0, le=100, description="which garment of the query photo (0 = the first)")] = 0,
+    whole_image: Annotated[bool, Query(description="the query photo is one garment: no detection")] = False,
+    category: Annotated[list[str] | None, _filter_query("only these categories")] = None,
+    colour: Annotated[list[str] | None, _filter_query("only garments with these colours")] = None,
+    pattern: Annotated[list[str] | None, _filter_query("only these patterns")] = None,
+    material: Annotated[list[str] | None, _filter_query("only these materials")] = None,
+    object_type: Annotated[list[str] | None, _filter_query("only these object types")] = None,
+) -> Any:
+    state.require_ready()
+    searcher = state.models.searcher
+    if searcher is None:
+        raise ApiProblem("not_configured", "expected a garment index configured on the server (FASHIONLENS_INDEX "
+                         "or `fashionlens serve --index DIR`); none is")
+    has_text = text is not None and text.strip() != ""
+    if (image is None) == (not has_text):
+        raise ApiProblem("invalid_request", "expected exactly one of a query photo (image) or query words (text); "
+                         f"got {'both' if image is not None else 'neither'}",
+                         extra={"errors": [{"field": "body.image", "message": "give image or text", "type": "value_error"}]})
+    filters = _filters({"category": category, "colour": colour, "pattern": pattern, "material": material,
+                        "object_type": object_type})
+    settings = state.settings
+    data = await read_upload(image, field="image", max_bytes=settings.max_upload_bytes) if image is not None else None
+    name = display_name(image.filename, "query") if image is not None else None
+
+    def hits_for(q: Any) -> list[dict[str, Any]]:
+        try:
+            [hits] = searcher.index.search(q, k, filters=filters or None)
+        except ValueError as exc:
+            raise ApiProblem("invalid_filter", str(exc)) from None
+        return [replace(h, score=float(h.score) * searcher.space.scale).to_dict() for h in hits]
+
+    def text_job() -> dict[str, Any]:
+        with state.metrics.model_timer("search_text"):
+            try:
+                q = searcher.space.text_queries([text])
+            except ValueError as exc:
+                raise ApiProblem("invalid_request", str(exc)) from None
+        return {"query": {"text": text}, "filters": filters, "hits": hits_for(q)}
+
+    def image_job() -> dict[str, Any]:
+        tagger = state.models.tagger_for(whole_image=whole_image, detect=None if whole_image else DetectSettings(),
+                                         embed=True)
+        im = decode_upload(data, field="image", max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes,
+                           min_side=tagger.input_size if whole_image else DETECT_MIN_SIDE)
+        with state.metrics.model_timer("search_image"):
+            [rec] = tagger.tag_batch([im], [name])
+        garments = rec["garments"]
+        if not 0 <= garment < len(garments):
+            raise ApiProblem("invalid_request", f"garment: expected 0–{len(garments) - 1} (the photo has "
+                             f"{len(garments)} garment(s)); got {garment}")
+        g = garments[garment]
+        emb = decode_embedding(g["embedding"])
+        if emb.shape[0] != searcher.space.image_dim:
+            raise ApiProblem("invalid_request", f"the index holds {searcher.space.image_dim}-d embeddings; this "
+                             f"server's classifier gives {emb.shape[0]}-d: rebuild the index with it")
+        q = searcher.space.image_queries(emb[None, :])
+        query = {"path": name, "garment": garment, "object_type": g["object_type"], "category": g["category"]["id"],
+                 "bbox": g["bbox"], "mode": rec["mode"]}
+        return {"query": query, "filters": filters, "hits": hits_for(q)}
+
+    result = await state.queue.run(image_job if data is not None else text_job)
+    if data is not None:
+        store_uploads(settings.storage_dir, "search", {name: data})
+    return JSONResponse(result)
