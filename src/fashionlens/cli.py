@@ -49,6 +49,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         settings = DetectSettings(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                                   rules=tuple(r for r in (args.rules or "").split(",") if r))
     output = args.output if args.output is not None or args.job_dir else "-"
+    if args.engine == "ray":
+        return _tag_on_ray(args, settings, output)
+    if args.ray_address is not None or args.ray_actors is not None:
+        args.tag_parser.error("--ray-address and --ray-actors need --engine ray")
     return run_tag_job(args.inputs, output=output, weights=args.weights, backend=args.backend,
                        batch_size=args.batch_size, threads=args.threads, whole_image=args.whole_image,
                        detector=args.detector, detect_settings=settings, render_dir=args.render,
@@ -58,6 +62,21 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                        embed=getattr(args, "embed", False), manifest=args.manifest, job_dir=args.job_dir,
                        chunk_size=args.chunk_size, resume=args.resume,
                        formats=None if args.format is None else args.format.split(","))
+
+
+def _tag_on_ray(args: argparse.Namespace, settings: object, output: str | None) -> int:
+    from fashionlens.runtime.ray_engine import TaggerSpec, run_ray_tag_job
+
+    if args.render is not None:
+        args.tag_parser.error("--render is not available with --engine ray (the workers may be other machines)")
+    spec = TaggerSpec(weights=args.weights, backend=args.backend, threads=args.threads, whole_image=args.whole_image,
+                      detector=args.detector, detect_settings=settings, detector_backend=args.detector_backend,
+                      embed=getattr(args, "embed", False))
+    return run_ray_tag_job(args.inputs, spec=spec, output=output, ray_address=args.ray_address,
+                           num_actors=args.ray_actors, batch_size=args.batch_size, max_pixels=args.max_pixels,
+                           progress=not args.quiet, on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr),
+                           manifest=args.manifest, job_dir=args.job_dir, chunk_size=args.chunk_size, resume=args.resume,
+                           formats=None if args.format is None else args.format.split(","))
 
 
 def _cmd_train_detector(args: argparse.Namespace) -> int:
@@ -296,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     tag.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (decompression bombs)")
     tag.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    tag.add_argument("--engine", choices=["local", "ray"], default="local",
+                     help="local: this process; ray: Ray Data with an actor pool (pip install 'ray[data]'; docs/ray.md)")
+    tag.add_argument("--ray-address", default=None, metavar="ADDR", help="with --engine ray: an existing cluster "
+                     "('auto', 'ray://head:10001'); default: a local Ray instance on this machine's CPUs")
+    tag.add_argument("--ray-actors", type=int, default=None, metavar="N", help="with --engine ray: actors (model "
+                     "copies) in the pool, 1 CPU each (default: the cluster's CPUs); --threads = threads per actor")
     tag.set_defaults(func=_cmd_tag, tag_parser=tag)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)

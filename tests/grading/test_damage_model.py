@@ -139,3 +139,29 @@ def test_onnx_export_matches_torch_and_finder_reports_regions(tmp_path):
     with pytest.raises(FileNotFoundError, match="onnx"):
         (tmp_path / "d.onnx").unlink()
         DamageFinder(tmp_path / "d.pt", backend="onnx")
+
+
+def test_per_type_minimum_regions_keep_small_holes_and_drop_small_fades():
+    dmap = np.zeros((40, 40), np.uint8)
+    dmap[2:6, 2:6] = 2  # a 16-px hole
+    dmap[20:24, 20:24] = 4  # a 16-px fade
+    p = _probs(dmap)
+    out = decode_damage(p, threshold=0.5, min_region_share=[0.0, 0.005, 0.0, 0.05])  # of 1600 px: hole 8, fade 80
+    assert (out[2:6, 2:6] == 2).all() and not (out == 4).any()
+    with pytest.raises(ValueError, match="one per damage type"):
+        decode_damage(p, threshold=0.5, min_region_share=[0.1, 0.2])
+
+
+def test_choose_threshold_per_type_can_beat_one_shared_minimum():
+    t = np.zeros((40, 40), np.uint8)
+    t[2:6, 2:6] = 2  # a 16-px hole
+    regions = [[_region("hole", (2, 2, 6, 6))]]
+    clean = np.zeros((40, 40), np.uint8)
+    clean[30:33, 30:33] = 4  # a 9-px false fade on the clean photo: the shared minimums (≤ 6.4 px) keep it
+    args = ([_probs(t)], [t], regions, [_probs(clean)], None)
+    shared = choose_threshold(*args, max_false_rate=0.0)
+    per_type = choose_threshold(*args, max_false_rate=0.0, per_type=True)
+    ev_shared = evaluate_damage_predictions(*args, threshold=shared[0], min_region_share=shared[1])
+    ev_type = evaluate_damage_predictions(*args, threshold=per_type[0], min_region_share=per_type[1])
+    assert ev_type.false_damage_rate == 0.0 and ev_type.region_recall["hole"] == 1.0
+    assert ev_type.score > ev_shared.score

@@ -25,29 +25,69 @@ THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 MIN_REGION_SHARES: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.004)
 
 
-def decode_damage(probs: np.ndarray, *, threshold: float, garment: np.ndarray | None = None,
-                  min_region_share: float = 0.0) -> np.ndarray:
-    """``(K, H, W)`` probabilities → ``H×W`` uint8 damage map (0 none, k = ``DAMAGE_TYPES[k-1]``)."""
+MinRegionShare = float | Sequence[float]
+
+
+def _per_type(min_region_share: MinRegionShare) -> tuple[float, ...] | None:
+    if isinstance(min_region_share, (int, float)):
+        return None
+    values = tuple(float(v) for v in min_region_share)
+    if len(values) != len(DAMAGE_TYPES):
+        raise ValueError(f"min_region_share: expected one number or {len(DAMAGE_TYPES)} (one per damage type "
+                         f"{DAMAGE_TYPES}), got {list(min_region_share)}")
+    return values
+
+
+def _prepare(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(damage probability 1 − p(none), most probable damage type + 1)`` of ``(K, H, W)`` probabilities."""
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 3 or probs.shape[0] != len(DAMAGE_TYPES) + 1:
         raise ValueError(f"expected ({len(DAMAGE_TYPES) + 1}, H, W) probabilities, got {probs.shape}")
-    damaged = (1.0 - probs[0]) >= threshold
+    return 1.0 - probs[0], (probs[1:].argmax(0) + 1).astype(np.uint8)
+
+
+def _decode_prepared(prepared: tuple[np.ndarray, np.ndarray], *, threshold: float, garment: np.ndarray | None,
+                     min_region_share: MinRegionShare) -> np.ndarray:
+    damage_prob, types = prepared
+    damaged = damage_prob >= threshold
     if garment is not None:
         damaged &= garment
-    out = np.where(damaged, probs[1:].argmax(0) + 1, 0).astype(np.uint8)
-    if min_region_share > 0 and damaged.any():
-        area = float(garment.sum()) if garment is not None else float(damaged.size)
-        _n, labels, stats, _ = cv2.connectedComponentsWithStats(damaged.astype(np.uint8), connectivity=8)
-        small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < min_region_share * area)[0] + 1
+    out = np.where(damaged, types, 0).astype(np.uint8)
+    if not damaged.any():
+        return out
+    area = float(garment.sum()) if garment is not None else float(damaged.size)
+    per_type = _per_type(min_region_share)
+    if per_type is None:
+        if min_region_share > 0:
+            _n, labels, stats, _ = cv2.connectedComponentsWithStats(damaged.astype(np.uint8), connectivity=8)
+            small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < min_region_share * area)[0] + 1
+            if len(small):
+                out[np.isin(labels, small)] = 0
+        return out
+    for k, share in enumerate(per_type, start=1):
+        if share <= 0 or not (out == k).any():
+            continue
+        _n, labels, stats, _ = cv2.connectedComponentsWithStats((out == k).astype(np.uint8), connectivity=8)
+        small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < share * area)[0] + 1
         if len(small):
             out[np.isin(labels, small)] = 0
     return out
 
 
+def decode_damage(probs: np.ndarray, *, threshold: float, garment: np.ndarray | None = None,
+                  min_region_share: MinRegionShare = 0.0) -> np.ndarray:
+    """``(K, H, W)`` probabilities → ``H×W`` uint8 damage map (0 none, k = ``DAMAGE_TYPES[k-1]``).
+
+    ``min_region_share``: one number (regions of any damage smaller than that share of the garment
+    are dropped) or one per damage type (regions of each type are measured on their own).
+    """
+    return _decode_prepared(_prepare(probs), threshold=threshold, garment=garment, min_region_share=min_region_share)
+
+
 @dataclass
 class DamageEvaluation:
     threshold: float
-    min_region_share: float
+    min_region_share: float | list[float]
     iou: dict[str, float]
     miou: float
     region_recall: dict[str, float]
@@ -65,6 +105,10 @@ class DamageEvaluation:
         return {**asdict(self), "score": self.score}
 
 
+def _as_prepared(p: Any) -> tuple[np.ndarray, np.ndarray]:
+    return p if isinstance(p, tuple) else _prepare(p)
+
+
 def _garment_for(garments: Sequence[np.ndarray] | None, i: int) -> np.ndarray | None:
     return None if garments is None else np.asarray(garments[i], bool)
 
@@ -72,7 +116,7 @@ def _garment_for(garments: Sequence[np.ndarray] | None, i: int) -> np.ndarray | 
 def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
                                 regions: Sequence[Sequence[Any]], clean_probs: Sequence[np.ndarray],
                                 garments: Sequence[np.ndarray] | None, *, threshold: float,
-                                min_region_share: float) -> DamageEvaluation:
+                                min_region_share: MinRegionShare) -> DamageEvaluation:
     """Metrics of one decoding setting. ``regions[i]``: the painted regions of photo ``i`` (objects
     with ``type`` and ``bbox_xyxy``); ``garments[i]``: the photo's garment mask (same for clean)."""
     if len(probs) != len(targets) or len(probs) != len(regions):
@@ -82,8 +126,8 @@ def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[n
     inter, union = np.zeros(k), np.zeros(k)
     hits, counts = np.zeros(k), np.zeros(k)
     for i, (p, t) in enumerate(zip(probs, targets)):
-        pred = decode_damage(p, threshold=threshold, garment=_garment_for(garments, i),
-                             min_region_share=min_region_share)
+        pred = _decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
+                                min_region_share=min_region_share)
         for c in range(k):
             pc, tc = pred == c + 1, t == c + 1
             inter[c] += np.logical_and(pc, tc).sum()
@@ -98,12 +142,13 @@ def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[n
             hits[c] += float((pred[y0:y1, x0:x1][region] == c + 1).mean() >= REGION_HIT)
     flagged = 0
     for i, p in enumerate(clean_probs):
-        pred = decode_damage(p, threshold=threshold, garment=_garment_for(garments, i),
-                             min_region_share=min_region_share)
+        pred = _decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
+                                min_region_share=min_region_share)
         flagged += int(pred.any())
     iou = {DAMAGE_TYPES[c]: float(inter[c] / union[c]) if union[c] else 0.0 for c in range(k)}
     recall = {DAMAGE_TYPES[c]: float(hits[c] / counts[c]) if counts[c] else 0.0 for c in range(k)}
-    return DamageEvaluation(threshold=threshold, min_region_share=min_region_share, iou=iou,
+    share = min_region_share if isinstance(min_region_share, (int, float)) else [float(v) for v in min_region_share]
+    return DamageEvaluation(threshold=threshold, min_region_share=share, iou=iou,
                             miou=float(np.mean(list(iou.values()))), region_recall=recall,
                             regions={DAMAGE_TYPES[c]: int(counts[c]) for c in range(k)},
                             false_damage_rate=flagged / max(1, len(clean_probs)), clean_photos=len(clean_probs),
@@ -112,12 +157,37 @@ def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[n
 
 def choose_threshold(probs: Sequence[np.ndarray], targets: Sequence[np.ndarray], regions: Sequence[Sequence[Any]],
                      clean_probs: Sequence[np.ndarray], garments: Sequence[np.ndarray] | None, *,
-                     max_false_rate: float = 0.05) -> tuple[float, float]:
+                     max_false_rate: float = 0.05, per_type: bool = False) -> tuple[float, float | list[float]]:
     """The ``(threshold, min_region_share)`` with the best score among those whose false damage rate
-    on the clean photos is at most ``max_false_rate`` (else the one with the lowest rate)."""
-    results = [evaluate_damage_predictions(probs, targets, regions, clean_probs, garments, threshold=t,
-                                           min_region_share=m)
-               for t in THRESHOLDS for m in MIN_REGION_SHARES]
-    ok = [r for r in results if r.false_damage_rate <= max_false_rate]
-    best = max(ok, key=lambda r: r.score) if ok else min(results, key=lambda r: (r.false_damage_rate, -r.score))
+    on the clean photos is at most ``max_false_rate`` (else the one with the lowest rate).
+
+    ``per_type``: after the grid over one shared minimum region, refine one minimum per damage type
+    (coordinate search over :data:`MIN_REGION_SHARES`, two passes) at each threshold.
+    """
+    prepared = [_prepare(p) for p in probs]
+    clean = [_prepare(p) for p in clean_probs]
+
+    def run(t: float, m: MinRegionShare) -> DamageEvaluation:
+        return evaluate_damage_predictions(prepared, targets, regions, clean, garments, threshold=t, min_region_share=m)
+
+    def key(r: DamageEvaluation) -> tuple[bool, float]:
+        ok = r.false_damage_rate <= max_false_rate
+        return (ok, r.score if ok else -r.false_damage_rate)
+
+    results = [run(t, m) for t in THRESHOLDS for m in MIN_REGION_SHARES]
+    best = max(results, key=key)
+    if per_type:
+        for t in THRESHOLDS:
+            start = max((r for r in results if r.threshold == t), key=key)
+            shares = [float(start.min_region_share)] * len(DAMAGE_TYPES)
+            current = start
+            for _ in range(2):
+                for k in range(len(DAMAGE_TYPES)):
+                    for m in (*MIN_REGION_SHARES, 0.008):
+                        trial = [*shares[:k], m, *shares[k + 1:]]
+                        r = run(t, trial)
+                        if key(r) > key(current):
+                            current, shares = r, trial
+            if key(current) > key(best):
+                best = current
     return best.threshold, best.min_region_share

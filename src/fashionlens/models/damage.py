@@ -85,7 +85,7 @@ class DamageMeta:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     threshold: float = 0.5
-    min_region_share: float = 0.001
+    min_region_share: float | list[float] = 0.001  # one number, or one per damage type
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from fashionlens import __version__
 from fashionlens.service.deps import ServiceState, require_api_key
@@ -24,7 +25,19 @@ from fashionlens.service.limits import BodyLimitMiddleware, WorkQueue
 from fashionlens.service.metrics import MetricsMiddleware, ServiceMetrics
 from fashionlens.service.models import ServiceModels
 from fashionlens.service.problems import install_problem_handlers
-from fashionlens.service.routers import grade, health, metrics, search, tag, trends
+from fashionlens.service.routers import (
+    corrections,
+    crops,
+    features,
+    grade,
+    health,
+    metrics,
+    pages,
+    search,
+    tag,
+    taxonomy,
+    trends,
+)
 from fashionlens.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -67,9 +80,11 @@ def create_app(settings: ServiceSettings | None = None, *, models: ServiceModels
     app.include_router(metrics.router, dependencies=protected)
     for module in (tag, grade, search, trends):
         app.include_router(module.router, dependencies=protected)
+    for module in (crops, corrections, taxonomy, features):  # the web app's API (issue 7, part 3)
+        app.include_router(module.router, dependencies=protected)
+    app.include_router(pages.router)  # HTML pages: no key needed to load them; their API calls send it
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     if settings.static_dir is not None:
-        from fastapi.staticfiles import StaticFiles
-
         app.mount("/app", StaticFiles(directory=settings.static_dir, html=True), name="app")
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],

@@ -22,6 +22,7 @@ its workers, so every worker process builds the same settings):
 ``FASHIONLENS_TIMEOUT``                   seconds a request may wait + run before 504
 ``FASHIONLENS_THREADS``                   inference threads per model call
 ``FASHIONLENS_STATIC_DIR``                folder served at ``/app`` (web pages, no CDN)
+``FASHIONLENS_CORRECTIONS_DB``            SQLite file of sorters' corrections (``POST /v1/corrections``; off when unset)
 ========================================  =====================================================
 """
 
@@ -65,6 +66,7 @@ class ServiceSettings:
     index_dir: Path | None = None
     trends: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
     static_dir: Path | None = None
+    corrections_db: Path | None = None
     classifier_weights: str | None = None
     detector_weights: str | None = None
     preload: bool = True
@@ -126,7 +128,8 @@ class ServiceSettings:
         kw["api_keys"] = tuple(dict.fromkeys(keys))
         if (raw := get("CORS_ORIGINS")) is not None:
             kw["cors_origins"] = tuple(o.strip() for o in raw.split(",") if o.strip())
-        for var, attr in (("STORAGE", "storage_dir"), ("INDEX", "index_dir"), ("STATIC_DIR", "static_dir")):
+        for var, attr in (("STORAGE", "storage_dir"), ("INDEX", "index_dir"), ("STATIC_DIR", "static_dir"),
+                      ("CORRECTIONS_DB", "corrections_db")):
             if (raw := get(var)) is not None:
                 kw[attr] = Path(raw)
         if (raw := get("TRENDS")) is not None:
@@ -149,6 +152,7 @@ class ServiceSettings:
                "RETRY_AFTER": self.retry_after_s, "API_KEYS": ",".join(self.api_keys),
                "CORS_ORIGINS": ",".join(self.cors_origins), "STORAGE": self.storage_dir or "",
                "INDEX": self.index_dir or "", "STATIC_DIR": self.static_dir or "",
+               "CORRECTIONS_DB": self.corrections_db or "",
                "TRENDS": ";".join(f"{k}={','.join(str(p) for p in v)}" for k, v in self.trends.items()),
                "CLASSIFIER": self.classifier_weights or "", "DETECTOR": self.detector_weights or ""}
         return {ENV_PREFIX + k: str(v) for k, v in env.items()}

@@ -176,13 +176,15 @@ def predict_probabilities(model: DamageSegmenter, images: Sequence[np.ndarray], 
 
 
 def _evaluate(model: DamageSegmenter, damaged: list, clean: list[GarmentPhoto], *, threshold: float | None,
-              min_region_share: float | None, max_false_rate: float) -> DamageEvaluation:
+              min_region_share: float | list[float] | None, max_false_rate: float,
+              per_type: bool = False) -> DamageEvaluation:
     probs = predict_probabilities(model, [d[0] for d in damaged])
     clean_probs = predict_probabilities(model, [p.rgb for p in clean])
     garments = [p.garment for p in clean]
     if threshold is None or min_region_share is None:
         threshold, min_region_share = choose_threshold(probs, [d[1] for d in damaged], [d[2] for d in damaged],
-                                                       clean_probs, garments, max_false_rate=max_false_rate)
+                                                       clean_probs, garments, max_false_rate=max_false_rate,
+                                                       per_type=per_type)
     return evaluate_damage_predictions(probs, [d[1] for d in damaged], [d[2] for d in damaged], clean_probs,
                                        garments, threshold=threshold, min_region_share=min_region_share)
 
@@ -258,7 +260,7 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
     ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(ck["model"])
     val = _evaluate(model, val_damaged, photos["val"], threshold=None, min_region_share=None,
-                    max_false_rate=config.max_false_rate)
+                    max_false_rate=config.max_false_rate, per_type=True)
     test_damaged = fixed_damage_set(photos["test"], seed=20_000 + config.seed)
     test = _evaluate(model, test_damaged, photos["test"], threshold=val.threshold,
                      min_region_share=val.min_region_share, max_false_rate=config.max_false_rate)
@@ -291,7 +293,7 @@ def evaluate_damage_model(weights: str | Path, config: DamageTrainConfig, *, sav
     photos = {k: load_garment_photos(paths[k], height=config.height, width=config.width, progress=progress)
               for k in ("val", "test")}
     val = _evaluate(model, fixed_damage_set(photos["val"], seed=10_000 + config.seed), photos["val"],
-                    threshold=None, min_region_share=None, max_false_rate=config.max_false_rate)
+                    threshold=None, min_region_share=None, max_false_rate=config.max_false_rate, per_type=True)
     test = _evaluate(model, fixed_damage_set(photos["test"], seed=20_000 + config.seed), photos["test"],
                      threshold=val.threshold, min_region_share=val.min_region_share,
                      max_false_rate=config.max_false_rate)

@@ -1,0 +1,114 @@
+"""``POST /v1/corrections`` (a sorter's corrections of a graded item, with its photos and the model's
+record) and ``GET /v1/corrections`` (the stored ones, newest last), kept in the
+:class:`~fashionlens.grading.corrections.CorrectionStore` at ``settings.corrections_db``
+(``FASHIONLENS_CORRECTIONS_DB``). Without a database configured both answer 404 ``not_configured``.
+
+The body is multipart: ``item`` (the ``fashionlens/item/v1`` record as JSON text, as ``POST /v1/grade``
+answered it), ``corrections`` (JSON object: label field → corrected value; fields from
+:data:`~fashionlens.grading.corrections.LABEL_FIELDS`), optional ``sorter`` and the photos ``front``,
+``back``, ``label`` (checked with the service's limits, stored as they came).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
+
+from fashionlens.service.deps import PROBLEM_RESPONSES, Problem, ServiceState, get_state
+from fashionlens.service.limits import decode_upload, read_upload
+from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
+
+router = APIRouter(prefix="/v1", tags=["corrections"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **PROBLEM_RESPONSES,
+    404: {"description": "no corrections database configured", "model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}},
+    413: {"description": "photo too large or too many pixels", "model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}},
+    415: {"description": "a photo is not a supported image", "model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}},
+}
+
+#: stores by database path, opened once per worker (opening creates the schema)
+_STORES: dict[str, Any] = {}
+
+
+def _store(state: ServiceState) -> Any:
+    from fashionlens.grading.corrections import CorrectionStore
+
+    path = state.settings.corrections_db
+    if path is None:
+        raise ApiProblem("not_configured", "expected a corrections database configured on the server "
+                         "(FASHIONLENS_CORRECTIONS_DB); none is, so corrections cannot be saved")
+    key = str(path)
+    with state.cache_lock:
+        store = _STORES.get(key)
+        if store is None:
+            try:
+                store = _STORES[key] = CorrectionStore(path)
+            except (OSError, ValueError) as exc:
+                raise ApiProblem("not_configured", f"expected a usable corrections database at the configured "
+                                 f"path; opening it failed: {exc}") from None
+    return store
+
+
+def _json_field(text: str, field: str, kind: type) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ApiProblem("invalid_request", f"{field}: expected JSON text; got {text[:60]!r} ({exc})",
+                         extra={"errors": [{"field": f"body.{field}", "message": "not JSON", "type": "value_error"}]}
+                         ) from None
+    if not isinstance(value, kind):
+        raise ApiProblem("invalid_request", f"{field}: expected a JSON {kind.__name__.replace('dict', 'object')}; "
+                         f"got {type(value).__name__}",
+                         extra={"errors": [{"field": f"body.{field}", "message": "wrong JSON type",
+                                            "type": "value_error"}]})
+    return value
+
+
+@router.post("/corrections", summary="save a sorter's corrections of a graded item (with its photos)",
+             responses={**_RESPONSES, 200: {"description": "the stored correction's id"}})
+async def add_correction(
+    state: Annotated[ServiceState, Depends(get_state)],
+    item: Annotated[str, Form(max_length=2_000_000, description="the item record (fashionlens/item/v1) as JSON")],
+    corrections: Annotated[str, Form(max_length=100_000,
+                                     description='JSON object field → corrected value, e.g. {"usage": "repair"}')],
+    sorter: Annotated[str | None, Form(max_length=100, description="who corrected it")] = None,
+    front: Annotated[UploadFile | None, File(description="the garment's front photo")] = None,
+    back: Annotated[UploadFile | None, File(description="the garment's back photo")] = None,
+    label: Annotated[UploadFile | None, File(description="the label photo")] = None,
+) -> Any:
+    store = _store(state)
+    record = _json_field(item, "item", dict)
+    fields = _json_field(corrections, "corrections", dict)
+    settings = state.settings
+    images: dict[str, bytes] = {}
+    for role, up in (("front", front), ("back", back), ("label", label)):
+        if up is not None:
+            data = await read_upload(up, field=role, max_bytes=settings.max_upload_bytes)
+            decode_upload(data, field=role, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes,
+                          min_side=64)
+            images[role] = data
+
+    def job() -> int:
+        try:
+            return int(store.add(record, images, fields, sorter=(sorter or "").strip() or None))
+        except (TypeError, ValueError) as exc:
+            raise ApiProblem("invalid_request", str(exc)) from None
+
+    cid = await state.queue.run(job)
+    return JSONResponse({"id": cid, "item_id": record.get("item_id"), "fields": sorted(fields),
+                         "roles": sorted(images)})
+
+
+@router.get("/corrections", summary="the stored corrections (without photos), oldest first", responses=_RESPONSES)
+async def list_corrections(
+    state: Annotated[ServiceState, Depends(get_state)],
+    item_id: Annotated[str | None, Query(min_length=1, max_length=200, description="only this item")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many (the newest)")] = 50,
+) -> Any:
+    store = _store(state)
+    rows = await state.queue.run(lambda: store.list(item_id=item_id))
+    return JSONResponse({"total": len(rows), "corrections": rows[-limit:]})
