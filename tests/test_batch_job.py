@@ -493,3 +493,13 @@ def test_detection_job_records_its_detector_settings(upper_body_detector_weights
     assert tag_job.run_tag_job(inputs, detect_settings=DetectSettings(), resume=True, **common) == 0
     with pytest.raises(JobError, match="detect_settings: job has .*'score_thresh': None.*'score_thresh': 0.9"):
         tag_job.run_tag_job(inputs, detect_settings=DetectSettings(score_thresh=0.9), resume=True, **common)
+
+
+def test_parquet_row_keeps_every_model_key():
+    from fashionlens.batch_job import record_to_row, row_to_record
+
+    record = {"schema": "fashionlens/result/v1", "image": {"path": "a.jpg", "width": 4, "height": 3},
+              "model": {"name": "c", "version": "1", "backend": "onnx", "detector": "d", "detector_version": "2",
+                        "detector_backend": "onnx"},
+              "mode": "detect", "garments": [], "error": None, "timing_ms": {"detect": 1.0}}
+    assert row_to_record(record_to_row(record, 0)) == record

@@ -75,6 +75,7 @@ PARQUET_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("model_name", "string", "model.name"),
     ("model_version", "string", "model.version"),
     ("model_backend", "string", "model.backend"),
+    ("model_json", "string", "the model object exactly as in the JSONL record (detector name, version, backend …)"),
     ("garments_json", "string", "the garments list exactly as in the JSONL record, as JSON"),
     ("timing_ms_json", "string", "timing_ms as JSON"),
     ("extra_json", "string", "any further top-level record keys as a JSON object; null when none"),
@@ -217,6 +218,7 @@ def record_to_row(record: Mapping[str, Any], input_index: int) -> dict[str, Any]
         "error_type": None if error is None else error.get("type"),
         "error_message": None if error is None else error.get("message"),
         "model_name": model.get("name"), "model_version": model.get("version"), "model_backend": model.get("backend"),
+        "model_json": json.dumps(model, ensure_ascii=False),
         "garments_json": json.dumps(garments, ensure_ascii=False),
         "timing_ms_json": json.dumps(record.get("timing_ms") or {}, ensure_ascii=False),
         "extra_json": json.dumps(extra, ensure_ascii=False) if extra else None,
@@ -227,7 +229,8 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """The result record a Parquet row was made from (:func:`record_to_row`)."""
     error = None if row["error_type"] is None else {"type": row["error_type"], "message": row["error_message"]}
     record = {"schema": row["schema"], "image": {"path": row["path"], "width": row["width"], "height": row["height"]},
-              "model": {"name": row["model_name"], "version": row["model_version"], "backend": row["model_backend"]},
+              "model": json.loads(row["model_json"]) if row.get("model_json") else
+              {"name": row["model_name"], "version": row["model_version"], "backend": row["model_backend"]},
               "mode": row["mode"], "garments": json.loads(row["garments_json"]), "error": error,
               "timing_ms": json.loads(row["timing_ms_json"])}
     if row.get("extra_json"):

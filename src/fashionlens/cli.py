@@ -74,7 +74,8 @@ def _tag_on_ray(args: argparse.Namespace, settings: object, output: str | None) 
                       embed=getattr(args, "embed", False))
     return run_ray_tag_job(args.inputs, spec=spec, output=output, ray_address=args.ray_address,
                            num_actors=args.ray_actors, batch_size=args.batch_size, max_pixels=args.max_pixels,
-                           progress=not args.quiet, on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr),
+                           progress=not args.quiet,
+                           on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr),
                            manifest=args.manifest, job_dir=args.job_dir, chunk_size=args.chunk_size, resume=args.resume,
                            formats=None if args.format is None else args.format.split(","))
 

@@ -22,7 +22,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
     items = items_from_inputs(args.inputs)
     grader = ItemGrader.default(rules=args.rules, ocr=not args.no_ocr, damage=not args.no_damage,
-                                grades=not args.no_grades, threads=args.threads)
+                                grades=not args.no_grades, threads=args.threads, backend=args.backend)
     if grader.grader is not None and grader.grader.untrained:
         print("fashionlens grade: grading heads without a trained model (train them with "
               "`fashionlens train grader --data PATH`): " + ", ".join(sorted(grader.grader.untrained)), file=sys.stderr)
@@ -78,6 +78,8 @@ def add_grading_parsers(sub: Any) -> None:
     g.add_argument("--no-ocr", action="store_true", help="do not read the label photo")
     g.add_argument("--no-damage", action="store_true", help="do not look for damage")
     g.add_argument("--no-grades", action="store_true", help="do not run the grading heads")
+    g.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                   help="runtime of every network (auto: ONNX Runtime where an export sits next to the weights)")
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_grade)

@@ -278,9 +278,9 @@ def test_tagging_pipeline_agrees_on_real_photos() -> None:
         assert (a["model"]["detector_backend"], b["model"]["detector_backend"]) == ("torch", "onnx")
         for ga, gb in zip(a["garments"], b["garments"]):  # same order: both sorted by detection score
             assert (ga["object_type"], ga["category"]["id"]) == (gb["object_type"], gb["category"]["id"]), where
-            box_a = np.array([ga["bbox"][0], ga["bbox"][1], ga["bbox"][0] + ga["bbox"][2], ga["bbox"][1] + ga["bbox"][3]])
-            box_b = np.array([gb["bbox"][0], gb["bbox"][1], gb["bbox"][0] + gb["bbox"][2], gb["bbox"][1] + gb["bbox"][3]])
-            assert _box_iou(box_a[None], box_b[None])[0, 0] >= BOX_IOU_MIN, where
+            (xa, ya, wa, ha), (xb, yb, wb, hb) = ga["bbox"], gb["bbox"]  # xywh in the records
+            iou = _box_iou(np.array([[xa, ya, xa + wa, ya + ha]]), np.array([[xb, yb, xb + wb, yb + hb]]))[0, 0]
+            assert iou >= BOX_IOU_MIN, where
             assert abs(ga["score"] - gb["score"]) <= SCORE_ATOL, where
             assert abs(ga["category"]["score"] - gb["category"]["score"]) <= SCORE_ATOL, where
             n_garments += 1

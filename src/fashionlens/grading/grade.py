@@ -198,18 +198,23 @@ class ItemGrader:
 
     @classmethod
     def default(cls, *, rules: str | Path | None = None, ocr: bool = True, damage: bool = True,
-                grades: bool = True, threads: int | None = None) -> ItemGrader:
-        """The shipped models: detector + classifier, damage head, OCR, grading heads, default rules."""
+                grades: bool = True, threads: int | None = None, backend: str = "auto") -> ItemGrader:
+        """The shipped models: detector + classifier, damage head, OCR, grading heads, default rules.
+
+        ``backend``: ``auto`` (ONNX Runtime where an export sits next to the weights), ``onnx`` or
+        ``torch`` for the classifier, the detector, the damage head and the grading heads' embeddings.
+        """
         from fashionlens.detect import GarmentDetector
         from fashionlens.grading.routing import load_rules
         from fashionlens.pipeline import Tagger
 
-        tagger = Tagger(threads=threads, detector=GarmentDetector(threads=threads))
+        tagger = Tagger(threads=threads, backend=backend,  # type: ignore[arg-type]
+                        detector=GarmentDetector(threads=threads, backend=backend))
         finder = labels = grader = None
         if damage:
             from fashionlens.grading.damage import DamageFinder
 
-            finder = DamageFinder(threads=threads)
+            finder = DamageFinder(threads=threads, backend=backend)
         if ocr:
             from fashionlens.grading.care_label import LabelReader
 
@@ -217,7 +222,7 @@ class ItemGrader:
         if grades:
             from fashionlens.grading.grader import Grader
 
-            grader = Grader(threads=threads)
+            grader = Grader(threads=threads, backend=backend)
         return cls(tagger=tagger, damage=finder, labels=labels, grader=grader, rules=load_rules(rules))
 
     @property

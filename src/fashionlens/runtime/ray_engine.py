@@ -103,8 +103,8 @@ class TaggerSpec:
             from fashionlens.detect import DetectSettings
 
             settings = DetectSettings()
-        return {"weights": None if self.weights is None else str(self.weights), "backend": self.backend, "whole_image": self.whole_image,
-                "embed": self.embed, "max_pixels": max_pixels,
+        return {"weights": None if self.weights is None else str(self.weights), "backend": self.backend,
+                "whole_image": self.whole_image, "embed": self.embed, "max_pixels": max_pixels,
                 "detector": None if self.whole_image or self.detector is None else str(self.detector),
                 "detector_backend": None if self.whole_image else self.detector_backend,
                 "detect_settings": None if self.whole_image else asdict(settings)}
@@ -169,8 +169,8 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
 
 def tag_dataset(paths: Sequence[str | os.PathLike[str]], spec: TaggerSpec, *, first_index: int = 0,
                 indices: Sequence[int] | None = None, batch_size: int = 16, num_actors: int | None = None,
-                cpus_per_actor: float = 1.0, decode_threads: int = 1, max_pixels: int = 40_000_000,
-                progress: bool = False) -> ray.data.Dataset:
+                cpus_per_actor: float = 1.0, decode_threads: int = 1, max_pixels: int = 40_000_000
+                ) -> ray.data.Dataset:
     """A (lazy) Ray dataset of tagged inputs: columns :data:`RESULT_COLUMNS`, one row per path.
 
     ``indices``: each path's position in the job's input list (default ``first_index + i``).
@@ -196,7 +196,6 @@ def tag_dataset(paths: Sequence[str | os.PathLike[str]], spec: TaggerSpec, *, fi
         from dataclasses import replace
 
         spec = replace(spec, threads=max(1, int(cpus_per_actor)))
-    ray.data.DataContext.get_current().enable_progress_bars = progress
     index = list(indices) if indices is not None else list(range(first_index, first_index + len(paths)))
     items = [{"input_index": i, "path": str(p)} for i, p in zip(index, paths)]
     blocks = max(1, min(-(-len(items) // batch_size), 10_000))
@@ -233,11 +232,11 @@ def _iter_results(tagged: ray.data.Dataset) -> Iterator[tuple[int, dict[str, Any
 
 def iter_ray_records(paths: Sequence[str | os.PathLike[str]], spec: TaggerSpec, *, batch_size: int = 16,
                      num_actors: int | None = None, cpus_per_actor: float = 1.0, decode_threads: int = 1,
-                     max_pixels: int = 40_000_000, progress: bool = False) -> Iterator[dict[str, Any]]:
+                     max_pixels: int = 40_000_000) -> Iterator[dict[str, Any]]:
     """One result record per path, in input order (results that arrive early wait in the driver).
     Needs a running Ray instance (:func:`ray_session`)."""
     tagged = tag_dataset(paths, spec, batch_size=batch_size, num_actors=num_actors, cpus_per_actor=cpus_per_actor,
-                         decode_threads=decode_threads, max_pixels=max_pixels, progress=progress)
+                         decode_threads=decode_threads, max_pixels=max_pixels)
     waiting: dict[int, dict[str, Any]] = {}
     nxt = 0
     for i, record in _iter_results(tagged):
@@ -256,8 +255,8 @@ def _model_of(record: Mapping[str, Any]) -> dict[str, str]:
 
 
 def run_ray_job(job: TagJob, spec: TaggerSpec, *, batch_size: int = 16, num_actors: int | None = None,
-                cpus_per_actor: float = 1.0, decode_threads: int = 1, max_pixels: int = 40_000_000,
-                progress: bool = False) -> JobRunStats:
+                cpus_per_actor: float = 1.0, decode_threads: int = 1, max_pixels: int = 40_000_000
+                ) -> JobRunStats:
     """Tag the job's pending chunks on Ray and commit each chunk (from this process, the job's
     owner) as soon as all its records are back; chunks may be committed out of order.
 
@@ -282,7 +281,7 @@ def run_ray_job(job: TagJob, spec: TaggerSpec, *, batch_size: int = 16, num_acto
         chunk_of.update({i: k for i in range(start, stop)})
     tagged = tag_dataset([job.inputs[i] for i in indices], spec, indices=indices, batch_size=batch_size,
                          num_actors=num_actors, cpus_per_actor=cpus_per_actor, decode_threads=decode_threads,
-                         max_pixels=max_pixels, progress=progress)
+                         max_pixels=max_pixels)
     waiting: dict[int, dict[int, dict[str, Any]]] = {k: {} for k in pending}
     bound = False
     for i, record in _iter_results(tagged):
@@ -338,6 +337,9 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
     from fashionlens.batch_job import TagJob, merge_job, resolve_inputs
 
     quiet = not progress
+    _ray().data.DataContext.get_current().enable_progress_bars = progress
+    if quiet:  # Ray Data logs its progress at INFO to stderr
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     if job_dir is None:
         paths = [str(p) for p in resolve_inputs(inputs, manifest=manifest)]
         t0 = time.perf_counter()
@@ -346,7 +348,7 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
         with ray_session(ray_address, num_cpus=num_cpus, quiet=quiet), \
                 _open_text(output) as fh:
             for record in iter_ray_records(paths, spec, batch_size=batch_size, num_actors=num_actors,
-                                           cpus_per_actor=cpus_per_actor, max_pixels=max_pixels, progress=progress):
+                                           cpus_per_actor=cpus_per_actor, max_pixels=max_pixels):
                 failed += record["error"] is not None
                 backend = (record.get("model") or {}).get("backend", backend)
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -364,7 +366,7 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
         if job.pending_chunks():
             with ray_session(ray_address, num_cpus=num_cpus, quiet=quiet):
                 stats = run_ray_job(job, spec, batch_size=batch_size, num_actors=num_actors,
-                                    cpus_per_actor=cpus_per_actor, max_pixels=max_pixels, progress=progress)
+                                    cpus_per_actor=cpus_per_actor, max_pixels=max_pixels)
             n, failed, dt = stats.tagged, stats.failed, stats.seconds
             summary = (f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
                        f"({n / dt if dt > 0 else 0:.1f} img/s, engine ray)")
