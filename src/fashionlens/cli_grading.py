@@ -80,7 +80,8 @@ def add_grading_parsers(sub: Any) -> None:
     g.add_argument("--no-grades", action="store_true", help="do not run the grading heads")
     g.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="runtime of every network (auto: ONNX Runtime where an export sits next to the weights)")
-    g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    g.add_argument("--threads", type=int, default=1, help="inference threads per model (default 1: the label "
+                   "photo is read on a second core meanwhile; measured fastest on 2 cores, docs/grading.md)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_grade)
     choices = sub.choices
