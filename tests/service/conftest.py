@@ -12,25 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from service_testing import jpeg_bytes, make_client, png_bytes  # noqa: F401 - re-exported for fixtures
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 COLOURS = [(200, 30, 35), (40, 80, 180), (240, 220, 50), (20, 20, 20), (50, 130, 60)]
-
-
-def png_bytes(w: int = 64, h: int = 48, colour: tuple[int, int, int] = (200, 30, 35)) -> bytes:
-    img = np.full((h, w, 3), 230, np.uint8)
-    img[h // 6: h - h // 6, w // 5: w - w // 5] = colour
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def jpeg_bytes(w: int = 64, h: int = 48) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, format="JPEG")
-    return buf.getvalue()
 
 
 class _FakeTextEncoder:
@@ -84,23 +71,6 @@ def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_w
                "grader": ItemGrader(tagger=grade_tagger, rules=load_rules()), "searcher": searcher,
                "trends_inputs": (results, posts), "photos": photos, "root": root}
         searcher.close()
-
-
-def make_client(service_data: dict[str, Any], *, raise_server_exceptions: bool = True, **settings: Any):
-    """A TestClient of an app whose models are loaded (small ones injected)."""
-    from fastapi.testclient import TestClient
-
-    from fashionlens.service import ServiceSettings, create_app
-    from fashionlens.service.models import ServiceModels
-
-    s = ServiceSettings(**{"detector_weights": str(service_data["detector_weights"]),
-                           "trends": {"synthetic": service_data["trends_inputs"]}, **settings})
-    models = ServiceModels(s, tagger=service_data["tagger"], detector=service_data["detector"],
-                           grader=service_data["grader"], searcher=service_data["searcher"],
-                           trends=service_data.get("trends_loaded"))
-    models.load()
-    service_data.setdefault("trends_loaded", dict(models.trends))
-    return TestClient(create_app(s, models=models), raise_server_exceptions=raise_server_exceptions)
 
 
 @pytest.fixture

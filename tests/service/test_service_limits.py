@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from conftest import make_client, png_bytes
 from PIL import Image
+from service_testing import make_client, png_bytes
 
 from fashionlens.service.limits import WorkQueue
 from fashionlens.service.problems import ApiProblem

@@ -41,7 +41,7 @@ FUZZ_EXAMPLES = 8
 def test_fuzz_no_server_errors(service_data: dict[str, Any]) -> None:
     """Bounded property-based run over every operation: no 5xx (503 only for a full queue), every
     error a problem document without a traceback."""
-    from conftest import make_client
+    from service_testing import make_client
 
     client = make_client(service_data, raise_server_exceptions=False, request_timeout_s=20.0)
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import jpeg_bytes, png_bytes
+from service_testing import jpeg_bytes, png_bytes
 
 from fashionlens.grading.item import ITEM_SCHEMA
 from fashionlens.pipeline import RESULT_SCHEMA
@@ -94,7 +94,7 @@ def test_search_needs_exactly_one_query(client: Any, kwargs: dict, code: str | N
 
 
 def test_search_without_index_is_not_configured(service_data: dict[str, Any]) -> None:
-    from conftest import make_client
+    from service_testing import make_client
 
     saved = service_data["searcher"]
     service_data["searcher"] = None

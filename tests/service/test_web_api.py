@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import png_bytes
+from service_testing import png_bytes
 
 from fashionlens.grading.corrections import CorrectionStore
 from fashionlens.grading.item import ITEM_SCHEMA, empty_item
@@ -149,7 +149,7 @@ def test_settings_round_trip_the_corrections_database(tmp_path: Path) -> None:
 
 
 def test_crop_of_an_indexed_garment(service_data: dict[str, Any]) -> None:
-    from conftest import make_client
+    from service_testing import make_client
 
     with make_client(service_data) as c:
         hits = c.post("/v1/search", data={"text": "red"}, params={"k": 2}).json()["hits"]

@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionlens.trends.events import cross_correlation, detect_shifts, detect_spikes, lead_lag, rising_falling
+from fashionlens.trends.events import (
+    cross_correlation,
+    detect_shifts,
+    detect_spikes,
+    lead_lag,
+    rising_falling,
+)
 from fashionlens.trends.synthetic import make_share_series
 
 

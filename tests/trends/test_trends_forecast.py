@@ -2,8 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionlens.trends.forecast import fill_gaps, forecast_all, holdout_evaluation, predict, \
-    rolling_backtest, summarise_holdout
+from fashionlens.trends.forecast import (
+    fill_gaps,
+    forecast_all,
+    holdout_evaluation,
+    predict,
+    rolling_backtest,
+    summarise_holdout,
+)
 
 T = np.arange(36)
 TREND_SEASON = 0.3 + 0.004 * T + 0.06 * np.sin(2 * np.pi * T / 12)

@@ -3,8 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from fashionlens.trends.inputs import (TrendInputError, load_inputs, read_post_metadata, read_streetstyle,
-                                       read_tag_results, sniff_format)
+from fashionlens.trends.inputs import (
+    TrendInputError,
+    load_inputs,
+    read_post_metadata,
+    read_streetstyle,
+    read_tag_results,
+    sniff_format,
+)
 
 
 def _result(path: str, category: str = "jeans", colours=("blue",), error=None) -> str:

@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fashionlens.trends.series import attribute_shares, eligible_series, post_volume, share_matrix, wilson_interval
+from fashionlens.trends.series import (
+    attribute_shares,
+    eligible_series,
+    post_volume,
+    share_matrix,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize("k, n, lo, hi", [(5, 10, 0.2366, 0.7634), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0),

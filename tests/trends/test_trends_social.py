@@ -1,6 +1,6 @@
 import numpy as np
+from trends_testing import make_data
 
-from conftest import make_data
 from fashionlens.trends.social import activity, caption_sentiment, hashtags, top_authors
 
 
