@@ -11,7 +11,6 @@ Weights are saved fp16 with :class:`DamageMeta` (class names, input size, thresh
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from torch import nn
 from fashionlens.grading.item import DAMAGE_TYPES
 from fashionlens.models.backbones import backbone_spec
 from fashionlens.models.detector import load_packaged_features_weights
+from fashionlens.weights_io import load_torch_weights, save_torch_weights
 
 DAMAGE_WEIGHTS_FORMAT = "fashionlens/damage-segmenter/v1"
 DAMAGE_CLASS_NAMES: tuple[str, ...] = ("none", *DAMAGE_TYPES)
@@ -111,25 +111,13 @@ class DamageMeta:
 
 def save_damage_model(model: nn.Module, meta: DamageMeta, path: str | Path, *, half: bool = True) -> None:
     """Write ``{format, meta, state_dict}`` atomically (temporary name, then rename); fp16 by default."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": DAMAGE_WEIGHTS_FORMAT, "meta": meta.to_dict(), "state_dict": state}, tmp)
-    os.replace(tmp, path)
+    save_torch_weights(path, fmt=DAMAGE_WEIGHTS_FORMAT, meta=meta.to_dict(), state_dict=model.state_dict(), half=half)
 
 
 def load_damage_model(path: str | Path) -> tuple[DamageSegmenter, DamageMeta]:
     """Rebuild a saved damage head in eval mode (float32)."""
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: expected a {DAMAGE_WEIGHTS_FORMAT} file, could not read it ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != DAMAGE_WEIGHTS_FORMAT:
-        got = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
-        raise ValueError(f"{path}: expected a {DAMAGE_WEIGHTS_FORMAT} file, got {got!r}")
-    meta = DamageMeta.from_dict(blob["meta"])
+    raw_meta, state = load_torch_weights(path, fmt=DAMAGE_WEIGHTS_FORMAT)
+    meta = DamageMeta.from_dict(raw_meta)
     model = DamageSegmenter(pretrained=False, num_classes=len(meta.class_names), **meta.builder_kwargs)
-    model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval(), meta

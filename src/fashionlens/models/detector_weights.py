@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from fashionlens.models.detector import create_detector
+from fashionlens.weights_io import load_torch_weights, save_torch_weights
 
 DETECTOR_WEIGHTS_FORMAT = "fashionlens/detector-weights/v1"
 
@@ -43,29 +42,17 @@ class DetectorMeta:
 
 def save_detector(model: nn.Module, meta: DetectorMeta, path: str | Path, *, half: bool = True) -> None:
     """Write ``{format, meta, state_dict}`` atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": DETECTOR_WEIGHTS_FORMAT, "meta": meta.to_dict(), "state_dict": state}, tmp)
-    os.replace(tmp, path)
+    save_torch_weights(path, fmt=DETECTOR_WEIGHTS_FORMAT, meta=meta.to_dict(), state_dict=model.state_dict(), half=half)
 
 
 def load_detector(path: str | Path, *, map_location: str = "cpu", **overrides: Any) -> tuple[nn.Module, DetectorMeta]:
     """Rebuild a saved detector in eval mode (float32); ``overrides`` replace builder kwargs
     (e.g. ``score_thresh=0.3``)."""
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: expected a {DETECTOR_WEIGHTS_FORMAT} file, could not read it ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != DETECTOR_WEIGHTS_FORMAT:
-        got = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
-        raise ValueError(f"{path}: expected a {DETECTOR_WEIGHTS_FORMAT} file, got {got!r}")
-    meta = DetectorMeta.from_dict(blob["meta"])
+    raw_meta, state = load_torch_weights(path, fmt=DETECTOR_WEIGHTS_FORMAT)
+    meta = DetectorMeta.from_dict(raw_meta)
     kwargs = {**meta.builder_kwargs, **overrides, "pretrained_backbone": False}
     model = create_detector(meta.arch, num_classes=len(meta.class_names) - 1, **kwargs)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.eval()
     return model, meta
 
@@ -73,11 +60,6 @@ def load_detector(path: str | Path, *, map_location: str = "cpu", **overrides: A
 def set_detector_defaults(path: str | Path, defaults: dict[str, Any]) -> None:
     """Store run-time defaults (``score_thresh``, ``nms_thresh``, ``rules`` and where they were
     measured) in a saved detector's metadata, rewriting the file atomically."""
-    path = Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != DETECTOR_WEIGHTS_FORMAT:
-        raise ValueError(f"{path}: expected a {DETECTOR_WEIGHTS_FORMAT} file")
-    blob["meta"].setdefault("extra", {})["defaults"] = defaults
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    meta, state = load_torch_weights(path, fmt=DETECTOR_WEIGHTS_FORMAT)
+    meta.setdefault("extra", {})["defaults"] = defaults
+    save_torch_weights(path, fmt=DETECTOR_WEIGHTS_FORMAT, meta=meta, state_dict=state, half=False)

@@ -19,7 +19,6 @@ and run in NumPy: grading needs no torch beyond the classifier backend.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from fashionlens.weights_io import load_npz_weights, save_npz_weights
 
 __all__ = ["FUSIONS", "GARMENT_VIEWS", "GRADER_FORMAT", "GraderHeadSpec", "GraderMeta", "GraderModel", "fuse_views", "fused_dim",
            "load_grader", "param_names", "save_grader"]
@@ -220,33 +221,15 @@ def save_grader(meta: GraderMeta, arrays: Mapping[str, np.ndarray], path: str | 
                 half: bool = True) -> Path:
     """Write ``path`` (``.npz``) atomically: arrays (fp16 when ``half``; ``norm.*`` stay fp32) + meta JSON."""
     GraderModel(meta, arrays)  # validates names and shapes
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {n: np.asarray(a, dtype=np.float16 if half and not n.startswith("norm.") else np.float32)
             for n, a in arrays.items()}
-    header = json.dumps({"format": GRADER_FORMAT, "meta": meta.to_dict()})
-    blob["__meta__"] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, **blob)
-    os.replace(tmp, path)
-    return path
+    return save_npz_weights(path, fmt=GRADER_FORMAT, meta=meta.to_dict(), arrays=blob)
 
 
 def load_grader(path: str | os.PathLike[str]) -> GraderModel:
     """Load heads saved by :func:`save_grader`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"grader weights not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        header = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: expected a {GRADER_FORMAT} .npz file, could not read it ({exc})") from None
-    if header.get("format") != GRADER_FORMAT:
-        raise ValueError(f"{path}: expected format {GRADER_FORMAT}; got {header.get('format')!r}")
-    return GraderModel(GraderMeta.from_dict(header["meta"]), arrays)
+    meta, arrays = load_npz_weights(path, fmt=GRADER_FORMAT, what="grader weights")
+    return GraderModel(GraderMeta.from_dict(meta), arrays)
 
 
 def heads_from_vocabularies(vocabularies: Mapping[str, Sequence[Any]], kinds: Mapping[str, str]

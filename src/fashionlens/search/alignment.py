@@ -13,7 +13,6 @@ and run in NumPy, so projecting at index time needs neither torch nor FAISS.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fashionlens.weights_io import load_npz_weights, save_npz_weights
 
 __all__ = ["ALIGNMENT_FORMAT", "AlignmentHeads", "AlignmentMeta", "load_alignment", "save_alignment"]
 
@@ -117,16 +118,8 @@ def save_alignment(meta: AlignmentMeta, arrays: Mapping[str, np.ndarray], path: 
                    half: bool = True) -> Path:
     """Write ``path`` (``.npz``) atomically: arrays (fp16 when ``half``) + the meta as JSON."""
     AlignmentHeads(meta, arrays)  # validates names and shapes
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {n: np.asarray(a, dtype=np.float16 if half else np.float32) for n, a in arrays.items()}
-    header = json.dumps({"format": ALIGNMENT_FORMAT, "meta": meta.to_dict()})
-    blob["__meta__"] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, **blob)
-    os.replace(tmp, path)
-    return path
+    return save_npz_weights(path, fmt=ALIGNMENT_FORMAT, meta=meta.to_dict(), arrays=blob)
 
 
 def load_alignment(path: str | os.PathLike[str] | None = None) -> AlignmentHeads:
@@ -135,15 +128,5 @@ def load_alignment(path: str | os.PathLike[str] | None = None) -> AlignmentHeads
         from fashionlens.models.registry import DEFAULT_ALIGNMENT, default_weights_path
 
         path = default_weights_path(DEFAULT_ALIGNMENT)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"alignment heads not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        header = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: expected a {ALIGNMENT_FORMAT} .npz file, could not read it ({exc})") from None
-    if header.get("format") != ALIGNMENT_FORMAT:
-        raise ValueError(f"{path}: expected format {ALIGNMENT_FORMAT}; got {header.get('format')!r}")
-    return AlignmentHeads(AlignmentMeta.from_dict(header["meta"]), arrays)
+    meta, arrays = load_npz_weights(path, fmt=ALIGNMENT_FORMAT, what="alignment heads")
+    return AlignmentHeads(AlignmentMeta.from_dict(meta), arrays)

@@ -1,0 +1,77 @@
+"""Weight files written atomically (temporary name, then rename) and read back with a format check.
+
+* ``.npz`` heads (NumPy only: the alignment heads, the grading heads): named arrays plus a JSON
+  header ``{"format": ..., "meta": {...}}`` stored as the ``__meta__`` byte array;
+* ``.pt`` networks (the detector, the damage head): ``{"format", "meta", "state_dict"}`` with
+  floating-point tensors in fp16 by default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def save_npz_weights(path: str | os.PathLike[str], *, fmt: str, meta: Mapping[str, Any],
+                     arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` (dtypes as given) and the header to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = dict(arrays)
+    header = json.dumps({"format": fmt, "meta": dict(meta)})
+    blob["__meta__"] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **blob)
+    os.replace(tmp, path)
+    return path
+
+
+def load_npz_weights(path: str | os.PathLike[str], *, fmt: str, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file written by :func:`save_npz_weights` with format ``fmt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path}: expected a {fmt} .npz file, could not read it ({exc})") from None
+    if header.get("format") != fmt:
+        raise ValueError(f"{path}: expected format {fmt}; got {header.get('format')!r}")
+    return header["meta"], arrays
+
+
+def save_torch_weights(path: str | os.PathLike[str], *, fmt: str, meta: Mapping[str, Any], state_dict: Mapping[str, Any],
+                       half: bool = True) -> Path:
+    """Write ``{format, meta, state_dict}`` atomically; floating-point tensors in fp16 when ``half``."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state_dict.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": fmt, "meta": dict(meta), "state_dict": state}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_torch_weights(path: str | os.PathLike[str], *, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, state_dict)`` of a file written by :func:`save_torch_weights` with format ``fmt``."""
+    import torch
+
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: expected a {fmt} file, could not read it ({exc})") from exc
+    if not isinstance(blob, dict) or blob.get("format") != fmt:
+        got = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
+        raise ValueError(f"{path}: expected a {fmt} file, got {got!r}")
+    return blob["meta"], blob["state_dict"]
