@@ -18,6 +18,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from fashionlens.grading.grade import ItemGrader, items_from_inputs
+    from fashionlens.grading.item import empty_item
     from fashionlens.grading.render_item import render_item
 
     items = items_from_inputs(args.inputs)
@@ -33,7 +34,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     failed = 0
     try:
         for item in tqdm(items, desc="grade", unit="item", disable=args.quiet, file=sys.stderr):
-            rec, details = grader.grade(item)
+            try:
+                rec, details = grader.grade(item)
+            except Exception as exc:  # noqa: BLE001 - one item's failure is its error record; the batch goes on
+                rec = empty_item(item.item_id, [{"role": r, "path": str(p), "error": None} for r, p in item.views.items()])
+                rec["error"] = f"{type(exc).__name__}: {exc}"
+                details = {}
             failed += rec["error"] is not None
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
             out.flush()

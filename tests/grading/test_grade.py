@@ -160,3 +160,36 @@ def test_unreadable_view_is_reported_and_the_rest_graded(tmp_path):
     (d / "front.jpg").write_bytes(b"")
     rec2, _ = ItemGrader(tagger=FakeTagger([])).grade(items_from_inputs([d])[0])
     assert rec2["error"] == "no readable front or back photo"
+
+
+def test_a_label_that_cannot_be_read_keeps_the_item(tmp_path):
+    class BrokenLabels:
+        def read(self, rgb):
+            raise RuntimeError("OCR engine failed")
+
+    item = items_from_inputs([_item_dir(tmp_path, "A1")])[0]
+    rec, _ = ItemGrader(tagger=FakeTagger([("sweaters", 0.6), ("sweaters", 0.7)]), labels=BrokenLabels(),
+                        rules=FakeRules()).grade(item)
+    label = next(v for v in rec["views"] if v["role"] == "label")
+    assert rec["error"] is None and label["error"].startswith("label_unreadable")
+    assert rec["composition"] is None and rec["category"]["id"] == "sweaters" and rec["route"]["decision"] == "reuse"
+
+
+def test_cli_keeps_going_when_one_item_crashes(tmp_path, monkeypatch, capsys):
+    from fashionlens.cli import main
+
+    class CrashOnce(FakeTagger):
+        def tag_batch(self, images, paths):
+            if "A1" in paths[0]:
+                raise RuntimeError("boom")
+            return super().tag_batch(images, paths)
+
+    _item_dir(tmp_path / "items", "A1", label=False)
+    _item_dir(tmp_path / "items", "A2", label=False)
+    monkeypatch.setattr(ItemGrader, "default", classmethod(
+        lambda cls, **kw: cls(tagger=CrashOnce([("sweaters", 0.6), ("sweaters", 0.7)]), rules=FakeRules())))
+    out = tmp_path / "out.jsonl"
+    assert main(["grade", str(tmp_path / "items"), "-o", str(out), "-q"]) == 1  # some item failed
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["item_id"] for r in recs] == ["A1", "A2"]
+    assert recs[0]["error"] == "RuntimeError: boom" and recs[1]["error"] is None

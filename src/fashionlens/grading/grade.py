@@ -289,10 +289,16 @@ class ItemGrader:
                         for v in garment_views]
             rec["damage"]["area_share"][t] = round(max(per_view), 5) if per_view else 0.0
         rec["damage"]["any"] = bool(rec["damage"]["regions"])
+        reading = None
         if "label" in decoded and self.labels is not None:
-            reading, ms = label_job.result() if label_job is not None else _timed(self.labels.read,
-                                                                                   decoded["label"].rgb)
-            timing["label"] += ms
+            try:
+                reading, ms = label_job.result() if label_job is not None else _timed(self.labels.read,
+                                                                                       decoded["label"].rgb)
+                timing["label"] += ms
+            except Exception as exc:  # noqa: BLE001 - a label that cannot be read must not lose the item
+                log.warning("item %s: label photo not read: %s", item.item_id, exc)
+                next(v for v in views if v["role"] == "label")["error"] = f"label_unreadable: {exc}"
+        if reading is not None:
             rec["label_text"] = [line.text for line in reading.lines]
             rec["brand"] = reading.brand
             if reading.composition is not None and reading.composition.fibres:
