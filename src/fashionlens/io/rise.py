@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from fashionlens.io.records import AttributeValue, GarmentAnnotation, ImageRecord
@@ -73,14 +74,11 @@ def rise_attributes(row: dict, *, where: str = "row") -> dict[str, AttributeValu
     return attrs
 
 
-def read_rise(root: str | Path) -> list[ImageRecord]:
-    """Read ``root/garments.jsonl``; every item becomes one record with one garment."""
-    root = Path(root)
-    path = root / "garments.jsonl"
+def iter_rise_rows(root: str | Path) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for each non-empty line of ``root/garments.jsonl`` (``where`` = ``path:line``)."""
+    path = Path(root) / "garments.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"RISE data set: expected {path}")
-    mapping = load_mapping("rise")
-    records: list[ImageRecord] = []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
@@ -90,15 +88,26 @@ def read_rise(root: str | Path) -> list[ImageRecord]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-            if "id" not in row or "type" not in row:
-                raise ValueError(f"{where}: expected keys 'id' and 'type', got {sorted(row)}")
-            mapped = mapping.resolve(str(row["type"]))
-            garment = GarmentAnnotation(categories=mapped.categories, object_type=mapped.object_type,
-                                        attributes=rise_attributes(row, where=where), source_label=str(row["type"]))
-            records.append(ImageRecord(
-                path=root / "images" / f"{row['id']}.jpg", source="rise", group=f"rise/{row['id']}",
-                garments=[garment],
-                meta={k: row.get(k) for k in ("type", "material", "season", "gender")},
-            ))
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected a JSON object, got {str(row)[:80]!r}")
+            yield where, row
+
+
+def read_rise(root: str | Path) -> list[ImageRecord]:
+    """Read ``root/garments.jsonl``; every item becomes one record with one garment."""
+    root = Path(root)
+    mapping = load_mapping("rise")
+    records: list[ImageRecord] = []
+    for where, row in iter_rise_rows(root):
+        if "id" not in row or "type" not in row:
+            raise ValueError(f"{where}: expected keys 'id' and 'type', got {sorted(row)}")
+        mapped = mapping.resolve(str(row["type"]))
+        garment = GarmentAnnotation(categories=mapped.categories, object_type=mapped.object_type,
+                                    attributes=rise_attributes(row, where=where), source_label=str(row["type"]))
+        records.append(ImageRecord(
+            path=root / "images" / f"{row['id']}.jpg", source="rise", group=f"rise/{row['id']}",
+            garments=[garment],
+            meta={k: row.get(k) for k in ("type", "material", "season", "gender")},
+        ))
     log.info("rise: %d items read", len(records))
     return records

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fashionlens.io.rise import iter_rise_rows
 from fashionlens.taxonomy.composition import main_fibre
 
 log = logging.getLogger(__name__)
@@ -375,31 +376,20 @@ def read_rise_subset(root: str | Path) -> tuple[list[ItemRecord], ItemReadSummar
     some items: missing). Items whose photo is absent are kept without views and reported.
     """
     root = Path(root)
-    path = root / "garments.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"RISE subset: expected {path}")
     summary = ItemReadSummary(root=str(root))
     items: list[ItemRecord] = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise ValueError(f"{where}: expected an object with key 'id', got {str(row)[:80]!r}")
-            item_id = str(row["id"])
-            labels, problems = normalise_labels(row, where=where)
-            summary.label_problems.extend(problems)
-            image = root / "images" / f"{item_id}.jpg"
-            views = {"front": image} if image.is_file() else {}
-            if not views:
-                summary.missing_views[item_id] = ["front"]
-            items.append(ItemRecord(item_id=item_id, views=views, raw=row, labels=labels, source="rise",
-                                    group=f"rise/{item_id}"))
+    for where, row in iter_rise_rows(root):
+        if "id" not in row:
+            raise ValueError(f"{where}: expected an object with key 'id', got {str(row)[:80]!r}")
+        item_id = str(row["id"])
+        labels, problems = normalise_labels(row, where=where)
+        summary.label_problems.extend(problems)
+        image = root / "images" / f"{item_id}.jpg"
+        views = {"front": image} if image.is_file() else {}
+        if not views:
+            summary.missing_views[item_id] = ["front"]
+        items.append(ItemRecord(item_id=item_id, views=views, raw=row, labels=labels, source="rise",
+                                group=f"rise/{item_id}"))
     summary.items = len(items)
     _log_summary(summary)
     return items, summary
