@@ -777,6 +777,19 @@ class JobRunStats:
     seconds: float = 0.0
 
 
+def job_run_summary(job: TagJob, stats: JobRunStats | None, *, before: int, engine: str) -> str:
+    """One line for the end of a run: what this run tagged (``stats``; None = nothing was pending)
+    and where the job stands; ``engine`` says what ran it (e.g. ``backend onnx``, ``engine ray``)."""
+    if stats is None:
+        head = "nothing left to tag"
+    else:
+        n, failed, dt = stats.tagged, stats.failed, stats.seconds
+        head = (f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
+                f"({n / dt if dt > 0 else 0:.1f} img/s, {engine})")
+    return (f"{head}; job {job.folder}: {job.n_done}/{len(job.inputs)} inputs done ({before} before this run), "
+            f"{job.n_failed} failed, {len(job.committed)}/{job.n_chunks} chunks")
+
+
 def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads: int = 2,
             max_pixels: int = 40_000_000, progress: bool = True,
             on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None) -> JobRunStats:

@@ -218,8 +218,8 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
     from dataclasses import asdict
 
     from fashionlens.batch_job import (
-        JobRunStats,
         TagJob,
+        job_run_summary,
         merge_job,
         resolve_inputs,
         run_job,
@@ -247,14 +247,9 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
             stats = run_job(job, tagger, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
                             on_image=_renderer(render_dir))
         else:
-            stats = JobRunStats()
-        n, failed, dt = stats.tagged, stats.failed, stats.seconds
-        summary = "nothing left to tag" if tagger is None else (
-            f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
-            f"({n / dt if dt > 0 else 0:.1f} img/s, backend {tagger.backend.name})")
-        summary += (f"; job {job.folder}: {job.n_done}/{len(job.inputs)} inputs done ({before} before this run), "
-                    f"{job.n_failed} failed, {len(job.committed)}/{job.n_chunks} chunks")
-        (on_summary or log.info)(summary)
+            stats = None
+        engine = f"backend {tagger.backend.name}" if tagger is not None else "local"
+        (on_summary or log.info)(job_run_summary(job, stats, before=before, engine=engine))
         total_failed = job.n_failed
     if output is not None and output != "-":
         merge_job(job_dir, output)

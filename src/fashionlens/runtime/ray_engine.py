@@ -334,7 +334,7 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
     ``ray_address``: an existing cluster (else a local instance with ``num_cpus`` CPUs, default all).
     Without ``job_dir`` the records go to ``output`` as JSON lines in input order.
     """
-    from fashionlens.batch_job import TagJob, merge_job, resolve_inputs
+    from fashionlens.batch_job import TagJob, job_run_summary, merge_job, resolve_inputs
 
     quiet = not progress
     _ray().data.DataContext.get_current().enable_progress_bars = progress
@@ -362,17 +362,12 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
     with TagJob.open(job_dir, inputs=paths_or_none, settings=spec.job_settings(max_pixels=max_pixels),
                      chunk_size=chunk_size, formats=formats, resume=resume) as job:
         before = job.n_done
-        summary = "nothing left to tag"
+        stats = None
         if job.pending_chunks():
             with ray_session(ray_address, num_cpus=num_cpus, quiet=quiet):
                 stats = run_ray_job(job, spec, batch_size=batch_size, num_actors=num_actors,
                                     cpus_per_actor=cpus_per_actor, max_pixels=max_pixels)
-            n, failed, dt = stats.tagged, stats.failed, stats.seconds
-            summary = (f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
-                       f"({n / dt if dt > 0 else 0:.1f} img/s, engine ray)")
-        summary += (f"; job {job.folder}: {job.n_done}/{len(job.inputs)} inputs done ({before} before this run), "
-                    f"{job.n_failed} failed, {len(job.committed)}/{job.n_chunks} chunks")
-        (on_summary or log.info)(summary)
+        (on_summary or log.info)(job_run_summary(job, stats, before=before, engine="engine ray"))
         total_failed = job.n_failed
     if output is not None and output != "-":
         merge_job(job_dir, output)
