@@ -9,7 +9,9 @@ SQLite metadata + fsynced files), then measures, on ``--queries`` held-out query
 * latency of single-query ``search(q, k)`` calls (p50/p99, after a warm-up), which includes the
   SQLite metadata lookup of the hits, for each ``nprobe`` (ivf) or ``ef_search`` (hnsw) in the sweep;
 * recall@k of those hits against exact search (brute force in numpy over the same vectors);
-* the same for a filtered query (``category`` = one of 20 values, ~5 % of the collection).
+* the same for a filtered query (``category`` = one of 20 values, ~5 % of the collection);
+* for ``ivf``, each ``--ivf-storage`` (float16, float32) in turn on the same data and queries, so
+  the storages are compared side by side in one run (one index in memory at a time).
 
 The data is a two-level mixture of Gaussians on the unit sphere: ``--families`` family centres,
 ``--clusters`` cluster centres scattered around them, points scattered around the clusters
@@ -22,6 +24,7 @@ Prints one JSON line on stdout (progress goes to stderr). Usage (from the projec
     .venv/bin/python benchmarks/bench_index.py                      # 1M × 1280, kind auto (→ ivf)
     .venv/bin/python benchmarks/bench_index.py --n 50000 --nprobe 4,8,16,32
     .venv/bin/python benchmarks/bench_index.py --n 200000 --kind hnsw --ef-search 32,64,128
+    .venv/bin/python benchmarks/bench_index.py --dim 1536 --ivf-storage float16,float32   # issue 5 target
 """
 
 from __future__ import annotations
@@ -120,6 +123,53 @@ def measure(index: GarmentIndex, q: np.ndarray, truth: np.ndarray, k: int, *, wa
             "mean_ms": round(float(np.mean(times)), 3), f"recall@{k}": round(float(recall), 4)}
 
 
+def build_and_measure(args: argparse.Namespace, x: np.ndarray, metadata: list[dict[str, Any]], q: np.ndarray,
+                      truth: np.ndarray, ftruth: np.ndarray, fmask: np.ndarray, target: int,
+                      storage: str) -> dict[str, Any]:
+    """Build one index (``storage`` for ivf), reload it, and measure the sweep, defaults and a filter."""
+    workdir = args.dir or Path(tempfile.mkdtemp(prefix="bench_index-"))
+    try:
+        t0 = time.perf_counter()
+        index = GarmentIndex.build(x, metadata, workdir, kind=args.kind, nlist=args.nlist, hnsw_m=args.hnsw_m,
+                                   ef_construction=args.ef_construction, info={"source": "bench_index.py"},
+                                   ivf_storage=storage)
+        build_s = time.perf_counter() - t0
+        log(f"built {index!r} ({storage}) in {build_s:.1f}s")
+        index.close()
+        del index
+        t0 = time.perf_counter()
+        index = GarmentIndex.load(workdir)
+        load_s = time.perf_counter() - t0
+        disk_mb = sum(p.stat().st_size for p in workdir.iterdir()) / 2**20
+
+        sweep: list[dict[str, Any]] = []
+        if index.kind == "ivf":
+            nlist = index.params["nlist"]
+            values = ([int(v) for v in args.nprobe.split(",")] if args.nprobe else
+                      sorted({max(1, nlist // 64), max(1, nlist // 32), index.params["nprobe"], max(1, nlist // 8)}))
+            for p in values:
+                sweep.append({"nprobe": p, **measure(index, q, truth, args.k, warmup=args.warmup, nprobe=p)})
+                log(f"{storage} nprobe={p}: {sweep[-1]}")
+        elif index.kind == "hnsw":
+            for ef in (int(v) for v in args.ef_search.split(",")):
+                sweep.append({"ef_search": ef, **measure(index, q, truth, args.k, warmup=args.warmup, ef_search=ef)})
+                log(f"ef_search={ef}: {sweep[-1]}")
+        default = measure(index, q, truth, args.k, warmup=args.warmup)
+        log(f"{storage} default parameters: {default}")
+        filtered = measure(index, q, ftruth, args.k, warmup=args.warmup, filters={"category": f"cat{target:02d}"})
+        log(f"{storage} filtered (category, {fmask.mean():.1%} of the vectors): {filtered}")
+        run = {"kind": index.kind, "params": index.params, "build_s": round(build_s, 2), "load_s": round(load_s, 2),
+               "disk_mb": round(disk_mb, 1), "peak_rss_mb_so_far": round(peak_rss_mb(), 1),
+               "search": default, "sweep": sweep,
+               "filtered": {"filter": {"category": f"cat{target:02d}"}, "fraction": round(float(fmask.mean()), 4),
+                            **filtered}}
+        index.close()
+        return run
+    finally:
+        if args.dir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="vectors in the index")
@@ -130,6 +180,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--nlist", type=int, default=None, help="ivf cells (default: default_nlist(n))")
     ap.add_argument("--nprobe", default=None,
                     help="comma-separated ivf nprobe sweep (default: nlist/64, nlist/32, stored default, nlist/8)")
+    ap.add_argument("--ivf-storage", default="float16",
+                    help="comma-separated ivf storages to build and measure in turn (float16, float32)")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", default="32,64,128", help="comma-separated hnsw ef_search sweep")
@@ -143,6 +195,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     if args.n < 1 or args.dim < 1 or args.queries < 1 or args.k < 1:
         ap.error("--n, --dim, --queries and --k must be >= 1")
+    storages = [v.strip() for v in args.ivf_storage.split(",") if v.strip()]
+    if not storages or any(v not in ("float16", "float32") for v in storages):
+        ap.error(f"--ivf-storage: expected float16 and/or float32; got {args.ivf_storage!r}")
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
 
@@ -158,62 +213,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rss_data = peak_rss_mb()
     log(f"generated {args.n} x {args.dim} vectors + metadata in {generate_s:.1f}s (peak RSS {rss_data:.0f} MB)")
 
-    workdir = args.dir or Path(tempfile.mkdtemp(prefix="bench_index-"))
-    try:
-        t0 = time.perf_counter()
-        index = GarmentIndex.build(x, metadata, workdir, kind=args.kind, nlist=args.nlist, hnsw_m=args.hnsw_m,
-                                   ef_construction=args.ef_construction, info={"source": "bench_index.py"})
-        build_s = time.perf_counter() - t0
-        del metadata
-        log(f"built {index!r} in {build_s:.1f}s")
-        t0 = time.perf_counter()
-        index = GarmentIndex.load(workdir)
-        load_s = time.perf_counter() - t0
-        disk_mb = sum(p.stat().st_size for p in workdir.iterdir()) / 2**20
+    t0 = time.perf_counter()
+    truth = exact_topk(x, q, args.k)
+    target = 3
+    fmask = category == target
+    ftruth = exact_topk(x, q, args.k, mask=fmask)
+    truth_s = time.perf_counter() - t0
+    log(f"exact top-{args.k} for {args.queries} queries (plain and filtered) in {truth_s:.1f}s")
 
-        t0 = time.perf_counter()
-        truth = exact_topk(x, q, args.k)
-        target = 3
-        fmask = category == target
-        ftruth = exact_topk(x, q, args.k, mask=fmask)
-        truth_s = time.perf_counter() - t0
-
-        sweep: list[dict[str, Any]] = []
-        if index.kind == "ivf":
-            nlist = index.params["nlist"]
-            values = ([int(v) for v in args.nprobe.split(",")] if args.nprobe else
-                      sorted({max(1, nlist // 64), max(1, nlist // 32), index.params["nprobe"], max(1, nlist // 8)}))
-            for p in values:
-                sweep.append({"nprobe": p, **measure(index, q, truth, args.k, warmup=args.warmup, nprobe=p)})
-                log(f"nprobe={p}: {sweep[-1]}")
-        elif index.kind == "hnsw":
-            for ef in (int(v) for v in args.ef_search.split(",")):
-                sweep.append({"ef_search": ef, **measure(index, q, truth, args.k, warmup=args.warmup, ef_search=ef)})
-                log(f"ef_search={ef}: {sweep[-1]}")
-        default = measure(index, q, truth, args.k, warmup=args.warmup)
-        log(f"default parameters: {default}")
-        filtered = measure(index, q, ftruth, args.k, warmup=args.warmup, filters={"category": f"cat{target:02d}"})
-        log(f"filtered (category, {fmask.mean():.1%} of the vectors): {filtered}")
-
-        result = {
-            "bench": "index", "n": args.n, "dim": args.dim, "kind": index.kind, "params": index.params,
-            "queries": args.queries, "k": args.k, "data": {"families": args.families, "clusters": args.clusters,
-                                                          "spread": args.spread, "seed": args.seed},
-            "generate_s": round(generate_s, 2), "build_s": round(build_s, 2), "load_s": round(load_s, 2),
-            "exact_truth_s": round(truth_s, 2), "disk_mb": round(disk_mb, 1),
-            "rss_after_data_mb": round(rss_data, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-            "search": default, "sweep": sweep,
-            "filtered": {"filter": {"category": f"cat{target:02d}"}, "fraction": round(float(fmask.mean()), 4),
-                         **filtered},
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "faiss_threads": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
-                        "numpy": np.__version__},
-            "defaults": {"nlist": default_nlist(args.n), "nprobe": default_nprobe(default_nlist(args.n))},
-        }
-        index.close()
-    finally:
-        if args.dir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    runs = []
+    for storage in storages:
+        runs.append(build_and_measure(args, x, metadata, q, truth, ftruth, fmask, target, storage))
+        if runs[-1]["kind"] != "ivf":
+            break  # the storage only matters for ivf
+    del metadata
+    result = {
+        "bench": "index", "n": args.n, "dim": args.dim, "queries": args.queries, "k": args.k,
+        "data": {"families": args.families, "clusters": args.clusters, "spread": args.spread, "seed": args.seed},
+        "generate_s": round(generate_s, 2), "exact_truth_s": round(truth_s, 2),
+        "rss_after_data_mb": round(rss_data, 1), "peak_rss_mb": round(peak_rss_mb(), 1), "runs": runs,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "faiss_threads": faiss.omp_get_max_threads(), "faiss": faiss.__version__,
+                    "numpy": np.__version__},
+        "defaults": {"nlist": default_nlist(args.n), "nprobe": default_nprobe(default_nlist(args.n))},
+    }
     print(json.dumps(result))
     return result
 

@@ -28,7 +28,7 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
     from fashionlens.search.catalogue import build_index
 
     summary = build_index(args.inputs, args.index, kind=args.kind, alignment=_alignment(args),
-                          options=_tag_options(args), progress=not args.quiet)
+                          options=_tag_options(args), progress=not args.quiet, ivf_storage=args.ivf_storage)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -148,6 +148,8 @@ def add_search_parsers(sub: Any) -> None:
         if name == "build":
             c.add_argument("--kind", choices=["auto", "flat", "ivf", "hnsw"], default="auto",
                            help="auto: exact up to 20,000 garments, IVF above")
+            c.add_argument("--ivf-storage", choices=["float16", "float32"], default="float16",
+                           help="IVF vectors as float16 (half the memory, faster; default) or float32 (exact scores)")
             c.add_argument("--no-text", action="store_true", help="leave out the text-alignment part (no text search)")
         c.add_argument("--alignment", default=None, help="text–image alignment heads (default: the shipped ones)")
         _add_tag_options(c)

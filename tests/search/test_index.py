@@ -262,6 +262,43 @@ def test_ivf_recall_on_clustered_data(tmp_path: Path) -> None:
     assert recall >= 0.9, recall
 
 
+@pytest.mark.parametrize("storage", ["float16", "float32"])
+def test_ivf_storage_round_trips_and_survives_rebuild(tmp_path: Path, storage: str) -> None:
+    """Both IVF storages: the same hits as exact search when every cell is scanned, scores within the
+    storage's rounding, the storage kept through save/load, remove and rebuild."""
+    x, q = unit(600, seed=1), unit(5, seed=2)
+    idx = GarmentIndex.build(x, metas(600), tmp_path, kind="ivf", nlist=8, nprobe=8, ivf_storage=storage)
+    assert idx.params["storage"] == storage
+    hits = idx.search(q, k=5)
+    assert hit_ids(hits) == exact_top(x, q, 5).tolist()
+    exact_scores = np.sort(q @ x.T, axis=1)[:, ::-1][:, :5]
+    tol = 2e-3 if storage == "float16" else 1e-5
+    assert np.allclose([[h.score for h in row] for row in hits], exact_scores, atol=tol)
+    idx.remove([int(exact_top(x, q[:1], 1)[0, 0])])
+    loaded = GarmentIndex.load(tmp_path)
+    assert loaded.params["storage"] == storage and len(loaded) == 599
+    loaded.rebuild(nlist=4, nprobe=4)
+    assert loaded.params["storage"] == storage and loaded.search(x[[42]], k=1)[0][0].id == 42
+    nbytes = (tmp_path / loaded.manifest.files["vectors"]).stat().st_size
+    assert nbytes < 599 * DIM * (2 if storage == "float16" else 4) + 4 * DIM * 4 + 599 * 8 + 4096
+    loaded.rebuild(ivf_storage="float32" if storage == "float16" else "float16")
+    assert GarmentIndex.load(tmp_path).params["storage"] != storage
+
+
+def test_ivf_index_written_before_storage_option_loads_as_float32(tmp_path: Path) -> None:
+    """Indexes written by earlier versions have no ``storage`` parameter: float32, and stay so on rebuild."""
+    x = unit(300)
+    GarmentIndex.build(x, metas(300), tmp_path, kind="ivf", nlist=4, nprobe=4, ivf_storage="float32")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["params"]["storage"]
+    manifest["params"]["variant"] = "IVF-Flat"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    idx = GarmentIndex.load(tmp_path)
+    assert idx.search(x[[9]], k=1)[0][0].id == 9
+    idx.rebuild(nlist=4, nprobe=4)
+    assert idx.params["storage"] == "float32"
+
+
 # ------------------------------------------------------------------------------------ crash safety
 
 
@@ -334,6 +371,7 @@ def test_bad_vectors_are_value_errors(tmp_path: Path, vectors: np.ndarray, match
     ({"metadata": {"path": "a"}}, TypeError, "sequence of 4"),
     ({"kind": "annoy"}, ValueError, "kind: expected one of"),
     ({"kind": "ivf", "nlist": 99}, ValueError, "at most the number of vectors"),
+    ({"kind": "ivf", "ivf_storage": "int8"}, ValueError, "ivf_storage: expected one of"),
     ({"ids": [1, 2, 3]}, ValueError, r"shape \(4,\)"),
     ({"ids": [-1, 0, 1, 2]}, ValueError, ">= 0"),
     ({"info": {"a": object()}}, ValueError, "JSON"),

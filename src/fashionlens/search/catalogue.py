@@ -33,7 +33,7 @@ import numpy as np
 from fashionlens.embeddings import decode_embedding
 from fashionlens.search._store import GarmentMeta
 from fashionlens.search.alignment import AlignmentHeads, load_alignment
-from fashionlens.search.index import GarmentIndex, IndexKind, SearchHit
+from fashionlens.search.index import GarmentIndex, IndexKind, IvfStorage, SearchHit
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -224,10 +224,12 @@ def _default_heads(alignment: str | os.PathLike[str] | bool | None) -> Alignment
 
 def build_index(inputs: Sequence[str | os.PathLike[str]], index_dir: str | os.PathLike[str], *,
                 kind: IndexKind = "auto", alignment: str | os.PathLike[str] | bool | None = None,
-                options: TagOptions = TagOptions(), progress: bool = True) -> dict[str, Any]:
+                options: TagOptions = TagOptions(), progress: bool = True,
+                ivf_storage: IvfStorage = "float16") -> dict[str, Any]:
     """Build (atomically replace) the index in ``index_dir`` from ``inputs``; returns a summary.
 
     ``alignment``: heads file, ``None``/``True`` = the shipped heads, ``False`` = none (no text search).
+    ``ivf_storage``: how an ``ivf`` index keeps its vectors (see :class:`GarmentIndex`).
     """
     records = list(iter_input_records(inputs, options, progress=progress))
     emb, metas, counts = garments_from_records(records)
@@ -236,7 +238,8 @@ def build_index(inputs: Sequence[str | os.PathLike[str]], index_dir: str | os.Pa
     heads = _default_heads(alignment)
     space = EmbeddingSpace(emb.shape[1], heads)
     info = space.info() | {"classifier": _classifier_from_records(records)}
-    index = GarmentIndex.build(space.index_vectors(emb), metas, index_dir, kind=kind, info=info)
+    index = GarmentIndex.build(space.index_vectors(emb), metas, index_dir, kind=kind, info=info,
+                               ivf_storage=ivf_storage)
     with index:
         return {"index": str(index_dir), "kind": index.kind, "dim": index.dim, "vectors": len(index), **counts}
 

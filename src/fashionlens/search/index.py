@@ -7,10 +7,13 @@ Vectors are float32 and L2-normalised, so inner product = cosine similarity (sco
 Index kinds (``kind=``):
 
 * ``flat`` — exact search, ``IndexFlatIP`` inside ``IndexIDMap2``; memory ``4·dim`` bytes/vector.
-* ``ivf`` — IVF-Flat (``IndexIVFFlat``, inner product): ``nlist`` k-means cells trained on a sample
-  of the build vectors, ``nprobe`` cells scanned per query. Distances inside the scanned cells are
-  exact (no quantisation), so recall is limited only by ``nprobe``. Cells are not retrained by
-  :meth:`GarmentIndex.add`; after the collection has grown several-fold, :meth:`GarmentIndex.rebuild`.
+* ``ivf`` — inverted file, inner product: ``nlist`` k-means cells trained on a sample of the build
+  vectors, ``nprobe`` cells scanned per query. ``ivf_storage`` picks how the vectors are kept in the
+  cells: ``"float16"`` (default; ``IndexIVFScalarQuantizer`` with ``QT_fp16``, no residuals — half
+  the memory and about a third less scan time, scores within ~1e-3 of exact) or ``"float32"``
+  (``IndexIVFFlat``, exact scores). Either way recall is limited by ``nprobe``, not by the storage
+  (fp16 rounding only reorders near-ties). Cells are not retrained by :meth:`GarmentIndex.add`;
+  after the collection has grown several-fold, :meth:`GarmentIndex.rebuild`.
 * ``hnsw`` — ``IndexHNSWFlat`` (``M``, ``ef_construction``, ``ef_search``) inside ``IndexIDMap2``.
   FAISS HNSW cannot delete, so :meth:`GarmentIndex.remove` deletes the metadata rows and records
   the ids as *tombstones* (a table in the metadata file), which searches exclude with an
@@ -32,8 +35,8 @@ by atomically replacing ``manifest.json``; an interrupted ``build``/``add``/``re
 previous index loadable and complete. One writer per directory at a time; readers that already
 loaded an index keep working (the FAISS index lives in memory and the SQLite file stays open).
 
-Memory: the FAISS index is held in memory (``4·dim`` bytes per vector for every kind, plus the
-HNSW graph); :meth:`GarmentIndex.build` does not copy float32 vectors that are already unit length.
+Memory: the FAISS index is held in memory (``4·dim`` bytes per vector — ``2·dim`` for ``ivf`` with
+``float16`` storage — plus the HNSW graph); :meth:`GarmentIndex.build` does not copy float32 vectors that are already unit length.
 FAISS uses OpenMP threads; set their number with ``faiss.omp_set_num_threads``.
 """
 
@@ -66,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
+IvfStorage = Literal["float16", "float32"]
+#: How ``ivf`` cells store vectors (``params["storage"]``; indexes written before it existed are float32).
+IVF_STORAGES: dict[str, str] = {"float16": "IVF-SQfp16", "float32": "IVF-Flat"}
 #: ``kind="auto"`` builds ``flat`` up to this many vectors and ``ivf`` above. Exact search reads every
 #: vector per query (memory-bound): at dim 1280, 50k vectors (256 MB) took 16–25 ms per query on the
 #: 2-core development machine, against ~1 ms for IVF at recall@10 1.0 (benchmarks/bench_index.py).
@@ -80,7 +86,7 @@ _SELECTION_CACHE = 8
 _HNSW_FILTERED_EF_MAX = 1024
 
 __all__ = ["DEFAULT_AUTO_THRESHOLD", "GarmentIndex", "GarmentMeta", "IndexFormatError", "IndexKind",
-           "IndexManifest", "SearchHit", "default_nlist", "default_nprobe"]
+           "IndexManifest", "IvfStorage", "SearchHit", "default_nlist", "default_nprobe"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,7 @@ class GarmentIndex:
         auto_threshold: int = DEFAULT_AUTO_THRESHOLD,
         info: Mapping[str, Any] | None = None,
         seed: int = 0,
+        ivf_storage: IvfStorage = "float16",
     ) -> GarmentIndex:
         """Build an index of ``vectors`` in ``directory``, atomically replacing any index there.
 
@@ -217,6 +224,8 @@ class GarmentIndex:
             auto_threshold: largest collection ``auto`` keeps ``flat``.
             info: free-form JSON-serialisable caller metadata stored in the manifest (e.g. encoder name).
             seed: seeds the IVF training sample.
+            ivf_storage: ``float16`` (half the memory, faster scans) or ``float32`` (exact scores)
+                vectors in the IVF cells; ignored by the other kinds.
 
         Returns:
             The opened index.
@@ -236,7 +245,8 @@ class GarmentIndex:
             raise ValueError(f"kind: expected one of {('auto', *KINDS)}; got {kind!r}")
         resolved = _resolve_kind(kind, n, auto_threshold)
         params = _resolve_params(resolved, n, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
-                                 ef_construction=ef_construction, ef_search=ef_search, seed=seed)
+                                 ef_construction=ef_construction, ef_search=ef_search, seed=seed,
+                                 ivf_storage=ivf_storage)
         params["auto_threshold"] = int(auto_threshold)
         index = _make_index(resolved, dim, params, vecs, id_arr)
 
@@ -350,7 +360,8 @@ class GarmentIndex:
                 del old_vecs
                 all_ids = np.concatenate([old_ids, new_ids])
                 params = _resolve_params("ivf", len(all_ids), nlist=None, nprobe=None, hnsw_m=32,
-                                         ef_construction=80, ef_search=64, seed=m.params.get("seed", 0))
+                                         ef_construction=80, ef_search=64, seed=m.params.get("seed", 0),
+                                         ivf_storage="float16")
                 params["auto_threshold"] = m.params["auto_threshold"]
                 index = _make_index("ivf", self.dim, params, all_vecs, all_ids)
                 logger.info("auto index outgrew %d vectors: rebuilt as ivf", m.params["auto_threshold"])
@@ -412,12 +423,13 @@ class GarmentIndex:
 
     def rebuild(self, *, kind: IndexKind | None = None, nlist: int | None = None, nprobe: int | None = None,
                 hnsw_m: int | None = None, ef_construction: int | None = None,
-                ef_search: int | None = None) -> None:
+                ef_search: int | None = None, ivf_storage: IvfStorage | None = None) -> None:
         """Rebuild the FAISS index from the stored live vectors (same ids and metadata).
 
         Use it to retrain IVF cells after growth, to compact HNSW tombstones, or to change ``kind``
         or parameters; unspecified parameters keep their stored values (IVF's ``nlist``/``nprobe``
-        are re-derived from the new size unless given). Needs memory for a copy of the vectors.
+        are re-derived from the new size unless given; ``ivf_storage`` defaults to the stored one — float32
+        for ivf indexes written before the option existed — and to ``float16`` when the kind changes). Needs memory for a copy of the vectors.
         """
         with self._lock:
             m = self._manifest
@@ -430,7 +442,8 @@ class GarmentIndex:
             params = _resolve_params(
                 new_kind, len(ids), nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m or old.get("M", 32),
                 ef_construction=ef_construction or old.get("ef_construction", 80),
-                ef_search=ef_search or old.get("ef_search", 64), seed=old.get("seed", 0))
+                ef_search=ef_search or old.get("ef_search", 64), seed=old.get("seed", 0),
+                ivf_storage=ivf_storage or (old.get("storage", "float32") if m.kind == "ivf" else "float16"))
             params["auto_threshold"] = old["auto_threshold"]
             index = _make_index(new_kind, self.dim, params, vecs, ids)
             manifest = replace(m, kind=new_kind, requested_kind=requested, params=params, ntotal=len(ids),
@@ -737,8 +750,10 @@ def _resolve_kind(kind: str, n: int, auto_threshold: int) -> str:
 
 
 def _resolve_params(kind: str, n: int, *, nlist: int | None, nprobe: int | None, hnsw_m: int,
-                    ef_construction: int, ef_search: int, seed: int) -> dict[str, Any]:
+                    ef_construction: int, ef_search: int, seed: int, ivf_storage: str) -> dict[str, Any]:
     _check_positive(nlist=nlist, nprobe=nprobe)
+    if ivf_storage not in IVF_STORAGES:
+        raise ValueError(f"ivf_storage: expected one of {tuple(IVF_STORAGES)}; got {ivf_storage!r}")
     if kind == "flat":
         return {}
     if kind == "hnsw":
@@ -751,8 +766,8 @@ def _resolve_params(kind: str, n: int, *, nlist: int | None, nprobe: int | None,
     if n < 39 * cells:
         logger.warning("ivf: %d vectors for %d cells (FAISS recommends >= 39 per cell)", n, cells)
     probe = int(min(cells, nprobe or default_nprobe(cells)))
-    return {"variant": "IVF-Flat", "nlist": cells, "nprobe": probe, "train_size": int(min(n, 64 * cells)),
-            "seed": int(seed)}
+    return {"variant": IVF_STORAGES[ivf_storage], "storage": ivf_storage, "nlist": cells, "nprobe": probe,
+            "train_size": int(min(n, 64 * cells)), "seed": int(seed)}
 
 
 def _make_index(kind: str, dim: int, params: Mapping[str, Any], vecs: np.ndarray, ids: np.ndarray) -> faiss.Index:
@@ -766,7 +781,12 @@ def _make_index(kind: str, dim: int, params: Mapping[str, Any], vecs: np.ndarray
         index = faiss.IndexIDMap2(inner)
     elif kind == "ivf":
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
+        if params.get("storage", "float32") == "float16":
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, int(params["nlist"]), faiss.ScalarQuantizer.QT_fp16,
+                                                  faiss.METRIC_INNER_PRODUCT)
+            index.by_residual = False  # codes are the vectors themselves (fp16), decodable without the cells
+        else:
+            index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(int(params.get("seed", 0)))
         n_train = int(min(len(vecs), params.get("train_size", len(vecs))))
         sample = np.sort(rng.choice(len(vecs), size=n_train, replace=False)) if n_train < len(vecs) else slice(None)
@@ -782,7 +802,9 @@ def _make_index(kind: str, dim: int, params: Mapping[str, Any], vecs: np.ndarray
 
 def _kind_of(index: faiss.Index) -> str | None:
     index = faiss.downcast_index(index)
-    if isinstance(index, faiss.IndexIVFFlat):
+    if isinstance(index, faiss.IndexIVFFlat) or (
+            isinstance(index, faiss.IndexIVFScalarQuantizer) and index.sq.qtype == faiss.ScalarQuantizer.QT_fp16
+            and not index.by_residual):
         return "ivf"
     if isinstance(index, faiss.IndexIDMap2):
         inner = faiss.downcast_index(index.index)
@@ -811,12 +833,13 @@ def _stored_vectors(index: faiss.Index, kind: str) -> tuple[np.ndarray, np.ndarr
     from faiss.contrib.inspect_tools import get_invlist
 
     ivf = faiss.downcast_index(index)
+    code_type = np.float16 if isinstance(ivf, faiss.IndexIVFScalarQuantizer) else np.float32  # see _kind_of
     id_parts, vec_parts = [np.zeros(0, dtype=np.int64)], [np.zeros((0, d), dtype=np.float32)]
     for cell in range(ivf.nlist):
         if ivf.invlists.list_size(cell):
             cell_ids, codes = get_invlist(ivf.invlists, cell)
             id_parts.append(cell_ids.astype(np.int64))
-            vec_parts.append(codes.view(np.float32).reshape(-1, d))
+            vec_parts.append(codes.view(code_type).reshape(-1, d).astype(np.float32))
     ids, vecs = np.concatenate(id_parts), np.concatenate(vec_parts)
     order = np.argsort(ids, kind="stable")
     return ids[order], vecs[order]
