@@ -85,6 +85,24 @@ def test_tag_with_detector_and_render(upper_body_detector_weights: Path, tmp_pat
     assert "tagged 2/2 images (0 failed)" in capsys.readouterr().err
 
 
+def test_parallel_streams_give_the_same_lines_in_order(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+    """--streams 2 (two batches through the shared detector and classifier at once) = --streams 1."""
+    sizes = ((160, 120), (120, 160), (150, 150), (140, 100), (100, 140))
+    paths = _photos(tmp_path / "in", sizes)
+    outs = {}
+    for streams in ("1", "2"):
+        outs[streams] = tmp_path / f"res{streams}.jsonl"
+        assert _tag(str(tmp_path / "in"), "--detector", str(upper_body_detector_weights), "--batch-size", "2",
+                    "--streams", streams, "-o", str(outs[streams])) == 0
+    one, two = _lines(outs["1"]), _lines(outs["2"])
+    assert [r["image"]["path"] for r in two] == [str(p) for p in paths]
+    for a, b in zip(one, two):
+        _check(b, Path(b["image"]["path"]))
+        for key in ("timing_ms",):
+            a.pop(key, None), b.pop(key, None)
+        assert a == b
+
+
 def test_nothing_detected_falls_back_per_photo(upper_body_detector_weights: Path, tmp_path: Path) -> None:
     paths = _photos(tmp_path / "in")
     out, render = tmp_path / "res.jsonl", tmp_path / "render"
@@ -147,6 +165,17 @@ def test_bad_detection_options(args: list[str], message: str, upper_body_detecto
     assert _tag(str(path), "--detector", str(upper_body_detector_weights), *args) == 2
     err = capsys.readouterr().err
     assert err.startswith("fashionlens: error: ") and message in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--streams", "0"], "--streams: expected a positive number"),
+    (["--streams", "2", "--engine", "ray"], "use --ray-actors"),
+])
+def test_bad_streams_option(args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [path] = _photos(tmp_path, ((32, 32),))
+    with pytest.raises(SystemExit) as exit_info:
+        _tag(str(path), *args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_missing_or_wrong_detector_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

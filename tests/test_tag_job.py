@@ -318,11 +318,11 @@ def test_huge_image_gives_a_correct_result(tmp_path: Path, tagger: Tagger) -> No
 
 def test_results_do_not_depend_on_batch_size(tmp_path: Path, tagger: Tagger) -> None:
     paths = [mk(tmp_path) for mk in (mk_jpeg, mk_png, mk_exif_rotated, mk_grey, mk_empty)]
-    runs = {bs: list(tag_paths(tagger, paths, batch_size=bs, decode_threads=dt, progress=False))
-            for bs, dt in ((1, 1), (2, 2), (16, 4))}
+    runs = {(bs, st): list(tag_paths(tagger, paths, batch_size=bs, decode_threads=dt, progress=False, streams=st))
+            for bs, dt, st in ((1, 1, 1), (2, 2, 1), (16, 4, 1), (1, 2, 2), (2, 1, 3))}
     for recs in runs.values():
         assert [r["image"]["path"] for r in recs] == [str(p) for p in paths]
-    base = runs[1]
+    base = runs[1, 1]
     for recs in runs.values():
         for a, b in zip(base, recs):
             assert (a["error"] is None) == (b["error"] is None)
@@ -335,6 +335,8 @@ def test_results_do_not_depend_on_batch_size(tmp_path: Path, tagger: Tagger) -> 
 def test_bad_arguments(tmp_path: Path, tagger: Tagger) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         list(tag_paths(tagger, [mk_jpeg(tmp_path)], batch_size=0, progress=False))
+    with pytest.raises(ValueError, match="streams"):
+        list(tag_paths(tagger, [mk_jpeg(tmp_path)], streams=0, progress=False))
     from fashionlens.detect import DetectSettings
 
     with pytest.raises(ValueError, match="unknown post-processing rule"):
@@ -370,6 +372,34 @@ def test_mid_batch_model_crash_loses_only_that_batch(tmp_path: Path, tagger: Tag
     types = [r["error"]["type"] if r["error"] else None for r in recs]
     assert types == [None, None, None, "empty_file", "inference_failed", "inference_failed", None]
     assert "simulated ONNX Runtime failure" in recs[4]["error"]["message"]
+
+
+def test_model_crash_with_parallel_streams_loses_only_that_batch(tmp_path: Path, tagger: Tagger,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches run in 2 threads: the one whose model call fails becomes errors, the rest keep order."""
+    paths = []
+    for i in range(8):
+        _pattern(48, 40, i).save(tmp_path / f"img{i}.jpg", "JPEG")
+        paths.append(tmp_path / f"img{i}.jpg")
+    real_run = tagger.backend.run
+
+    def flaky_run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        if float(batch[0].mean()) == pytest.approx(crash_mean):
+            raise RuntimeError("simulated failure in one stream")
+        return real_run(batch)
+
+    first = list(tag_paths(tagger, paths, batch_size=2, progress=False))
+    from fashionlens.tag_job import _decode
+
+    crash_mean = float(_decode(paths[4], max_pixels=10**7, meta=tagger.meta)[1].mean())  # batch [4, 5]
+    monkeypatch.setattr(tagger.backend, "run", flaky_run)
+    recs = list(tag_paths(tagger, paths, batch_size=2, progress=False, streams=2))
+    assert [r["image"]["path"] for r in recs] == [str(p) for p in paths]
+    types = [r["error"]["type"] if r["error"] else None for r in recs]
+    assert types == [None] * 4 + ["inference_failed"] * 2 + [None] * 2
+    for a, b in zip(first, recs):
+        if b["error"] is None:
+            assert a["garments"][0]["category"] == b["garments"][0]["category"]
 
 
 def test_run_tag_job_survives_a_model_crash(tmp_path: Path, shared_tagger: Tagger,

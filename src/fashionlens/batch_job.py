@@ -792,9 +792,11 @@ def job_run_summary(job: TagJob, stats: JobRunStats | None, *, before: int, engi
 
 def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads: int = 2,
             max_pixels: int = 40_000_000, progress: bool = True,
-            on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None) -> JobRunStats:
+            on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None,
+            streams: int = 1) -> JobRunStats:
     """Tag the job's pending chunks with ``tagger`` (:func:`fashionlens.tag_job.tag_paths`: decoding
-    runs ahead across chunk boundaries) and commit each as soon as it is complete."""
+    runs ahead across chunk boundaries, ``streams`` batches at once) and commit each as soon as it is
+    complete."""
     from tqdm.auto import tqdm
 
     from fashionlens.tag_job import tag_paths
@@ -806,7 +808,7 @@ def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads
     with tqdm(total=len(job.inputs), initial=job.n_done, desc="tag", unit="img", disable=not progress,
               file=sys.stderr) as bar:
         records = tag_paths(tagger, paths, batch_size=batch_size, decode_threads=decode_threads,
-                            max_pixels=max_pixels, progress=False, on_image=on_image)
+                            max_pixels=max_pixels, progress=False, on_image=on_image, streams=streams)
         try:
             for k in pending:
                 want = len(job.chunk_inputs(k))

@@ -42,6 +42,10 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                               "(or --job-dir DIR --resume to continue a job with its own inputs)")
     if args.job_dir is None and (args.resume or args.chunk_size is not None or args.format is not None):
         args.tag_parser.error("--resume, --chunk-size and --format need --job-dir")
+    if args.streams < 1:
+        args.tag_parser.error(f"--streams: expected a positive number; got {args.streams}")
+    if args.engine == "ray" and args.streams != 1:
+        args.tag_parser.error("--streams is for the local engine; with --engine ray use --ray-actors")
     settings = None
     if not args.whole_image:  # the detector (and torch) is imported only when detecting
         from fashionlens.detect import DetectSettings
@@ -56,7 +60,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     return run_tag_job(args.inputs, output=output, weights=args.weights, backend=args.backend,
                        batch_size=args.batch_size, threads=args.threads, whole_image=args.whole_image,
                        detector=args.detector, detect_settings=settings, render_dir=args.render,
-                       detector_backend=args.detector_backend,
+                       detector_backend=args.detector_backend, streams=args.streams,
                        max_pixels=args.max_pixels, progress=not args.quiet,
                        on_summary=lambda line: print(f"fashionlens: {line}", file=sys.stderr),
                        embed=getattr(args, "embed", False), manifest=args.manifest, job_dir=args.job_dir,
@@ -314,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--render", default=None, metavar="DIR", help="write an annotated copy of each photo to DIR")
     tag.add_argument("--batch-size", type=int, default=16)
     tag.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    tag.add_argument("--streams", type=int, default=1, metavar="N",
+                     help="batches in flight at once, sharing the models (e.g. 2 with --threads 1 on 2 cores: "
+                          "docs/performance.md)")
     tag.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images (decompression bombs)")
     tag.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     tag.add_argument("--engine", choices=["local", "ray"], default="local",

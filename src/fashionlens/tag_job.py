@@ -84,49 +84,69 @@ def _open_output(output: str | Path | IO[str]) -> Iterator[IO[str]]:
 
 def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, decode_threads: int = 2,
               max_pixels: int = 40_000_000, progress: bool = True,
-              on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None) -> Iterator[dict[str, Any]]:
+              on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None,
+              streams: int = 1) -> Iterator[dict[str, Any]]:
     """Yield one result record per path, in order. Decoding runs ahead in ``decode_threads`` threads.
 
-    ``on_image(decoded, record)`` is called for every tagged photo (e.g. to render it)."""
+    ``streams`` batches go through the models at the same time, each in its own thread (the
+    models are shared: ONNX Runtime sessions and torch inference are thread-safe). With
+    single-threaded models, ``streams`` = the number of cores keeps every core busy through the
+    detector's serial Python/torch steps, which intra-op threads cannot. ``on_image(decoded,
+    record)`` is called for every tagged photo (e.g. to render it), from the stream's thread.
+    """
     detect = tagger.detector is not None
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if streams <= 0:
+        raise ValueError(f"streams must be positive, got {streams}")
+
+    def run_batch(batch: list[tuple[int, Any, Any, float]]) -> list[dict[str, Any]]:
+        ok = [(i, im, x, ms) for i, im, x, ms in batch if isinstance(im, DecodedImage)]
+        results: dict[int, dict[str, Any]] = {}
+        if ok:
+            try:
+                recs = tagger.tag_batch([im for _, im, _, _ in ok], [str(paths[i]) for i, _, _, _ in ok],
+                                        [ms for _, _, _, ms in ok],
+                                        inputs=None if detect else [x for _, _, x, _ in ok])
+                results.update({i: r for (i, _, _, _), r in zip(ok, recs)})
+                if on_image is not None:
+                    for (_, im, _, _), r in zip(ok, recs):
+                        on_image(im, r)
+            except Exception as exc:  # a model failure loses one batch's results, never the job
+                log.exception("inference failed for a batch of %d images", len(ok))
+                for i, _, _, _ in ok:
+                    results[i] = error_record(str(paths[i]), exc, model=tagger.model_info)
+                    results[i]["error"]["type"] = "inference_failed"
+        for i, im, _, _ in batch:
+            if i not in results:
+                results[i] = error_record(str(paths[i]), im, model=tagger.model_info)
+        return [results[i] for i, _, _, _ in batch]
+
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool, \
+            ThreadPoolExecutor(max_workers=streams, thread_name_prefix="tag-stream") as workers, \
             tqdm(total=len(paths), desc="tag", unit="img", disable=not progress, file=sys.stderr) as bar:
         decoded = _bounded_map(pool, lambda p: _decode(p, max_pixels=max_pixels, meta=tagger.meta, detect=detect), paths,
-                               ahead=2 * batch_size + decode_threads)
+                               ahead=(streams + 1) * batch_size + decode_threads)
+        running: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
         batch: list[tuple[int, Any, Any, float]] = []
 
-        def flush() -> list[dict[str, Any]]:
-            ok = [(i, im, x, ms) for i, im, x, ms in batch if isinstance(im, DecodedImage)]
-            results: dict[int, dict[str, Any]] = {}
-            if ok:
-                try:
-                    recs = tagger.tag_batch([im for _, im, _, _ in ok], [str(paths[i]) for i, _, _, _ in ok],
-                                            [ms for _, _, _, ms in ok],
-                                            inputs=None if detect else [x for _, _, x, _ in ok])
-                    results.update({i: r for (i, _, _, _), r in zip(ok, recs)})
-                    if on_image is not None:
-                        for (_, im, _, _), r in zip(ok, recs):
-                            on_image(im, r)
-                except Exception as exc:  # a model failure loses one batch's results, never the job
-                    log.exception("inference failed for a batch of %d images", len(ok))
-                    for i, _, _, _ in ok:
-                        results[i] = error_record(str(paths[i]), exc, model=tagger.model_info)
-                        results[i]["error"]["type"] = "inference_failed"
-            for i, im, _, _ in batch:
-                if i not in results:
-                    results[i] = error_record(str(paths[i]), im, model=tagger.model_info)
-            bar.update(len(batch))
-            return [results[i] for i, _, _, _ in batch]
+        def finished() -> list[dict[str, Any]]:
+            size, future = running.popleft()
+            records = future.result()
+            bar.update(size)
+            return records
 
         for i, (im, x, ms) in enumerate(decoded):
             batch.append((i, im, x, ms))
             if len(batch) == batch_size:
-                yield from flush()
+                if len(running) == streams:
+                    yield from finished()
+                running.append((len(batch), workers.submit(run_batch, batch)))
                 batch = []
         if batch:
-            yield from flush()
+            running.append((len(batch), workers.submit(run_batch, batch)))
+        while running:
+            yield from finished()
 
 
 def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = "-", weights: str | None = None,
@@ -135,7 +155,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                 render_dir: str | Path | None = None, detector_backend: str = "auto", max_pixels: int = 40_000_000, progress: bool = True,
                 on_summary: Callable[[str], None] | None = None, embed: bool = False,
                 manifest: str | Path | None = None, job_dir: str | Path | None = None, chunk_size: int | None = None,
-                formats: Sequence[str] | None = None, resume: bool = False) -> int:
+                formats: Sequence[str] | None = None, resume: bool = False, streams: int = 1) -> int:
     """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
@@ -148,6 +168,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     results in ``formats`` there; ``resume`` continues the job in ``job_dir`` (with no ``inputs``:
     its stored input list). ``output`` (not ``"-"``/``None``) then receives the merged results once
     the job is complete (``.parquet`` → Parquet, else JSONL).
+
+    ``streams``: batches in flight through the shared models at once (:func:`tag_paths`).
     """
     if job_dir is not None:
         return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
@@ -155,7 +177,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                             threads=threads, whole_image=whole_image, detector=detector,
                             detect_settings=detect_settings, render_dir=render_dir,
                             detector_backend=detector_backend, max_pixels=max_pixels, progress=progress,
-                            on_summary=on_summary, embed=embed)
+                            on_summary=on_summary, embed=embed, streams=streams)
     if manifest is not None:
         from fashionlens.batch_job import resolve_inputs
 
@@ -170,7 +192,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     failed = 0
     with _open_output("-" if output is None else output) as fh:
         for record in tag_paths(tagger, paths, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
-                                on_image=on_image):
+                                on_image=on_image, streams=streams):
             if record["error"] is not None:
                 failed += 1
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -213,7 +235,7 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
                  weights: str | None, backend: BackendName, batch_size: int, threads: int | None, whole_image: bool,
                  detector: str | None, detect_settings: DetectSettings | None, render_dir: str | Path | None,
                  detector_backend: str, max_pixels: int, progress: bool, on_summary: Callable[[str], None] | None,
-                 embed: bool) -> int:
+                 embed: bool, streams: int = 1) -> int:
     """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
     from dataclasses import asdict
 
@@ -245,7 +267,7 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
                                    detector_backend=detector_backend, embed=embed)
             job.bind_model(tagger.model_info)
             stats = run_job(job, tagger, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
-                            on_image=_renderer(render_dir))
+                            on_image=_renderer(render_dir), streams=streams)
         else:
             stats = None
         engine = f"backend {tagger.backend.name}" if tagger is not None else "local"
