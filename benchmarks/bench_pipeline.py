@@ -35,8 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = ROOT / ".." / "shared" / "datasets" / "ccp" / "photos"
 
-#: (mode, inference threads)
-CONFIGS: list[tuple[str, int]] = [("detect", 1), ("detect", 2), ("whole_image", 2)]
+#: (mode, inference threads per model call, streams = batches in flight at once; see tag_paths)
+CONFIGS: list[tuple[str, int, int]] = [("detect", 1, 1), ("detect", 2, 1), ("detect", 1, 2), ("whole_image", 2, 1)]
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,9 +51,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     detector = GarmentDetector(args.detector, threads=args.threads) if args.mode == "detect" else None
     tagger = Tagger(threads=args.threads, detector=detector)
     load_s = time.perf_counter() - t0
-    list(tag_paths(tagger, paths[:4], batch_size=4, progress=False))  # warm-up
+    list(tag_paths(tagger, paths[:4], batch_size=2, progress=False, streams=args.streams))  # warm-up
     t0 = time.perf_counter()
-    records = list(tag_paths(tagger, paths, batch_size=args.batch_size, progress=False))
+    records = list(tag_paths(tagger, paths, batch_size=args.batch_size, progress=False, streams=args.streams))
     dt = time.perf_counter() - t0
     failed = [r for r in records if r["error"] is not None]
     if failed:
@@ -79,6 +79,7 @@ def main() -> None:
     p.add_argument("--list", default=None, help=argparse.SUPPRESS)
     p.add_argument("--mode", default="detect", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--streams", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
@@ -88,25 +89,25 @@ def main() -> None:
         raise SystemExit(f"bench_pipeline: no photos in {args.images}")
     for q in paths:
         q.read_bytes()
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {c: [] for c in CONFIGS}
+    runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {c: [] for c in CONFIGS}
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(str(q) for q in paths))
         list_path = fh.name
     for r in range(args.repeats):
-        for mode, threads in CONFIGS:
+        for mode, threads, streams in CONFIGS:
             cmd = [sys.executable, __file__, "--worker", "--list", list_path, "--mode", mode, "--threads", str(threads),
-                   "--batch-size", str(args.batch_size)]
+                   "--streams", str(streams), "--batch-size", str(args.batch_size)]
             if args.detector:
                 cmd += ["--detector", args.detector]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if out.returncode != 0:
-                raise SystemExit(f"bench_pipeline: worker {mode}/{threads} failed:\n{out.stderr[-2000:]}")
-            runs[(mode, threads)].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"repeat {r + 1}/{args.repeats} {mode:11s} threads {threads}: "
-                  f"{runs[(mode, threads)][-1]['images_per_s']:.2f} img/s", file=sys.stderr)
+                raise SystemExit(f"bench_pipeline: worker {mode}/{threads}/{streams} failed:\n{out.stderr[-2000:]}")
+            runs[(mode, threads, streams)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"repeat {r + 1}/{args.repeats} {mode:11s} threads {threads} streams {streams}: "
+                  f"{runs[(mode, threads, streams)][-1]['images_per_s']:.2f} img/s", file=sys.stderr)
     rows = []
-    for (mode, threads), rs in runs.items():
-        rows.append({"mode": mode, "threads": threads,
+    for (mode, threads, streams), rs in runs.items():
+        rows.append({"mode": mode, "threads": threads, "streams": streams,
                      "images_per_s": statistics.median(x["images_per_s"] for x in rs),
                      "peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in rs),
                      "garments_per_image": rs[0]["garments_per_image"],
@@ -115,11 +116,11 @@ def main() -> None:
                      "loadavg_1min": [x["loadavg_1min"] for x in rs]})
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "images": len(paths),
               "repeats": args.repeats, "rows": rows}
-    print("| mode | threads | img/s (median) | peak RSS MiB | garments/img | decode ms | detect ms | classify ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mode | threads | streams | img/s (median) | peak RSS MiB | garments/img | decode ms | detect ms | classify ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         t = row["mean_timing_ms"]
-        print(f"| {row['mode']} | {row['threads']} | {row['images_per_s']:.2f} | {row['peak_rss_mb']:.0f} | "
+        print(f"| {row['mode']} | {row['threads']} | {row['streams']} | {row['images_per_s']:.2f} | {row['peak_rss_mb']:.0f} | "
               f"{row['garments_per_image']:.2f} | {t.get('decode', 0):.1f} | {t.get('detect', 0):.1f} | "
               f"{t.get('classify', t.get('infer', 0)):.1f} |")
     if args.json:

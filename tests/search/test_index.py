@@ -277,6 +277,8 @@ def test_ivf_storage_round_trips_and_survives_rebuild(tmp_path: Path, storage: s
     idx.remove([int(exact_top(x, q[:1], 1)[0, 0])])
     loaded = GarmentIndex.load(tmp_path)
     assert loaded.params["storage"] == storage and len(loaded) == 599
+    # single queries spread over the OpenMP threads (not persisted by FAISS: set on every load)
+    assert faiss.downcast_index(loaded._index).parallel_mode == index_mod.IVF_PARALLEL_MODE
     loaded.rebuild(nlist=4, nprobe=4)
     assert loaded.params["storage"] == storage and loaded.search(x[[42]], k=1)[0][0].id == 42
     nbytes = (tmp_path / loaded.manifest.files["vectors"]).stat().st_size

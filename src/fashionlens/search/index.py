@@ -70,6 +70,8 @@ logger = logging.getLogger(__name__)
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
 IvfStorage = Literal["float16", "float32"]
+#: FAISS ``IndexIVF.parallel_mode`` set on every ivf index: 2 = split the work over queries and cells.
+IVF_PARALLEL_MODE = 2
 #: How ``ivf`` cells store vectors (``params["storage"]``; indexes written before it existed are float32).
 IVF_STORAGES: dict[str, str] = {"float16": "IVF-SQfp16", "float32": "IVF-Flat"}
 #: ``kind="auto"`` builds ``flat`` up to this many vectors and ``ivf`` above. Exact search reads every
@@ -817,7 +819,11 @@ def _kind_of(index: faiss.Index) -> str | None:
 
 def _apply_search_defaults(index: faiss.Index, manifest: IndexManifest) -> None:
     if manifest.kind == "ivf":
-        faiss.downcast_index(index).nprobe = int(manifest.params["nprobe"])
+        ivf = faiss.downcast_index(index)
+        ivf.nprobe = int(manifest.params["nprobe"])
+        # OpenMP over the scanned cells as well as over the queries: a single query (the usual
+        # interactive search) then uses every thread instead of one (1M × 1536: ~2× faster on 2 cores)
+        ivf.parallel_mode = IVF_PARALLEL_MODE
     elif manifest.kind == "hnsw":
         faiss.downcast_index(faiss.downcast_index(index).index).hnsw.efSearch = int(manifest.params["ef_search"])
 
