@@ -105,6 +105,14 @@ def _pattern(w: int, h: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(arr)
 
 
+def _pattern_jpegs(d: Path, n: int) -> list[Path]:
+    """``n`` distinct small JPEGs img0.jpg … in ``d``."""
+    paths = [d / f"img{i}.jpg" for i in range(n)]
+    for i, path in enumerate(paths):
+        _pattern(48, 40, i).save(path, "JPEG")
+    return paths
+
+
 def mk_jpeg(d: Path) -> Path:
     _pattern(64, 48).save(d / "photo.jpg", "JPEG", quality=90)
     return d / "photo.jpg"
@@ -348,10 +356,7 @@ def test_bad_arguments(tmp_path: Path, tagger: Tagger) -> None:
 
 def test_mid_batch_model_crash_loses_only_that_batch(tmp_path: Path, tagger: Tagger,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    paths = []
-    for i in range(7):
-        _pattern(48, 40, i).save(tmp_path / f"img{i}.jpg", "JPEG")
-        paths.append(tmp_path / f"img{i}.jpg")
+    paths = _pattern_jpegs(tmp_path, 7)
     paths[3] = mk_empty(tmp_path)  # a decode error inside the crashing batch keeps its own type
     real_run = tagger.backend.run
     calls = []
@@ -377,10 +382,7 @@ def test_mid_batch_model_crash_loses_only_that_batch(tmp_path: Path, tagger: Tag
 def test_model_crash_with_parallel_streams_loses_only_that_batch(tmp_path: Path, tagger: Tagger,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches run in 2 threads: the one whose model call fails becomes errors, the rest keep order."""
-    paths = []
-    for i in range(8):
-        _pattern(48, 40, i).save(tmp_path / f"img{i}.jpg", "JPEG")
-        paths.append(tmp_path / f"img{i}.jpg")
+    paths = _pattern_jpegs(tmp_path, 8)
     real_run = tagger.backend.run
 
     def flaky_run(batch: np.ndarray) -> dict[str, np.ndarray]:
