@@ -10,8 +10,8 @@ SQLite metadata + fsynced files), then measures, on ``--queries`` held-out query
   SQLite metadata lookup of the hits, for each ``nprobe`` (ivf) or ``ef_search`` (hnsw) in the sweep;
 * recall@k of those hits against exact search (brute force in numpy over the same vectors);
 * the same for a filtered query (``category`` = one of 20 values, ~5 % of the collection);
-* for ``ivf``, each ``--ivf-storage`` (float16, float32) in turn on the same data and queries, so
-  the storages are compared side by side in one run (one index in memory at a time).
+* for ``ivf``, each ``--ivf-storage`` (float16, float32, fastscan) in turn on the same data and
+  queries, so the storages are compared side by side in one run (one index in memory at a time).
 
 The data is a two-level mixture of Gaussians on the unit sphere (default spread 4.0, whose
 neighbour contrast is close to that of real garment index vectors): ``--families`` family centres,
@@ -25,7 +25,7 @@ Prints one JSON line on stdout (progress goes to stderr). Usage (from the projec
     .venv/bin/python benchmarks/bench_index.py                      # 1M × 1280, kind auto (→ ivf)
     .venv/bin/python benchmarks/bench_index.py --n 50000 --nprobe 4,8,16,32
     .venv/bin/python benchmarks/bench_index.py --n 200000 --kind hnsw --ef-search 32,64,128
-    .venv/bin/python benchmarks/bench_index.py --dim 1536 --ivf-storage float16,float32   # issue 5 target
+    .venv/bin/python benchmarks/bench_index.py --dim 1536 --ivf-storage fastscan,float16   # issue 5 target
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def build_and_measure(args: argparse.Namespace, x: np.ndarray, metadata: list[di
         if index.kind == "ivf":
             nlist = index.params["nlist"]
             values = ([int(v) for v in args.nprobe.split(",")] if args.nprobe else
-                      sorted({max(1, nlist // 64), max(1, nlist // 32), index.params["nprobe"], max(1, nlist // 8)}))
+                      sorted({max(1, nlist // 64), max(1, nlist // 32), index.params["nprobe"], max(1, nlist // 8),
+                              max(1, nlist // 4)}))
             for p in values:
                 sweep.append({"nprobe": p, **measure(index, q, truth, args.k, warmup=args.warmup, nprobe=p)})
                 log(f"{storage} nprobe={p}: {sweep[-1]}")
@@ -181,8 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--nlist", type=int, default=None, help="ivf cells (default: default_nlist(n))")
     ap.add_argument("--nprobe", default=None,
                     help="comma-separated ivf nprobe sweep (default: nlist/64, nlist/32, stored default, nlist/8)")
-    ap.add_argument("--ivf-storage", default="float16",
-                    help="comma-separated ivf storages to build and measure in turn (float16, float32)")
+    ap.add_argument("--ivf-storage", default="fastscan,float16",
+                    help="comma-separated ivf storages to build and measure in turn (fastscan, float16, float32)")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--ef-construction", type=int, default=80)
     ap.add_argument("--ef-search", default="32,64,128", help="comma-separated hnsw ef_search sweep")
@@ -199,8 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.n < 1 or args.dim < 1 or args.queries < 1 or args.k < 1:
         ap.error("--n, --dim, --queries and --k must be >= 1")
     storages = [v.strip() for v in args.ivf_storage.split(",") if v.strip()]
-    if not storages or any(v not in ("float16", "float32") for v in storages):
-        ap.error(f"--ivf-storage: expected float16 and/or float32; got {args.ivf_storage!r}")
+    if not storages or any(v not in ("fastscan", "float16", "float32") for v in storages):
+        ap.error(f"--ivf-storage: expected fastscan, float16 and/or float32; got {args.ivf_storage!r}")
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
 

@@ -193,8 +193,8 @@ def test_rebuild_changes_kind_and_keeps_ids(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ filters
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_filters_return_k_matching_hits(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "storage"), [(k, "auto") for k in KINDS] + [("ivf", "fastscan")])
+def test_filters_return_k_matching_hits(tmp_path: Path, kind: str, storage: str) -> None:
     n = 2000
     x = clustered(n, DIM, clusters=20)
     meta = metas(n)
@@ -202,7 +202,8 @@ def test_filters_return_k_matching_hits(tmp_path: Path, kind: str) -> None:
         meta[i]["attributes"]["material"] = "wool" if i < 25 else "cotton"
     order = np.argsort(x[:, 0])  # wool = the 25 vectors with the smallest first coordinate
     x = x[order]
-    idx = GarmentIndex.build(x, meta, tmp_path, kind=kind, nlist=32, nprobe=1, hnsw_m=8, ef_search=16)
+    idx = GarmentIndex.build(x, meta, tmp_path, kind=kind, nlist=32, nprobe=1, hnsw_m=8, ef_search=16,
+                             ivf_storage=storage)
     q = x[-3:]  # far from the wool garments
 
     res = idx.search(q, k=10, filters={"material": "wool"})
@@ -285,6 +286,74 @@ def test_ivf_storage_round_trips_and_survives_rebuild(tmp_path: Path, storage: s
     assert nbytes < 599 * DIM * (2 if storage == "float16" else 4) + 4 * DIM * 4 + 599 * 8 + 4096
     loaded.rebuild(ivf_storage="float32" if storage == "float16" else "float16")
     assert GarmentIndex.load(tmp_path).params["storage"] != storage
+
+
+def test_fastscan_storage_reranks_exactly_and_deletes_through_tombstones(tmp_path: Path) -> None:
+    """fastscan: PQ codes rank the cells' vectors, float16 copies re-rank them — with every cell
+    scanned the hits are exact search's, scores within float16 rounding; removal tombstones the ids
+    (vectors file reused) and compacts past TOMBSTONE_COMPACT_FRACTION; the layout survives reloads."""
+    x, q = clustered(1200, DIM, clusters=12, seed=4), unit(5, seed=2)
+    idx = GarmentIndex.build(x, metas(1200), tmp_path, kind="ivf", nlist=8, nprobe=8, ivf_storage="fastscan")
+    assert idx.params["storage"] == "fastscan" and idx.params["pq_m"] == DIM // 2
+    assert idx.params["refine_factor"] == index_mod.FASTSCAN_REFINE_FACTOR
+    hits = idx.search(q, k=5)
+    assert hit_ids(hits) == exact_top(x, q, 5).tolist()
+    assert np.allclose([[h.score for h in row] for row in hits], np.sort(q @ x.T, axis=1)[:, ::-1][:, :5], atol=2e-3)
+    assert hit_ids(idx.search(x[:20], k=1)) == [[i] for i in range(20)]
+
+    vectors_file = idx.manifest.files["vectors"]
+    gone = exact_top(x, q[:1], 3)[0].tolist()
+    assert sorted(idx.remove(gone).tolist()) == sorted(gone)
+    assert idx.manifest.tombstones == 3 and idx.manifest.files["vectors"] == vectors_file and len(idx) == 1197
+    loaded = GarmentIndex.load(tmp_path)
+    assert loaded.params["storage"] == "fastscan" and loaded.manifest.tombstones == 3
+    assert not set(gone) & set(hit_ids(loaded.search(q[:1], k=10))[0])
+    assert len(loaded.search(q[:1], k=10)[0]) == 10
+    pair = index_mod._refine_pair(loaded._index)  # search settings are not persisted by FAISS: set on load
+    assert pair is not None and pair.k_factor == index_mod.FASTSCAN_REFINE_FACTOR
+    assert index_mod._ivf_of(loaded._index).parallel_mode == index_mod.IVF_PARALLEL_MODE
+    with pytest.raises(ValueError, match="in use"):  # a tombstoned id is still inside the index
+        loaded.add(x[:1], metas(1), ids=[gone[0]])
+
+    new = loaded.add(unit(10, seed=9), metas(10, start=1200))
+    assert loaded.search(unit(10, seed=9)[[3]], k=1)[0][0].id == new[3]
+    loaded.remove(range(400))  # > 25 % tombstones: rebuilt without them
+    assert loaded.manifest.tombstones == 0 and loaded.manifest.ntotal == len(loaded) == 1207 - 400 + 1
+    assert loaded.manifest.files["vectors"] != vectors_file
+    assert loaded.search(x[[900]], k=1)[0][0].id == 900
+    ids, vecs = loaded._live_vectors()
+    assert len(ids) == len(loaded) and np.allclose(vecs[ids == 900][0], x[900], atol=1e-3)
+    loaded.rebuild(ivf_storage="float16")
+    reloaded = GarmentIndex.load(tmp_path)
+    assert reloaded.params["storage"] == "float16" and reloaded.search(x[[900]], k=1)[0][0].id == 900
+
+
+def test_auto_ivf_storage_is_fastscan_for_large_collections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_mod, "FASTSCAN_AUTO_MIN", 500)
+    x = unit(800)
+    small = GarmentIndex.build(x[:400], metas(400), tmp_path / "small", kind="ivf", nlist=4)
+    assert small.params["storage"] == "float16" and small.params["nprobe"] == index_mod.default_nprobe(4)
+    large = GarmentIndex.build(x, metas(800), tmp_path / "large", kind="ivf", nlist=12)
+    assert large.params["storage"] == "fastscan"
+    assert large.params["nprobe"] == index_mod.default_fastscan_nprobe(12) == 2
+    large.rebuild(nlist=6)  # keeps the stored storage
+    assert GarmentIndex.load(tmp_path / "large").params["storage"] == "fastscan"
+
+
+def test_fastscan_needs_even_dimension_and_enough_vectors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="even dimension"):
+        GarmentIndex.build(unit(400, dim=15), metas(400), tmp_path, kind="ivf", nlist=4, ivf_storage="fastscan")
+    with pytest.raises(ValueError, match="at least 256 vectors"):
+        GarmentIndex.build(unit(100), metas(100), tmp_path, kind="ivf", nlist=4, ivf_storage="fastscan")
+
+
+def test_storage_mismatch_between_manifest_and_file_is_reported(tmp_path: Path) -> None:
+    GarmentIndex.build(unit(300), metas(300), tmp_path, kind="ivf", nlist=4, ivf_storage="fastscan")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["params"]["storage"] = "float16"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="expected float16 ivf storage"):
+        GarmentIndex.load(tmp_path)
 
 
 def test_ivf_index_written_before_storage_option_loads_as_float32(tmp_path: Path) -> None:

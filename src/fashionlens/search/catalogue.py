@@ -225,7 +225,7 @@ def _default_heads(alignment: str | os.PathLike[str] | bool | None) -> Alignment
 def build_index(inputs: Sequence[str | os.PathLike[str]], index_dir: str | os.PathLike[str], *,
                 kind: IndexKind = "auto", alignment: str | os.PathLike[str] | bool | None = None,
                 options: TagOptions = TagOptions(), progress: bool = True,
-                ivf_storage: IvfStorage = "float16") -> dict[str, Any]:
+                ivf_storage: IvfStorage = "auto") -> dict[str, Any]:
     """Build (atomically replace) the index in ``index_dir`` from ``inputs``; returns a summary.
 
     ``alignment``: heads file, ``None``/``True`` = the shipped heads, ``False`` = none (no text search).

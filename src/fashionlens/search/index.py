@@ -12,20 +12,30 @@ Index kinds (``kind=``):
   cells: ``"float16"`` (default; ``IndexIVFScalarQuantizer`` with ``QT_fp16``, no residuals — half
   the memory and about a third less scan time, scores within ~1e-3 of exact) or ``"float32"``
   (``IndexIVFFlat``, exact scores). Either way recall is limited by ``nprobe``, not by the storage
-  (fp16 rounding only reorders near-ties). Cells are not retrained by :meth:`GarmentIndex.add`;
-  after the collection has grown several-fold, :meth:`GarmentIndex.rebuild`.
+  (fp16 rounding only reorders near-ties). ``"fastscan"`` keeps 4-bit product-quantisation codes
+  (``IndexIVFPQFastScan``, ``dim/2`` sub-quantisers: an eighth of the float16 bytes) that are scanned
+  with SIMD lookup tables, then re-ranks the best ``refine_factor·k`` candidates exactly against a
+  float16 copy of every vector (``IndexRefine`` + ``IndexScalarQuantizer``); scores are float16-exact,
+  memory is ``2.25·dim`` bytes per vector, and a scan costs about a third of a float16 scan, so more
+  cells fit the same time (1M × 1536: recall@10 0.96 at p99 ~13 ms on 2 cores, where float16 needs
+  22 ms for 0.95 — ``benchmarks/bench_index.py``). It deletes through tombstones, like ``hnsw``.
+  ``"auto"`` (the default) picks ``fastscan`` from :data:`FASTSCAN_AUTO_MIN` vectors and ``float16``
+  below. Cells are not retrained by :meth:`GarmentIndex.add`; after the collection has grown
+  several-fold, :meth:`GarmentIndex.rebuild`.
 * ``hnsw`` — ``IndexHNSWFlat`` (``M``, ``ef_construction``, ``ef_search``) inside ``IndexIDMap2``.
   FAISS HNSW cannot delete, so :meth:`GarmentIndex.remove` deletes the metadata rows and records
   the ids as *tombstones* (a table in the metadata file), which searches exclude with an
-  ``IDSelectorNot``; once tombstones exceed :data:`HNSW_COMPACT_FRACTION` of the vectors, the
-  graph is rebuilt from the live vectors (:meth:`GarmentIndex.rebuild` does it on demand).
+  ``IDSelectorNot``; once tombstones exceed :data:`TOMBSTONE_COMPACT_FRACTION` of the vectors, the
+  graph is rebuilt from the live vectors (:meth:`GarmentIndex.rebuild` does it on demand). ``ivf``
+  with ``fastscan`` storage (``IndexIDMap2`` around the refine pair) deletes the same way.
 * ``auto`` — ``flat`` up to ``auto_threshold`` vectors (default :data:`DEFAULT_AUTO_THRESHOLD`),
   ``ivf`` above; an auto ``flat`` index that outgrows the threshold through ``add`` is rebuilt as
   ``ivf`` in that same ``add``.
 
 Filters (``search(..., filters=)``) are evaluated in SQLite to a set of ids, which FAISS then
 searches through an ``IDSelectorBatch`` (``flat`` is exact; ``ivf`` scales ``nprobe`` by the
-inverse selectivity — to every cell, which is exact, once that passes half of them — and widens it
+inverse selectivity — to every cell, which is exact (for ``fastscan``: up to its PQ pre-ranking of
+``refine_factor·k`` candidates), once that passes half of them — and widens it
 up to ``nlist`` until ``k`` matching hits are found; ``hnsw`` widens ``ef_search`` and finally scores the matching vectors exactly).
 So a filtered search returns ``min(k, number of matches)`` hits.
 
@@ -69,17 +79,24 @@ logger = logging.getLogger(__name__)
 
 IndexKind = Literal["auto", "flat", "ivf", "hnsw"]
 KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
-IvfStorage = Literal["float16", "float32"]
+IvfStorage = Literal["auto", "float16", "float32", "fastscan"]
 #: FAISS ``IndexIVF.parallel_mode`` set on every ivf index: 2 = split the work over queries and cells.
 IVF_PARALLEL_MODE = 2
 #: How ``ivf`` cells store vectors (``params["storage"]``; indexes written before it existed are float32).
-IVF_STORAGES: dict[str, str] = {"float16": "IVF-SQfp16", "float32": "IVF-Flat"}
+IVF_STORAGES: dict[str, str] = {"float16": "IVF-SQfp16", "float32": "IVF-Flat", "fastscan": "IVF-PQfs+refine-SQfp16"}
+#: ``ivf_storage="auto"`` picks ``fastscan`` for collections of at least this many vectors, ``float16`` below
+FASTSCAN_AUTO_MIN = 100_000
+#: ``fastscan`` storage: candidates re-ranked exactly per hit asked for (stored as ``refine_factor``)
+FASTSCAN_REFINE_FACTOR = 20
+#: ``fastscan`` storage needs this many vectors to train its 16-centroid codebooks
+FASTSCAN_MIN_VECTORS = 256
 #: ``kind="auto"`` builds ``flat`` up to this many vectors and ``ivf`` above. Exact search reads every
 #: vector per query (memory-bound): at dim 1280, 50k vectors (256 MB) took 16–25 ms per query on the
 #: 2-core development machine, against ~1 ms for IVF at recall@10 1.0 (benchmarks/bench_index.py).
 DEFAULT_AUTO_THRESHOLD = 20_000
-#: HNSW graphs are rebuilt when tombstones exceed this fraction of the vectors in the graph
-HNSW_COMPACT_FRACTION = 0.25
+#: indexes that delete through tombstones (hnsw, fastscan ivf) are rebuilt when tombstones exceed
+#: this fraction of the vectors in the index
+TOMBSTONE_COMPACT_FRACTION = 0.25
 #: filtered HNSW searches over at most this many matching vectors are scored exactly
 EXACT_SEARCH_MAX = 4096
 _NORM_TOLERANCE = 1e-4
@@ -87,7 +104,7 @@ _ROW_CHUNK = 65_536
 _SELECTION_CACHE = 8
 _HNSW_FILTERED_EF_MAX = 1024
 
-__all__ = ["DEFAULT_AUTO_THRESHOLD", "GarmentIndex", "GarmentMeta", "IndexFormatError", "IndexKind",
+__all__ = ["DEFAULT_AUTO_THRESHOLD", "FASTSCAN_AUTO_MIN", "GarmentIndex", "GarmentMeta", "IndexFormatError", "IndexKind",
            "IndexManifest", "IvfStorage", "SearchHit", "default_nlist", "default_nprobe"]
 
 
@@ -125,6 +142,13 @@ def default_nprobe(nlist: int) -> int:
     recall@10 of 1.0 against exact search; real embeddings may need more — measure, then pass
     ``nprobe=`` to ``build``/``rebuild`` (stored) or to ``search`` (per query)."""
     return int(max(1, min(nlist, round(nlist / 32))))
+
+
+def default_fastscan_nprobe(nlist: int) -> int:
+    """Cells scanned per query with ``fastscan`` storage: ``nlist / 6`` (2048 → 341). Its scans are about
+    3× cheaper than float16 ones, so it scans more: on the hard synthetic mixture of
+    ``benchmarks/bench_index.py`` (1M × 1536) this reaches recall@10 ≈ 0.96 in ~10 ms on 2 cores."""
+    return int(max(1, min(nlist, round(nlist / 6))))
 
 
 class GarmentIndex:
@@ -208,7 +232,7 @@ class GarmentIndex:
         auto_threshold: int = DEFAULT_AUTO_THRESHOLD,
         info: Mapping[str, Any] | None = None,
         seed: int = 0,
-        ivf_storage: IvfStorage = "float16",
+        ivf_storage: IvfStorage = "auto",
     ) -> GarmentIndex:
         """Build an index of ``vectors`` in ``directory``, atomically replacing any index there.
 
@@ -226,8 +250,10 @@ class GarmentIndex:
             auto_threshold: largest collection ``auto`` keeps ``flat``.
             info: free-form JSON-serialisable caller metadata stored in the manifest (e.g. encoder name).
             seed: seeds the IVF training sample.
-            ivf_storage: ``float16`` (half the memory, faster scans) or ``float32`` (exact scores)
-                vectors in the IVF cells; ignored by the other kinds.
+            ivf_storage: how ``ivf`` cells keep the vectors: ``float16`` (half the memory, faster scans),
+                ``float32`` (exact scores), ``fastscan`` (4-bit PQ codes + exact float16 re-ranking; the
+                fastest at large scale) or ``auto`` (``fastscan`` from :data:`FASTSCAN_AUTO_MIN` vectors,
+                else ``float16``); ignored by the other kinds.
 
         Returns:
             The opened index.
@@ -246,7 +272,7 @@ class GarmentIndex:
         if kind not in ("auto", *KINDS):
             raise ValueError(f"kind: expected one of {('auto', *KINDS)}; got {kind!r}")
         resolved = _resolve_kind(kind, n, auto_threshold)
-        params = _resolve_params(resolved, n, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
+        params = _resolve_params(resolved, n, dim, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m,
                                  ef_construction=ef_construction, ef_search=ef_search, seed=seed,
                                  ivf_storage=ivf_storage)
         params["auto_threshold"] = int(auto_threshold)
@@ -291,6 +317,9 @@ class GarmentIndex:
         if found != manifest.kind:
             raise IndexFormatError(f"index vectors file {path}: expected a {manifest.kind} index (manifest); "
                                    f"got {found or type(index).__name__}")
+        if found == "ivf" and _ivf_storage_of(index) != _stored_storage(manifest.params):
+            raise IndexFormatError(f"index vectors file {path}: expected {_stored_storage(manifest.params)} ivf storage "
+                                   f"(manifest); got {_ivf_storage_of(index)}")
         if index.d != manifest.dim:
             raise IndexFormatError(f"index vectors file {path}: expected dim {manifest.dim} (manifest); got {index.d}")
         if index.ntotal != manifest.ntotal:
@@ -308,7 +337,7 @@ class GarmentIndex:
             if rows != manifest.count:
                 raise IndexFormatError(f"index metadata in {directory}: expected {manifest.count} rows (manifest "
                                        f"count); got {rows}")
-            if len(tombstones) != manifest.tombstones or (len(tombstones) and manifest.kind != "hnsw"):
+            if len(tombstones) != manifest.tombstones or (len(tombstones) and not _uses_tombstones(manifest)):
                 raise IndexFormatError(f"index metadata in {directory}: expected {manifest.tombstones} tombstones "
                                        f"({manifest.kind}); got {len(tombstones)}")
             if rows + len(tombstones) != index.ntotal:
@@ -361,9 +390,9 @@ class GarmentIndex:
                 all_vecs = np.concatenate([old_vecs, vecs])
                 del old_vecs
                 all_ids = np.concatenate([old_ids, new_ids])
-                params = _resolve_params("ivf", len(all_ids), nlist=None, nprobe=None, hnsw_m=32,
+                params = _resolve_params("ivf", len(all_ids), self.dim, nlist=None, nprobe=None, hnsw_m=32,
                                          ef_construction=80, ef_search=64, seed=m.params.get("seed", 0),
-                                         ivf_storage="float16")
+                                         ivf_storage="auto")
                 params["auto_threshold"] = m.params["auto_threshold"]
                 index = _make_index("ivf", self.dim, params, all_vecs, all_ids)
                 logger.info("auto index outgrew %d vectors: rebuilt as ivf", m.params["auto_threshold"])
@@ -376,7 +405,8 @@ class GarmentIndex:
                paths: Iterable[str | os.PathLike[str]] | None = None) -> np.ndarray:
         """Remove vectors by id and/or by source image path (all garments of that path).
 
-        Ids and paths not in the index are ignored. ``hnsw``: see tombstones in the module docstring.
+        Ids and paths not in the index are ignored. ``hnsw`` and ``fastscan`` ``ivf``: see tombstones in
+        the module docstring.
 
         Returns:
             Sorted int64 ids actually removed (empty: nothing changed, nothing written).
@@ -397,13 +427,13 @@ class GarmentIndex:
                 return found
             m = self._manifest
             manifest = replace(m, count=m.count - len(found))
-            if self.kind != "hnsw":
+            if not _uses_tombstones(m):
                 self._commit(replace(manifest, ntotal=m.ntotal - len(found)), self._index,
                              lambda conn: _store.delete_rows(conn, found),
                              mutate=lambda: self._index.remove_ids(faiss.IDSelectorBatch(found)))
                 return found
             tombstones = np.union1d(self._tombstones, found)
-            if len(tombstones) <= HNSW_COMPACT_FRACTION * m.ntotal:
+            if len(tombstones) <= TOMBSTONE_COMPACT_FRACTION * m.ntotal:
 
                 def tombstone(conn: sqlite3.Connection) -> None:
                     _store.delete_rows(conn, found)
@@ -417,9 +447,9 @@ class GarmentIndex:
                 _store.clear_tombstones(conn)
 
             live_ids, live = self._live_vectors(exclude=tombstones)
-            index = _make_index("hnsw", self.dim, m.params, live, live_ids)
-            logger.info("hnsw: %d tombstones > %.0f%% of %d vectors: graph rebuilt", len(tombstones),
-                        100 * HNSW_COMPACT_FRACTION, m.ntotal)
+            index = _make_index(self.kind, self.dim, m.params, live, live_ids)
+            logger.info("%s: %d tombstones > %.0f%% of %d vectors: index rebuilt", self.kind, len(tombstones),
+                        100 * TOMBSTONE_COMPACT_FRACTION, m.ntotal)
             self._commit(replace(manifest, ntotal=len(live_ids), tombstones=0), index, compact)
             return found
 
@@ -431,7 +461,8 @@ class GarmentIndex:
         Use it to retrain IVF cells after growth, to compact HNSW tombstones, or to change ``kind``
         or parameters; unspecified parameters keep their stored values (IVF's ``nlist``/``nprobe``
         are re-derived from the new size unless given; ``ivf_storage`` defaults to the stored one — float32
-        for ivf indexes written before the option existed — and to ``float16`` when the kind changes). Needs memory for a copy of the vectors.
+        for ivf indexes written before the option existed — and to ``auto`` when the kind changes).
+        Needs memory for a copy of the vectors.
         """
         with self._lock:
             m = self._manifest
@@ -442,10 +473,10 @@ class GarmentIndex:
             new_kind = _resolve_kind(requested, len(ids), m.params["auto_threshold"])
             old = m.params
             params = _resolve_params(
-                new_kind, len(ids), nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m or old.get("M", 32),
+                new_kind, len(ids), self.dim, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m or old.get("M", 32),
                 ef_construction=ef_construction or old.get("ef_construction", 80),
                 ef_search=ef_search or old.get("ef_search", 64), seed=old.get("seed", 0),
-                ivf_storage=ivf_storage or (old.get("storage", "float32") if m.kind == "ivf" else "float16"))
+                ivf_storage=ivf_storage or (_stored_storage(old) if m.kind == "ivf" else "auto"))
             params["auto_threshold"] = old["auto_threshold"]
             index = _make_index(new_kind, self.dim, params, vecs, ids)
             manifest = replace(m, kind=new_kind, requested_kind=requested, params=params, ntotal=len(ids),
@@ -565,7 +596,7 @@ class GarmentIndex:
             return self._index.search(q, k, params=params)
 
         if self.kind == "ivf":
-            nlist = int(self._index.nlist)
+            nlist = int(_ivf_of(self._index).nlist)
             p = nprobe or int(self._manifest.params["nprobe"])
             if allowed is not None:  # expect as many matching vectors in the scanned cells as unfiltered
                 p = math.ceil(p * max(1, len(self)) / max(1, len(allowed)))
@@ -573,8 +604,18 @@ class GarmentIndex:
                     p = nlist
             p = min(nlist, max(1, p))
 
+            refine = self._manifest.params.get("refine_factor") if _stored_storage(self._manifest.params) == "fastscan" \
+                else None
+            if refine is not None and selector is not None:  # the IVF inside sees positions, not ids
+                keep.append(selector)
+                selector = faiss.IDSelectorTranslated(self._index.id_map, selector)
+
             def run_ivf(qq: np.ndarray, probe: int) -> tuple[np.ndarray, np.ndarray]:
-                return self._index.search(qq, k, params=faiss.SearchParametersIVF(nprobe=probe, sel=selector))
+                params = faiss.SearchParametersIVF(nprobe=probe, sel=selector)
+                if refine is None:
+                    return self._index.search(qq, k, params=params)
+                return self._index.search(qq, k, params=faiss.IndexRefineSearchParameters(
+                    k_factor=float(refine), base_index_params=params))
 
             scores, ids = run_ivf(q, p)
             todo = short(ids)
@@ -751,11 +792,11 @@ def _resolve_kind(kind: str, n: int, auto_threshold: int) -> str:
     return kind
 
 
-def _resolve_params(kind: str, n: int, *, nlist: int | None, nprobe: int | None, hnsw_m: int,
+def _resolve_params(kind: str, n: int, dim: int, *, nlist: int | None, nprobe: int | None, hnsw_m: int,
                     ef_construction: int, ef_search: int, seed: int, ivf_storage: str) -> dict[str, Any]:
     _check_positive(nlist=nlist, nprobe=nprobe)
-    if ivf_storage not in IVF_STORAGES:
-        raise ValueError(f"ivf_storage: expected one of {tuple(IVF_STORAGES)}; got {ivf_storage!r}")
+    if ivf_storage not in ("auto", *IVF_STORAGES):
+        raise ValueError(f"ivf_storage: expected one of {('auto', *IVF_STORAGES)}; got {ivf_storage!r}")
     if kind == "flat":
         return {}
     if kind == "hnsw":
@@ -764,11 +805,20 @@ def _resolve_params(kind: str, n: int, *, nlist: int | None, nprobe: int | None,
         raise ValueError("ivf: expected at least one vector to train the cells; got 0")
     if nlist is not None and nlist > n:
         raise ValueError(f"nlist: expected at most the number of vectors ({n}); got {nlist}")
+    storage = ivf_storage if ivf_storage != "auto" else ("fastscan" if n >= FASTSCAN_AUTO_MIN else "float16")
     cells = int(nlist or default_nlist(n))
     if n < 39 * cells:
         logger.warning("ivf: %d vectors for %d cells (FAISS recommends >= 39 per cell)", n, cells)
-    probe = int(min(cells, nprobe or default_nprobe(cells)))
-    return {"variant": IVF_STORAGES[ivf_storage], "storage": ivf_storage, "nlist": cells, "nprobe": probe,
+    extra: dict[str, Any] = {}
+    if storage == "fastscan":
+        if dim % 2:
+            raise ValueError(f"ivf_storage fastscan: expected an even dimension (2 dimensions per code); got {dim}")
+        if n < FASTSCAN_MIN_VECTORS:
+            raise ValueError(f"ivf_storage fastscan: expected at least {FASTSCAN_MIN_VECTORS} vectors to train its "
+                             f"codebooks; got {n} (use float16)")
+        extra = {"pq_m": dim // 2, "refine_factor": FASTSCAN_REFINE_FACTOR}
+    probe = int(min(cells, nprobe or (default_fastscan_nprobe if storage == "fastscan" else default_nprobe)(cells)))
+    return {"variant": IVF_STORAGES[storage], "storage": storage, "nlist": cells, "nprobe": probe, **extra,
             "train_size": int(min(n, 64 * cells)), "seed": int(seed)}
 
 
@@ -782,18 +832,18 @@ def _make_index(kind: str, dim: int, params: Mapping[str, Any], vecs: np.ndarray
         inner.hnsw.efSearch = int(params["ef_search"])
         index = faiss.IndexIDMap2(inner)
     elif kind == "ivf":
+        storage = _stored_storage(params)
+        if storage == "fastscan":
+            return _make_fastscan(dim, params, vecs, ids)
         quantizer = faiss.IndexFlatIP(dim)
-        if params.get("storage", "float32") == "float16":
+        if storage == "float16":
             index = faiss.IndexIVFScalarQuantizer(quantizer, dim, int(params["nlist"]), faiss.ScalarQuantizer.QT_fp16,
                                                   faiss.METRIC_INNER_PRODUCT)
             index.by_residual = False  # codes are the vectors themselves (fp16), decodable without the cells
         else:
             index = faiss.IndexIVFFlat(quantizer, dim, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(int(params.get("seed", 0)))
-        n_train = int(min(len(vecs), params.get("train_size", len(vecs))))
-        sample = np.sort(rng.choice(len(vecs), size=n_train, replace=False)) if n_train < len(vecs) else slice(None)
         index.cp.seed = int(params.get("seed", 0))
-        index.train(np.ascontiguousarray(vecs[sample]))
+        index.train(_training_sample(vecs, params))
         index.nprobe = int(params["nprobe"])
     else:
         raise ValueError(f"kind: expected one of {KINDS}; got {kind!r}")
@@ -802,12 +852,85 @@ def _make_index(kind: str, dim: int, params: Mapping[str, Any], vecs: np.ndarray
     return index
 
 
+def _training_sample(vecs: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """The seeded sample of ``vecs`` (``params["train_size"]`` rows, in order) that trains IVF cells."""
+    rng = np.random.default_rng(int(params.get("seed", 0)))
+    n_train = int(min(len(vecs), params.get("train_size", len(vecs))))
+    if n_train >= len(vecs):
+        return np.ascontiguousarray(vecs)
+    return np.ascontiguousarray(vecs[np.sort(rng.choice(len(vecs), size=n_train, replace=False))])
+
+
+def _make_fastscan(dim: int, params: Mapping[str, Any], vecs: np.ndarray, ids: np.ndarray) -> faiss.Index:
+    """``IndexIDMap2(IndexRefine(IndexIVFPQFastScan, IndexScalarQuantizer fp16))`` holding ``vecs``.
+
+    The IVF scan ranks candidates by 4-bit PQ codes; ``IndexRefine`` re-scores the best
+    ``k_factor·k`` against the float16 copies (positions, not ids, inside the pair: hence the id map)."""
+    seed = int(params.get("seed", 0))
+    base = faiss.index_factory(dim, f"IVF{int(params['nlist'])},PQ{int(params['pq_m'])}x4fs", faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.downcast_index(base)
+    ivf.cp.seed = seed
+    ivf.pq.cp.seed = seed
+    base.train(_training_sample(vecs, params))
+    ivf.nprobe = int(params["nprobe"])
+    exact = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    pair = faiss.IndexRefine(base, exact)
+    pair.own_fields = True  # the C++ objects now own each other: drop Python's ownership
+    base.this.disown()
+    exact.this.disown()
+    pair.k_factor = float(params["refine_factor"])
+    index = faiss.IndexIDMap2(pair)
+    index.own_fields = True
+    pair.this.disown()
+    if len(vecs):
+        index.add_with_ids(vecs, ids)
+    return index
+
+
+def _stored_storage(params: Mapping[str, Any]) -> str:
+    """The ``ivf`` storage recorded in ``params`` (float32 for indexes written before the option)."""
+    return str(params.get("storage", "float32"))
+
+
+def _uses_tombstones(manifest: IndexManifest) -> bool:
+    return manifest.kind == "hnsw" or (manifest.kind == "ivf" and _stored_storage(manifest.params) == "fastscan")
+
+
+def _refine_pair(index: faiss.Index) -> faiss.IndexRefine | None:
+    """The ``IndexRefine`` inside a fastscan ``ivf`` index, else None."""
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexRefine):
+            return inner
+    return None
+
+
+def _ivf_of(index: faiss.Index) -> faiss.IndexIVF:
+    """The ``IndexIVF`` of an ``ivf`` index (inside the refine pair for fastscan storage)."""
+    pair = _refine_pair(index)
+    return faiss.downcast_index(pair.base_index if pair is not None else index)
+
+
+def _ivf_storage_of(index: faiss.Index) -> str:
+    ivf = _ivf_of(index)
+    if isinstance(ivf, faiss.IndexIVFPQFastScan):
+        return "fastscan"
+    return "float16" if isinstance(ivf, faiss.IndexIVFScalarQuantizer) else "float32"
+
+
 def _kind_of(index: faiss.Index) -> str | None:
     index = faiss.downcast_index(index)
     if isinstance(index, faiss.IndexIVFFlat) or (
             isinstance(index, faiss.IndexIVFScalarQuantizer) and index.sq.qtype == faiss.ScalarQuantizer.QT_fp16
             and not index.by_residual):
         return "ivf"
+    pair = _refine_pair(index)
+    if pair is not None:
+        base, exact = faiss.downcast_index(pair.base_index), faiss.downcast_index(pair.refine_index)
+        if (isinstance(base, faiss.IndexIVFPQFastScan) and isinstance(exact, faiss.IndexScalarQuantizer)
+                and exact.sq.qtype == faiss.ScalarQuantizer.QT_fp16):
+            return "ivf"
+        return None
     if isinstance(index, faiss.IndexIDMap2):
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSWFlat):
@@ -819,11 +942,14 @@ def _kind_of(index: faiss.Index) -> str | None:
 
 def _apply_search_defaults(index: faiss.Index, manifest: IndexManifest) -> None:
     if manifest.kind == "ivf":
-        ivf = faiss.downcast_index(index)
+        ivf = _ivf_of(index)
         ivf.nprobe = int(manifest.params["nprobe"])
         # OpenMP over the scanned cells as well as over the queries: a single query (the usual
         # interactive search) then uses every thread instead of one (1M × 1536: ~2× faster on 2 cores)
         ivf.parallel_mode = IVF_PARALLEL_MODE
+        pair = _refine_pair(index)
+        if pair is not None:
+            pair.k_factor = float(manifest.params["refine_factor"])
     elif manifest.kind == "hnsw":
         faiss.downcast_index(faiss.downcast_index(index).index).hnsw.efSearch = int(manifest.params["ef_search"])
 
@@ -831,6 +957,10 @@ def _apply_search_defaults(index: faiss.Index, manifest: IndexManifest) -> None:
 def _stored_vectors(index: faiss.Index, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """All ``(ids, vectors)`` inside a FAISS index of ``kind`` (tombstoned ones included)."""
     d, n = index.d, index.ntotal
+    pair = _refine_pair(index)
+    if pair is not None:  # fastscan ivf: the float16 copies, in id-map order
+        vecs = faiss.downcast_index(pair.refine_index).reconstruct_n(0, n) if n else np.zeros((0, d), np.float32)
+        return faiss.vector_to_array(index.id_map).astype(np.int64), vecs
     if kind in ("flat", "hnsw"):
         inner = faiss.downcast_index(index.index)
         storage = faiss.downcast_index(inner.storage) if kind == "hnsw" else inner
