@@ -315,8 +315,11 @@ def test_fastscan_storage_reranks_exactly_and_deletes_through_tombstones(tmp_pat
     with pytest.raises(ValueError, match="in use"):  # a tombstoned id is still inside the index
         loaded.add(x[:1], metas(1), ids=[gone[0]])
 
+    few = {"path": ["img5.jpg", "img7.jpg", "img1203.jpg"]}  # selective: scored exactly via a position bitmap
+    assert sorted(hit_ids(loaded.search(q[:1], k=5, filters=few))[0]) == [5, 7]
     new = loaded.add(unit(10, seed=9), metas(10, start=1200))
     assert loaded.search(unit(10, seed=9)[[3]], k=1)[0][0].id == new[3]
+    assert sorted(hit_ids(loaded.search(q[:1], k=5, filters=few))[0]) == [5, 7, 1203]  # cache follows the add
     loaded.remove(range(400))  # > 25 % tombstones: rebuilt without them
     assert loaded.manifest.tombstones == 0 and loaded.manifest.ntotal == len(loaded) == 1207 - 400 + 1
     assert loaded.manifest.files["vectors"] != vectors_file

@@ -169,6 +169,9 @@ class GarmentIndex:
         self._tombstones = tombstones
         self._lock = threading.RLock()
         self._selections: OrderedDict[str, tuple[np.ndarray, faiss.IDSelector]] = OrderedDict()
+        # fastscan filtered searches: id(allowed ids) -> (those ids, position bitmap, its selector)
+        self._position_bitmaps: OrderedDict[int, tuple[np.ndarray, np.ndarray, faiss.IDSelector]] = OrderedDict()
+        self._id_map: np.ndarray | None = None
 
     # -------------------------------------------------------------------------------- properties
 
@@ -509,6 +512,8 @@ class GarmentIndex:
         self._tombstones = _store.tombstone_ids(conn)
         self._manifest = committed
         self._selections.clear()
+        self._position_bitmaps.clear()
+        self._id_map = None
 
     # -------------------------------------------------------------------------------- reads
 
@@ -609,6 +614,10 @@ class GarmentIndex:
             if refine is not None and selector is not None:  # the IVF inside sees positions, not ids
                 keep.append(selector)
                 selector = faiss.IDSelectorTranslated(self._index.id_map, selector)
+                if allowed is not None and p == nlist:
+                    # every cell would be scanned, and fast-scan computes the distance of every code
+                    # before it tests the filter: score only the matching float16 copies (exact)
+                    return self._exact_positions(q, k, allowed)
 
             def run_ivf(qq: np.ndarray, probe: int) -> tuple[np.ndarray, np.ndarray]:
                 params = faiss.SearchParametersIVF(nprobe=probe, sel=selector)
@@ -647,6 +656,24 @@ class GarmentIndex:
             candidates = allowed if allowed is not None else self._live_ids()
             scores[todo], ids[todo] = self._exact(q[todo], k, candidates)
         return scores, ids
+
+    def _exact_positions(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """fastscan ``ivf``: exact top-``k`` among the ``allowed`` ids, by scanning the float16 copies
+        through a bitmap of their positions (built once per filter and generation, then cached)."""
+        pair = _refine_pair(self._index)
+        assert pair is not None
+        if self._id_map is None:  # position -> id, copied once per generation
+            self._id_map = faiss.vector_to_array(self._index.id_map)
+        id_map = self._id_map
+        cached = self._position_bitmaps.get(id(allowed))
+        if cached is None or cached[0] is not allowed:
+            bits = np.packbits(np.isin(id_map, allowed), bitorder="little")
+            cached = (allowed, bits, faiss.IDSelectorBitmap(len(id_map), faiss.swig_ptr(bits)))
+            self._position_bitmaps[id(allowed)] = cached
+            while len(self._position_bitmaps) > _SELECTION_CACHE:
+                self._position_bitmaps.popitem(last=False)
+        scores, pos = pair.refine_index.search(q, k, params=faiss.SearchParameters(sel=cached[2]))
+        return scores, np.where(pos >= 0, id_map[np.maximum(pos, 0)], -1)
 
     def _exact(self, q: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force top-``k`` over ``candidates`` (ids) by reconstructing their vectors in chunks."""
