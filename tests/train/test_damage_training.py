@@ -50,3 +50,25 @@ def test_train_resume_and_evaluate_on_a_tiny_set(tmp_path):
 def test_config_rejects_sizes_that_are_not_multiples_of_32():
     with pytest.raises(ValueError, match="multiples of 32"):
         DamageTrainConfig(height=100)
+
+
+def test_init_from_starts_at_saved_weights_and_rejects_other_shapes(tmp_path):
+    root = _fake_rise(tmp_path / "data")
+    first = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "a"), height=64, width=64, epochs=1,
+                              batch_size=4, workers=0, decoder_channels=8)
+    saved = train_damage(first, progress=False)["model"]
+    start, _ = load_damage_model(saved)
+    # lr 1e-12: one more epoch leaves the weights where init_from put them; another seed would have
+    # drawn another random decoder, so equality shows the weights came from init_from
+    more = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "b"), height=64, width=64, epochs=1,
+                             batch_size=4, workers=0, decoder_channels=8, init_from=saved, epoch_offset=1, lr=1e-12,
+                             seed=1)
+    after, _ = load_damage_model(train_damage(more, progress=False)["model"])
+    for (name, a), b in zip(start.named_parameters(), after.parameters()):  # (decoder BN statistics do move)
+        assert np.allclose(a.detach().numpy(), b.detach().numpy(), atol=2e-3), name  # fp16 storage of the weights
+    other = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "c"), height=64, width=64, epochs=1,
+                              batch_size=4, workers=0, decoder_channels=16, init_from=saved)
+    with pytest.raises(ValueError, match="expected damage weights with decoder_channels 16"):
+        train_damage(other, progress=False)
+    with pytest.raises(ValueError, match="epoch_offset must be >= 0"):
+        DamageTrainConfig(epoch_offset=-1)

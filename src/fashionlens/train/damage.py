@@ -75,6 +75,8 @@ class DamageTrainConfig:
     workers: int = 1
     limit: int | None = None
     max_false_rate: float = 0.05
+    init_from: str | None = None  # start from saved damage weights (e.g. the shipped model), not ImageNet
+    epoch_offset: int = 0  # epoch e draws its synthetic damage as epoch e + offset (fresh draws after init_from)
     name: str = "damage-segmenter-lite0"
     version: str = "1"
 
@@ -86,6 +88,8 @@ class DamageTrainConfig:
         if len(self.class_weights) != len(DAMAGE_TYPES) + 1 or min(self.class_weights) <= 0:
             raise ValueError(f"class_weights: expected {len(DAMAGE_TYPES) + 1} positive weights (none, "
                              f"{', '.join(DAMAGE_TYPES)}), got {self.class_weights}")
+        if self.epoch_offset < 0:
+            raise ValueError(f"epoch_offset must be >= 0, got {self.epoch_offset}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
 
@@ -216,7 +220,18 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
     photos = {k: load_garment_photos(v, height=config.height, width=config.width, progress=progress)
               for k, v in paths.items()}
     val_damaged = fixed_damage_set(photos["val"], seed=10_000 + config.seed)
-    model = DamageSegmenter(frozen_blocks=config.frozen_blocks, decoder_channels=config.decoder_channels)
+    model = DamageSegmenter(frozen_blocks=config.frozen_blocks, decoder_channels=config.decoder_channels,
+                            pretrained=config.init_from is None)
+    if config.init_from:
+        from fashionlens.models.damage import load_damage_model
+
+        trained, _meta = load_damage_model(config.init_from)
+        try:
+            model.load_state_dict(trained.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"init_from {config.init_from}: expected damage weights with decoder_channels "
+                             f"{config.decoder_channels}; {e}") from None
+        log.info("initialised from %s", config.init_from)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(photos["train"]) / config.batch_size)
@@ -233,9 +248,10 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
         log.info("resumed from epoch %d", start)
     for epoch in range(start, config.epochs):
         model.train()
-        loader = torch.utils.data.DataLoader(_TrainSet(photos["train"], config, epoch), batch_size=config.batch_size,
+        draw = epoch + config.epoch_offset
+        loader = torch.utils.data.DataLoader(_TrainSet(photos["train"], config, draw), batch_size=config.batch_size,
                                              shuffle=True, num_workers=config.workers,
-                                             generator=torch.Generator().manual_seed(config.seed + epoch))
+                                             generator=torch.Generator().manual_seed(config.seed + draw))
         t0, losses = time.time(), []
         for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress):
             loss = _loss(model(x), y, config)
