@@ -341,6 +341,8 @@ def test_auto_ivf_storage_is_fastscan_for_large_collections(tmp_path: Path, monk
     assert large.params["nprobe"] == index_mod.default_fastscan_nprobe(12) == 2
     large.rebuild(nlist=6)  # keeps the stored storage
     assert GarmentIndex.load(tmp_path / "large").params["storage"] == "fastscan"
+    odd = GarmentIndex.build(unit(800, dim=15), metas(800), tmp_path / "odd", kind="ivf", nlist=12)
+    assert odd.params["storage"] == "float16"  # fastscan codes pair up dimensions
 
 
 def test_fastscan_needs_even_dimension_and_enough_vectors(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ Index kinds (``kind=``):
   memory is ``2.25·dim`` bytes per vector, and a scan costs about a third of a float16 scan, so more
   cells fit the same time (1M × 1536: recall@10 0.96 at p99 ~13 ms on 2 cores, where float16 needs
   22 ms for 0.95 — ``benchmarks/bench_index.py``). It deletes through tombstones, like ``hnsw``.
-  ``"auto"`` (the default) picks ``fastscan`` from :data:`FASTSCAN_AUTO_MIN` vectors and ``float16``
-  below. Cells are not retrained by :meth:`GarmentIndex.add`; after the collection has grown
+  ``"auto"`` (the default) picks ``fastscan`` from :data:`FASTSCAN_AUTO_MIN` vectors (of an even
+  dimension) and ``float16`` otherwise. Cells are not retrained by :meth:`GarmentIndex.add`; after the collection has grown
   several-fold, :meth:`GarmentIndex.rebuild`.
 * ``hnsw`` — ``IndexHNSWFlat`` (``M``, ``ef_construction``, ``ef_search``) inside ``IndexIDMap2``.
   FAISS HNSW cannot delete, so :meth:`GarmentIndex.remove` deletes the metadata rows and records
@@ -832,7 +832,8 @@ def _resolve_params(kind: str, n: int, dim: int, *, nlist: int | None, nprobe: i
         raise ValueError("ivf: expected at least one vector to train the cells; got 0")
     if nlist is not None and nlist > n:
         raise ValueError(f"nlist: expected at most the number of vectors ({n}); got {nlist}")
-    storage = ivf_storage if ivf_storage != "auto" else ("fastscan" if n >= FASTSCAN_AUTO_MIN else "float16")
+    storage = ivf_storage if ivf_storage != "auto" else (
+        "fastscan" if n >= FASTSCAN_AUTO_MIN and dim % 2 == 0 else "float16")
     cells = int(nlist or default_nlist(n))
     if n < 39 * cells:
         logger.warning("ivf: %d vectors for %d cells (FAISS recommends >= 39 per cell)", n, cells)
