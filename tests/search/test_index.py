@@ -339,8 +339,15 @@ def test_auto_ivf_storage_is_fastscan_for_large_collections(tmp_path: Path, monk
     large = GarmentIndex.build(x, metas(800), tmp_path / "large", kind="ivf", nlist=12)
     assert large.params["storage"] == "fastscan"
     assert large.params["nprobe"] == index_mod.default_fastscan_nprobe(12) == 2
-    large.rebuild(nlist=6)  # keeps the stored storage
+    large.rebuild(nlist=6)  # auto again: still large enough
     assert GarmentIndex.load(tmp_path / "large").params["storage"] == "fastscan"
+    small.add(x[400:], metas(400, start=400))  # grew past the threshold: float16 until rebuilt, then fastscan
+    assert small.params["storage"] == "float16"
+    small.rebuild()
+    assert GarmentIndex.load(tmp_path / "small").params["storage"] == "fastscan" and len(small) == 800
+    pinned = GarmentIndex.build(x, metas(800), tmp_path / "pinned", kind="ivf", nlist=12, ivf_storage="float16")
+    pinned.rebuild()  # asked for float16 explicitly: kept
+    assert pinned.params["storage"] == "float16"
     odd = GarmentIndex.build(unit(800, dim=15), metas(800), tmp_path / "odd", kind="ivf", nlist=12)
     assert odd.params["storage"] == "float16"  # fastscan codes pair up dimensions
 

@@ -463,8 +463,9 @@ class GarmentIndex:
 
         Use it to retrain IVF cells after growth, to compact HNSW tombstones, or to change ``kind``
         or parameters; unspecified parameters keep their stored values (IVF's ``nlist``/``nprobe``
-        are re-derived from the new size unless given; ``ivf_storage`` defaults to the stored one — float32
-        for ivf indexes written before the option existed — and to ``auto`` when the kind changes).
+        are re-derived from the new size unless given; ``ivf_storage`` defaults to the one asked for at
+        build — ``auto`` re-decides by the new size; float32 for ivf indexes written before the option
+        existed — and to ``auto`` when the kind changes).
         Needs memory for a copy of the vectors.
         """
         with self._lock:
@@ -479,7 +480,8 @@ class GarmentIndex:
                 new_kind, len(ids), self.dim, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m or old.get("M", 32),
                 ef_construction=ef_construction or old.get("ef_construction", 80),
                 ef_search=ef_search or old.get("ef_search", 64), seed=old.get("seed", 0),
-                ivf_storage=ivf_storage or (_stored_storage(old) if m.kind == "ivf" else "auto"))
+                ivf_storage=ivf_storage or (old.get("requested_storage", _stored_storage(old)) if m.kind == "ivf"
+                                            else "auto"))
             params["auto_threshold"] = old["auto_threshold"]
             index = _make_index(new_kind, self.dim, params, vecs, ids)
             manifest = replace(m, kind=new_kind, requested_kind=requested, params=params, ntotal=len(ids),
@@ -846,7 +848,8 @@ def _resolve_params(kind: str, n: int, dim: int, *, nlist: int | None, nprobe: i
                              f"codebooks; got {n} (use float16)")
         extra = {"pq_m": dim // 2, "refine_factor": FASTSCAN_REFINE_FACTOR}
     probe = int(min(cells, nprobe or (default_fastscan_nprobe if storage == "fastscan" else default_nprobe)(cells)))
-    return {"variant": IVF_STORAGES[storage], "storage": storage, "nlist": cells, "nprobe": probe, **extra,
+    return {"variant": IVF_STORAGES[storage], "storage": storage, "requested_storage": ivf_storage,
+            "nlist": cells, "nprobe": probe, **extra,
             "train_size": int(min(n, 64 * cells)), "seed": int(seed)}
 
 
