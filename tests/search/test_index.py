@@ -331,6 +331,16 @@ def test_fastscan_storage_reranks_exactly_and_deletes_through_tombstones(tmp_pat
     assert reloaded.params["storage"] == "float16" and reloaded.search(x[[900]], k=1)[0][0].id == 900
 
 
+def test_fastscan_stays_tombstoned_when_too_few_vectors_would_remain(tmp_path: Path) -> None:
+    x = unit(300)
+    idx = GarmentIndex.build(x, metas(300), tmp_path, kind="ivf", nlist=8, ivf_storage="fastscan")
+    idx.remove(range(290))  # 10 left: fewer than the codebooks need, so no retraining
+    assert idx.manifest.tombstones == 290 and len(idx) == 10
+    assert sorted(hit_ids(idx.search(x[290:], k=20))[0]) == list(range(290, 300))
+    idx.remove(range(290, 300))
+    assert len(GarmentIndex.load(tmp_path)) == 0 and idx.search(x[:1], k=5) == [[]]
+
+
 def test_auto_ivf_storage_is_fastscan_for_large_collections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_mod, "FASTSCAN_AUTO_MIN", 500)
     x = unit(800)

@@ -17,8 +17,8 @@ Index kinds (``kind=``):
   with SIMD lookup tables, then re-ranks the best ``refine_factor·k`` candidates exactly against a
   float16 copy of every vector (``IndexRefine`` + ``IndexScalarQuantizer``); scores are float16-exact,
   memory is ``2.25·dim`` bytes per vector, and a scan costs about a third of a float16 scan, so more
-  cells fit the same time (1M × 1536: recall@10 0.96 at p99 ~13 ms on 2 cores, where float16 needs
-  22 ms for 0.95 — ``benchmarks/bench_index.py``). It deletes through tombstones, like ``hnsw``.
+  cells fit the same time (1M × 1536: recall@10 0.957 at p99 ~11 ms on 2 cores, where float16 needs
+  25 ms for 0.95 — ``benchmarks/bench_index.py``). It deletes through tombstones, like ``hnsw``.
   ``"auto"`` (the default) picks ``fastscan`` from :data:`FASTSCAN_AUTO_MIN` vectors (of an even
   dimension) and ``float16`` otherwise. Cells are not retrained by :meth:`GarmentIndex.add`; after the collection has grown
   several-fold, :meth:`GarmentIndex.rebuild`.
@@ -27,7 +27,8 @@ Index kinds (``kind=``):
   the ids as *tombstones* (a table in the metadata file), which searches exclude with an
   ``IDSelectorNot``; once tombstones exceed :data:`TOMBSTONE_COMPACT_FRACTION` of the vectors, the
   graph is rebuilt from the live vectors (:meth:`GarmentIndex.rebuild` does it on demand). ``ivf``
-  with ``fastscan`` storage (``IndexIDMap2`` around the refine pair) deletes the same way.
+  with ``fastscan`` storage (``IndexIDMap2`` around the refine pair) deletes the same way, except that
+  it stays tombstoned while fewer vectors than ``max(FASTSCAN_MIN_VECTORS, nlist)`` would remain.
 * ``auto`` — ``flat`` up to ``auto_threshold`` vectors (default :data:`DEFAULT_AUTO_THRESHOLD`),
   ``ivf`` above; an auto ``flat`` index that outgrows the threshold through ``add`` is rebuilt as
   ``ivf`` in that same ``add``.
@@ -436,7 +437,10 @@ class GarmentIndex:
                              mutate=lambda: self._index.remove_ids(faiss.IDSelectorBatch(found)))
                 return found
             tombstones = np.union1d(self._tombstones, found)
-            if len(tombstones) <= TOMBSTONE_COMPACT_FRACTION * m.ntotal:
+            live_after = m.ntotal - len(tombstones)
+            retrainable = self.kind == "hnsw" or live_after >= max(FASTSCAN_MIN_VECTORS, int(m.params["nlist"]))
+            if len(tombstones) <= TOMBSTONE_COMPACT_FRACTION * m.ntotal or not retrainable:
+                # (fastscan: too few vectors left to retrain its cells and codebooks: stay tombstoned)
 
                 def tombstone(conn: sqlite3.Connection) -> None:
                     _store.delete_rows(conn, found)
