@@ -9,7 +9,7 @@ Index kinds (``kind=``):
 * ``flat`` — exact search, ``IndexFlatIP`` inside ``IndexIDMap2``; memory ``4·dim`` bytes/vector.
 * ``ivf`` — inverted file, inner product: ``nlist`` k-means cells trained on a sample of the build
   vectors, ``nprobe`` cells scanned per query. ``ivf_storage`` picks how the vectors are kept in the
-  cells: ``"float16"`` (default; ``IndexIVFScalarQuantizer`` with ``QT_fp16``, no residuals — half
+  cells: ``"float16"`` (``IndexIVFScalarQuantizer`` with ``QT_fp16``, no residuals — half
   the memory and about a third less scan time, scores within ~1e-3 of exact) or ``"float32"``
   (``IndexIVFFlat``, exact scores). Either way recall is limited by ``nprobe``, not by the storage
   (fp16 rounding only reorders near-ties). ``"fastscan"`` keeps 4-bit product-quantisation codes
