@@ -53,6 +53,24 @@ def test_holes_show_something_much_darker_or_the_backdrop():
         assert np.abs(after - before).max() > 25
 
 
+@pytest.mark.parametrize("kind", ["stain", "fading"])
+def test_stains_and_fading_are_labelled_only_where_the_photo_visibly_changed(kind):
+    rgb, garment = _garment_photo()
+    black = rgb.copy()
+    black[garment] = 6  # dark stains barely change black cloth
+    k = DAMAGE_TYPES.index(kind) + 1
+    unchanged_labels = 0
+    for photo in (rgb, black):
+        for seed in range(8):
+            img, dmap, _ = add_synthetic_damage(photo, garment, rng=np.random.default_rng(seed), n_regions=1,
+                                                types=[kind])
+            change = np.abs(img.astype(float) - photo.astype(float)).max(axis=2)
+            assert (change[dmap == k] > 12).all()
+            unchanged_labels += int((dmap == k).sum() == 0)
+    if kind == "stain":
+        assert unchanged_labels > 0  # dark stains on black cloth leave nothing to see, and no label
+
+
 def test_empty_garment_gives_no_damage_and_bad_inputs_raise():
     rgb, _ = _garment_photo()
     img, dmap, regions = add_synthetic_damage(rgb, np.zeros(rgb.shape[:2], bool), rng=np.random.default_rng(0))

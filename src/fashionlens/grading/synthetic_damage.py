@@ -8,10 +8,12 @@ and one :class:`DamageRegion` per painted region. Damage stays inside the (sligh
 
 * **stain**: an irregular blob in one of a palette of stain colours (coffee, wine, grease, sweat,
   ink, grass, rust), 30–85 % opacity with soft edges, sometimes with a darker drying ring;
+  labelled only where it visibly changed the cloth (a coffee stain on black cloth leaves no label);
 * **hole**: a small irregular blob or a thin jagged tear showing what is behind the fabric —
   the backdrop outside the garment or the shadowed inside of the garment — with a dark frayed rim;
 * **pilling**: a patch densely covered with small fibre balls, lighter and darker than the cloth;
-* **fading**: a large soft patch with lower saturation and higher lightness (sun/bleach fading).
+* **fading**: a large soft patch with lower saturation and higher lightness (sun/bleach fading),
+  labelled, like stains, only where visible.
 
 Everything is drawn from an ``np.random.Generator``: the same seed gives the same damage.
 """
@@ -126,7 +128,9 @@ def _stain(img: np.ndarray, allowed: np.ndarray, area: float, rng: np.random.Gen
         ring = np.clip(alpha * (1 - alpha) * 4, 0, 1)[..., None] * 0.35
         stained = stained * (1 - ring)
     img[:] = np.clip(base * (1 - a) + stained * a, 0, 255).astype(np.uint8)
-    return (alpha * opacity) > 0.12
+    # labelled only where the change is visible, as for fading: coffee on black cloth changes nothing
+    changed = np.abs(img.astype(np.float32) - base).max(axis=2) > 12
+    return ((alpha * opacity) > 0.12) & changed
 
 
 def _hole(img: np.ndarray, allowed: np.ndarray, garment: np.ndarray, area: float, rng: np.random.Generator
