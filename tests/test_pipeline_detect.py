@@ -211,3 +211,46 @@ def test_crop_garment_empty_mask_falls_back_to_the_box() -> None:
     rgb = _noise(40, 40)
     _, pixels = crop_garment(_decoded(rgb), (0, 0, 40, 40), np.zeros((40, 40), bool))
     assert len(pixels) > 0
+
+
+# ------------------------------------------------------------------ object type: detector + classifier
+
+
+@pytest.mark.parametrize(("jeans", "override", "expected"), [
+    (0.9, 0.8, "lower-body"),   # the classifier is sure of another type: it wins
+    (0.7, 0.8, "upper-body"),   # not sure enough: the detector's type stays
+    (0.9, None, "upper-body"),  # fusion off
+])
+def test_a_confident_classifier_overrides_the_detected_type(tagger: Tagger, random_detector_weights: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, jeans: float,
+                                                            override: float | None, expected: str) -> None:
+    g = Garments(xyxy=[[0, 0, 20, 20]], object_type=["upper-body"], confidence=[0.7])
+    monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+    monkeypatch.setattr(tagger, "type_override", override)
+    monkeypatch.setattr(tagger.backend, "run", lambda b: _probs(tagger, len(b), category={"jeans": jeans}))
+    [rec] = tagger.tag_batch([_decoded(_noise(32, 32))], ["a.jpg"])
+    [garment] = rec["garments"]
+    assert garment["object_type"] == expected and garment["score"] == 0.7  # the score stays the detector's
+    assert garment["category"]["id"] in TAX.categories_of(expected)
+    if expected == "lower-body":
+        assert garment["category"]["id"] == "jeans" and "sleeve" not in garment["attributes"]
+
+
+def test_object_type_probs_sum_categories_per_type(tagger: Tagger) -> None:
+    cats = tagger.meta.head("category").values
+    p = np.zeros((2, len(cats)))
+    p[0, cats.index("jeans")], p[0, cats.index("shorts")], p[0, cats.index("hats")] = 0.5, 0.3, 0.2
+    p[1, cats.index("dresses")] = 1.0
+    types = tagger.object_type_probs(p)
+    assert types.shape == (2, len(TAX.object_types))
+    assert types[0, TAX.object_type_index("lower-body")] == pytest.approx(0.8)
+    assert types[0, TAX.object_type_index("headwear")] == pytest.approx(0.2)
+    assert types[1, TAX.object_type_index("full-body")] == pytest.approx(1.0)
+    assert tagger.object_type_probs(p[0]) == pytest.approx(types[0])
+    assert tagger.fuse_object_type("footwear", p[1]) == "full-body"
+
+
+@pytest.mark.parametrize("bad", [0.2, 1.5])
+def test_type_override_must_be_a_probability_above_one_half(bad: float) -> None:
+    with pytest.raises(ValueError, match="type_override"):
+        Tagger(backend="onnx", threads=1, type_override=bad)

@@ -102,6 +102,19 @@ def _box_mask(result: dict | None) -> dict | None:
     return {"box": (result.get("bbox") or {}).get("stats"), "mask": (result.get("segm") or {}).get("stats")}
 
 
+def _type_override(value: str) -> float:
+    """``--type-override``: a probability in [0.5, 1], or ``off`` (returned as 0.0)."""
+    if value.lower() == "off":
+        return 0.0
+    try:
+        p = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0.5, 1] or 'off', got {value!r}") from None
+    if not 0.5 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0.5, 1] or 'off', got {value!r}")
+    return p
+
+
 def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
     from fashionlens.detect import DetectSettings, GarmentDetector
     from fashionlens.evaluate.detector_report import evaluate_detector
@@ -122,16 +135,17 @@ def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
         records = records[: args.limit]
     detector = GarmentDetector(args.weights, settings=DetectSettings(score_thresh=args.score_thresh,
                                                                      nms_thresh=args.nms_thresh))
+    override = {} if args.type_override is None else {"type_override": args.type_override or None}
+    tagger = None if args.no_classify else Tagger(args.classifier, detector=detector, **override)
     if args.task == "top1":
         from fashionlens.evaluate.detector_report import top_detection_accuracy
 
-        result = top_detection_accuracy(detector, records, progress=not args.quiet)
+        result = top_detection_accuracy(detector, records, tagger=tagger, progress=not args.quiet)
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "top_detection.json").write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
         return 0
     rule_sets = [tuple(r for r in rs.split(",") if r) for rs in (args.rules or [""])]
-    tagger = None if args.no_classify else Tagger(args.classifier, detector=detector)
     result = evaluate_detector(detector, records, out_dir=args.out, rule_sets=rule_sets, tagger=tagger,
                                progress=not args.quiet)
     first = next(iter(result["rule_sets"].values()))
@@ -360,7 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--nms-thresh", type=float, default=None, help="same-type NMS IoU (default: stored)")
     ed.add_argument("--save-defaults", action="store_true",
                     help="store the F1-best score threshold (first rule set) in the detector weights")
-    ed.add_argument("--no-classify", action="store_true", help="skip the end-to-end classification metrics")
+    ed.add_argument("--no-classify", action="store_true",
+                    help="detector only: no end-to-end classification metrics and no classifier-fused object types")
+    ed.add_argument("--type-override", type=_type_override, default=None, metavar="P|off",
+                    help="classifier object-type probability on a crop from which its type replaces the "
+                         "detector's (default: tag's, fashionlens.pipeline.TYPE_OVERRIDE; 'off': the detector's)")
     ed.add_argument("--task", choices=["coco", "top1"], default="coco",
                     help="coco: AP on boxes/masks; top1: single-garment photos (clothing, rise), top detection's "
                          "object type vs the label")

@@ -209,3 +209,28 @@ def test_perfect_detections_score_perfectly(random_detector_weights: Path, tagge
     assert (e2e["gt"], e2e["matched"], e2e["type_correct"], e2e["category_labelled"]) == (3, 3, 3, 3)
     assert e2e["found"] == 1.0 and e2e["type_accuracy"] == 1.0
     assert 0 <= e2e["category_correct"] <= 3
+
+
+def test_top_detection_accuracy_with_fused_types(upper_body_detector_weights: Path, tagger: Tagger, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny detector says upper-body; a classifier sure of footwear turns the shoe photo right."""
+    detector = GarmentDetector(upper_body_detector_weights)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shoes = [ImageRecord(path=r.path, source="shoes", group=r.group, garments=[GarmentAnnotation(object_type="footwear")])
+             for r in _photos(tmp_path / "b", 1)]
+    records = [*_photos(tmp_path / "a", 2, "upper-body"), *shoes]
+    cats = tagger.meta.head("category").values
+    sure = np.zeros(len(cats), np.float32)
+    sure[cats.index("boots")] = 0.85
+    sure[cats.index("hoodies")] = 0.15
+    monkeypatch.setattr(tagger.backend, "run", lambda b: {h.name: np.tile(sure if h.name == "category" else
+                                                                        np.full(h.num_outputs, 0.1, np.float32),
+                                                                        (len(b), 1)) for h in tagger.meta.heads})
+    monkeypatch.setattr(tagger, "type_override", 0.8)
+    fused = top_detection_accuracy(detector, records, tagger=tagger, progress=False)
+    assert fused["correct"] == 1 and fused["per_source_accuracy"] == {"test": 0.0, "shoes": 1.0}
+    assert fused["object_types"].startswith("detector, overridden")
+    monkeypatch.setattr(tagger, "type_override", None)
+    plain = top_detection_accuracy(detector, records, tagger=tagger, progress=False)
+    assert plain["correct"] == 2 and plain["object_types"] == "detector"

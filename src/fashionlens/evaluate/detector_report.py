@@ -10,6 +10,9 @@ keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From thos
 * precision, recall and F1 at a sweep of score thresholds (a prediction is a true positive when it
   matches an unmatched ground-truth garment of the same object type with box IoU ≥ 0.5, highest
   score first) — the basis for the default threshold;
+* with a Tagger whose ``type_override`` is set, every candidate's object type is first fused as
+  ``fashionlens tag`` does (the classifier's type on the candidate's crop replaces the detector's
+  when its probability reaches ``type_override``), so AP and the rest measure the pipeline's types;
 * with a Tagger, end-to-end metrics at the operating threshold: predictions are matched to ground
   truth class-agnostically (IoU ≥ 0.5), each matched crop is classified, and the report gives the
   share of ground truth found, and among matches the share with the right object type and with
@@ -33,7 +36,7 @@ from tqdm.auto import tqdm
 from fashionlens.detect_rules import apply_rules
 from fashionlens.evaluate.detection import evaluate_detections, records_to_coco
 from fashionlens.garments import Garments
-from fashionlens.imageio import load_image
+from fashionlens.imageio import DecodedImage, load_image
 from fashionlens.io.records import ImageRecord
 
 if TYPE_CHECKING:
@@ -142,6 +145,8 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
             image_id = k + 1
             image = load_image(record.path)
             candidates = detector.candidates(image.rgb)
+            if tagger is not None and tagger.type_override is not None:
+                candidates = fused_object_types(tagger, image, candidates)
             for rules in preds:
                 kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
                 preds[rules] += _predictions(image_id, kept, names)
@@ -171,7 +176,8 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
     finally:
         model.score_thresh, model.detections_per_img = saved
     results: dict[str, Any] = {"images": len(records), "annotations": len(gt["annotations"]),
-                               "score_thresh": detector.score_thresh, "rule_sets": {}}
+                               "score_thresh": detector.score_thresh, "object_types": _type_source(tagger),
+                               "rule_sets": {}}
     for n, (rules, p) in enumerate(preds.items()):
         ev = evaluate_detections(gt, p, pr_curve_png=out / "pr_curve.png" if n == 0 else None)
         garments4 = evaluate_detections(gt, p, category_ids=GARMENT_TYPE_IDS)
@@ -197,13 +203,34 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
     return results
 
 
-def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRecord], *, progress: bool = True
-                           ) -> dict[str, Any]:
+def _type_source(tagger: Tagger | None) -> str:
+    if tagger is None or tagger.type_override is None:
+        return "detector"
+    return f"detector, overridden by the classifier at p >= {tagger.type_override}"
+
+
+def fused_object_types(tagger: Tagger, image: DecodedImage, garments: Garments) -> Garments:
+    """``garments`` with the pipeline's object types: each crop is classified and
+    :meth:`~fashionlens.pipeline.Tagger.fuse_object_type` decides."""
+    from fashionlens.pipeline import crop_garment
+
+    if not len(garments):
+        return garments
+    crops = [crop_garment(image, garments.xyxy[i], None, margin=tagger.crop_margin)[0] for i in garments]
+    categories = tagger.predict(crops)["category"]
+    types = [tagger.fuse_object_type(t, p) for t, p in zip(garments.object_type, categories)]
+    return Garments(xyxy=garments.xyxy, object_type=types, confidence=garments.confidence, mask=garments.mask,
+                    data=garments.data)
+
+
+def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRecord], *,
+                           tagger: Tagger | None = None, progress: bool = True) -> dict[str, Any]:
     """Single-garment product photos: does the top-scoring detection's object type match the label?
 
     Every record needs exactly one garment with an ``object_type`` (others are skipped and counted).
     A photo with no detection at all (score ≥ 0.05) counts as wrong and is counted in ``no_detection``.
-    Reported overall and per source.
+    With a ``tagger``, the top detection's type is fused with the classifier's as ``tag`` does
+    (:func:`fused_object_types`). Reported overall and per source.
     """
     model = detector.model
     saved = model.score_thresh
@@ -216,17 +243,22 @@ def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRec
             if len(labelled) != 1:
                 skipped += 1
                 continue
-            found = detector.candidates(load_image(record.path, min_side=512).rgb)
+            image = load_image(record.path, min_side=512)
+            found = detector.candidates(image.rgb)
             s = per_source.setdefault(record.source, {"photos": 0, "correct": 0, "no_detection": 0})
             s["photos"] += 1
             if not len(found):
                 s["no_detection"] += 1
                 continue
-            top = found.object_type[int(found.confidence.argmax())]
+            found = found.select([int(found.confidence.argmax())])
+            if tagger is not None and tagger.type_override is not None:
+                found = fused_object_types(tagger, image, found)
+            top = found.object_type[0]
             s["correct"] += int(top == labelled[0].object_type)
     finally:
         model.score_thresh = saved
     total = {k: sum(s[k] for s in per_source.values()) for k in ("photos", "correct", "no_detection")}
     acc = {src: round(s["correct"] / s["photos"], 4) for src, s in per_source.items() if s["photos"]}
-    return {"accuracy": round(total["correct"] / total["photos"], 4) if total["photos"] else None,
+    return {"object_types": _type_source(tagger),
+            "accuracy": round(total["correct"] / total["photos"], 4) if total["photos"] else None,
             "per_source_accuracy": acc, "counts": per_source, "skipped": skipped, **total}
