@@ -117,15 +117,8 @@ def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> N
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("value", ["0.3", "1.2", "high"])
-def test_type_override_must_be_a_probability_or_off(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_type_fusion_is_on_or_off(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["evaluate", "detector", "--type-override", value])
+        main(["evaluate", "detector", "--type-fusion", "0.8"])
     assert exc.value.code == 2
-    assert "expected a probability in [0.5, 1] or 'off'" in capsys.readouterr().err
-
-
-def test_type_override_values() -> None:
-    from fashionlens.cli import _type_override
-
-    assert _type_override("0.8") == 0.8 and _type_override("OFF") == 0.0 and _type_override("1") == 1.0
+    assert "invalid choice" in capsys.readouterr().err

@@ -14,8 +14,9 @@ from fashionlens.detect import DetectSettings, GarmentDetector
 from fashionlens.garments import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.io.records import decode_mask
-from fashionlens.pipeline import Tagger, crop_garment
+from fashionlens.pipeline import Tagger, box_share, crop_garment
 from fashionlens.taxonomy import load_taxonomy
+from fashionlens.type_fusion import TypeFusion
 
 TAX = load_taxonomy()
 
@@ -216,17 +217,20 @@ def test_crop_garment_empty_mask_falls_back_to_the_box() -> None:
 # ------------------------------------------------------------------ object type: detector + classifier
 
 
-@pytest.mark.parametrize(("jeans", "override", "expected"), [
-    (0.9, 0.8, "lower-body"),   # the classifier is sure of another type: it wins
-    (0.7, 0.8, "upper-body"),   # not sure enough: the detector's type stays
-    (0.9, None, "upper-body"),  # fusion off
+@pytest.mark.parametrize(("jeans", "box", "fusion", "expected"), [
+    (0.9, [0, 0, 10, 10], TypeFusion(), "lower-body"),   # the classifier is sure of another type: it wins
+    (0.7, [0, 0, 10, 10], TypeFusion(), "upper-body"),   # small box, not sure enough: the detector's type
+    (0.7, [0, 0, 30, 20], TypeFusion(), "lower-body"),   # box ≥ 40 % of the photo: 0.5 suffices
+    (0.3, [0, 0, 32, 32], TypeFusion(), "upper-body"),   # but never below a majority
+    (0.9, [0, 0, 10, 10], None, "upper-body"),           # fusion off
 ])
 def test_a_confident_classifier_overrides_the_detected_type(tagger: Tagger, random_detector_weights: Path,
                                                             monkeypatch: pytest.MonkeyPatch, jeans: float,
-                                                            override: float | None, expected: str) -> None:
-    g = Garments(xyxy=[[0, 0, 20, 20]], object_type=["upper-body"], confidence=[0.7])
+                                                            box: list[float], fusion: TypeFusion | None,
+                                                            expected: str) -> None:
+    g = Garments(xyxy=[box], object_type=["upper-body"], confidence=[0.7])
     monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
-    monkeypatch.setattr(tagger, "type_override", override)
+    monkeypatch.setattr(tagger, "type_fusion", fusion)
     monkeypatch.setattr(tagger.backend, "run", lambda b: _probs(tagger, len(b), category={"jeans": jeans}))
     [rec] = tagger.tag_batch([_decoded(_noise(32, 32))], ["a.jpg"])
     [garment] = rec["garments"]
@@ -247,10 +251,20 @@ def test_object_type_probs_sum_categories_per_type(tagger: Tagger) -> None:
     assert types[0, TAX.object_type_index("headwear")] == pytest.approx(0.2)
     assert types[1, TAX.object_type_index("full-body")] == pytest.approx(1.0)
     assert tagger.object_type_probs(p[0]) == pytest.approx(types[0])
-    assert tagger.fuse_object_type("footwear", p[1]) == "full-body"
+    assert tagger.fuse_object_type("footwear", p[1], 0.1) == "full-body"
 
 
-@pytest.mark.parametrize("bad", [0.2, 1.5])
-def test_type_override_must_be_a_probability_above_one_half(bad: float) -> None:
-    with pytest.raises(ValueError, match="type_override"):
-        Tagger(backend="onnx", threads=1, type_override=bad)
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"threshold": 0.2}, "threshold must be in"), ({"large_threshold": 1.5}, "large_threshold must be in"),
+    ({"large_share": 0.0}, "large_share must be in"),
+])
+def test_type_fusion_settings_are_checked(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TypeFusion(**kwargs)
+    with pytest.raises(TypeError, match="expected a TypeFusion"):
+        Tagger(backend="onnx", threads=1, type_fusion=0.8)  # type: ignore[arg-type]
+
+
+def test_box_share() -> None:
+    assert box_share([0, 0, 50, 20], 100, 40) == pytest.approx(0.25)
+    assert box_share([10, 10, 5, 5], 100, 40) == 0.0

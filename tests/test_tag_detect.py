@@ -57,7 +57,7 @@ def _check(rec: dict[str, Any], path: Path) -> None:
         x, y, bw, bh = g["bbox"]
         assert x >= 0 and y >= 0 and x + bw <= w + 0.01 and y + bh <= h + 0.01
         if rec["mode"] == "detect":
-            # the tiny detector says upper-body; a confident classifier may override it (TYPE_OVERRIDE)
+            # the tiny detector says upper-body; a confident classifier may override it (TypeFusion)
             assert g["object_type"] in TAX.object_types and g["mask"]["size"] == [h, w]
         else:
             assert g["bbox"] == [0.0, 0.0, float(w), float(h)] and g["mask"] is None

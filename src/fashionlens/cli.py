@@ -102,19 +102,6 @@ def _box_mask(result: dict | None) -> dict | None:
     return {"box": (result.get("bbox") or {}).get("stats"), "mask": (result.get("segm") or {}).get("stats")}
 
 
-def _type_override(value: str) -> float:
-    """``--type-override``: a probability in [0.5, 1], or ``off`` (returned as 0.0)."""
-    if value.lower() == "off":
-        return 0.0
-    try:
-        p = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0.5, 1] or 'off', got {value!r}") from None
-    if not 0.5 <= p <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0.5, 1] or 'off', got {value!r}")
-    return p
-
-
 def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
     from fashionlens.detect import DetectSettings, GarmentDetector
     from fashionlens.evaluate.detector_report import evaluate_detector
@@ -135,8 +122,8 @@ def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
         records = records[: args.limit]
     detector = GarmentDetector(args.weights, settings=DetectSettings(score_thresh=args.score_thresh,
                                                                      nms_thresh=args.nms_thresh))
-    override = {} if args.type_override is None else {"type_override": args.type_override or None}
-    tagger = None if args.no_classify else Tagger(args.classifier, detector=detector, **override)
+    fusion = {} if args.type_fusion == "on" else {"type_fusion": None}
+    tagger = None if args.no_classify else Tagger(args.classifier, detector=detector, **fusion)
     if args.task == "top1":
         from fashionlens.evaluate.detector_report import top_detection_accuracy
 
@@ -376,9 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="store the F1-best score threshold (first rule set) in the detector weights")
     ed.add_argument("--no-classify", action="store_true",
                     help="detector only: no end-to-end classification metrics and no classifier-fused object types")
-    ed.add_argument("--type-override", type=_type_override, default=None, metavar="P|off",
-                    help="classifier object-type probability on a crop from which its type replaces the "
-                         "detector's (default: tag's, fashionlens.pipeline.TYPE_OVERRIDE; 'off': the detector's)")
+    ed.add_argument("--type-fusion", choices=["on", "off"], default="on",
+                    help="on (as tag): a confident classifier's object type replaces the detector's "
+                         "(fashionlens.type_fusion); off: the detector's own types")
     ed.add_argument("--task", choices=["coco", "top1"], default="coco",
                     help="coco: AP on boxes/masks; top1: single-garment photos (clothing, rise), top detection's "
                          "object type vs the label")

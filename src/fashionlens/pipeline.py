@@ -2,8 +2,8 @@
 
 With a detector (:class:`~fashionlens.detect.GarmentDetector`) each photo goes detect → crop →
 classify: every detected garment is cropped with a margin and classified; its object type comes
-from the detector unless the classifier, summing its category probabilities per object type, gives
-another type at least ``type_override`` (:data:`TYPE_OVERRIDE`, chosen on validation; None turns it
+from the detector unless the classifier, summing its category probabilities per object type, is
+sure enough of another (:class:`~fashionlens.type_fusion.TypeFusion`; ``type_fusion=None`` turns it
 off); its category is the classifier's best category *of that type*, and its colour shares come
 from the pixels of its mask. Without a detector (``--whole-image``) each photo is one
 garment: the photo is classified as a whole, its object type is the category head's probabilities
@@ -28,17 +28,13 @@ from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
+from fashionlens.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 
 if TYPE_CHECKING:
     from fashionlens.detect import GarmentDetector
 
 RESULT_SCHEMA = "fashionlens/result/v1"
 
-#: the classifier's object-type probability on a detected garment's crop from which its type replaces
-#: the detector's. Chosen on validation (docs/experiments.md, "Object type: detector + classifier"):
-#: the lowest value that costs ≤ 0.005 box AP on CCP street photos; it lifts single-garment product
-#: photos' top-1 object type from 0.925 to 0.964.
-TYPE_OVERRIDE: float | None = 0.8
 
 #: attributes reported only for garments of these object types
 _ATTRIBUTE_OBJECT_TYPES: dict[str, tuple[str, ...]] = {
@@ -73,11 +69,12 @@ class Tagger:
 
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",
                  threads: int | None = None, top_k: int = 3, detector: GarmentDetector | None = None,
-                 crop_margin: float = 0.1, embed: bool = False, type_override: float | None = TYPE_OVERRIDE) -> None:
-        if type_override is not None and not 0.5 <= type_override <= 1.0:
-            raise ValueError(f"type_override must be None or in [0.5, 1], got {type_override}")
+                 crop_margin: float = 0.1, embed: bool = False,
+                 type_fusion: TypeFusion | None = DEFAULT_TYPE_FUSION) -> None:
+        if type_fusion is not None and not isinstance(type_fusion, TypeFusion):
+            raise TypeError(f"type_fusion: expected a TypeFusion or None, got {type(type_fusion).__name__}")
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
-        self.type_override = type_override
+        self.type_fusion = type_fusion
         self.embed = embed  # store each garment's embedding (see fashionlens.embeddings) in its result
         self.detector = detector
         self.crop_margin = crop_margin
@@ -113,14 +110,15 @@ class Tagger:
         np.add.at(out.T, self._cat_type_index, np.moveaxis(category_probs, -1, 0))
         return out
 
-    def fuse_object_type(self, detected: str, category_probs: np.ndarray) -> str:
-        """The object type of a detected garment: the detector's, unless the classifier gives its crop
-        another type with probability ≥ ``type_override``."""
-        if self.type_override is None:
+    def fuse_object_type(self, detected: str, category_probs: np.ndarray, share: float) -> str:
+        """The object type of a detected garment whose box covers ``share`` of the photo: the
+        detector's, unless ``type_fusion`` lets the classifier's type on the crop replace it."""
+        if self.type_fusion is None:
             return detected
-        type_p = self.object_type_probs(category_probs)
-        t = int(type_p.argmax())
-        return self.taxonomy.object_types[t] if type_p[t] >= self.type_override else detected
+        types = self.taxonomy.object_types
+        t = self.type_fusion.choose(self.taxonomy.object_type_index(detected),
+                                    self.object_type_probs(category_probs), share)
+        return types[t]
 
     def _attributes(self, probs: dict[str, np.ndarray], i: int, object_type: str, pixels: np.ndarray
                     ) -> dict[str, Any]:
@@ -251,7 +249,8 @@ class Tagger:
             if garments.mask is not None:
                 rle = mask_utils.encode(np.asfortranarray(garments.mask[j].astype(np.uint8)))
                 rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-            object_type = self.fuse_object_type(garments.object_type[j], probs["category"][n])
+            object_type = self.fuse_object_type(garments.object_type[j], probs["category"][n],
+                                                box_share(garments.xyxy[j], im.width, im.height))
             per_image[k].append(self._garment(probs, n, pixels, garments.xyxy[j], object_type=object_type,
                                               score=float(garments.confidence[j]), mask=rle))
         out = []
@@ -261,6 +260,12 @@ class Tagger:
                 timing["decode"] = round(decode_ms[k], 2)
             out.append(self._record(path, im, per_image[k], modes[k], timing))
         return out
+
+
+def box_share(xyxy: Sequence[float], width: int, height: int) -> float:
+    """The area of box ``xyxy`` over that of a ``width × height`` photo."""
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    return max(0.0, x1 - x0) * max(0.0, y1 - y0) / max(1, width * height)
 
 
 def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | None, *, margin: float = 0.1

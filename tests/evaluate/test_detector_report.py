@@ -27,6 +27,7 @@ from fashionlens.io.records import (
     encode_mask,
 )
 from fashionlens.pipeline import Tagger
+from fashionlens.type_fusion import TypeFusion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -227,10 +228,10 @@ def test_top_detection_accuracy_with_fused_types(upper_body_detector_weights: Pa
     monkeypatch.setattr(tagger.backend, "run", lambda b: {h.name: np.tile(sure if h.name == "category" else
                                                                         np.full(h.num_outputs, 0.1, np.float32),
                                                                         (len(b), 1)) for h in tagger.meta.heads})
-    monkeypatch.setattr(tagger, "type_override", 0.8)
+    monkeypatch.setattr(tagger, "type_fusion", TypeFusion(large_threshold=0.9))
     fused = top_detection_accuracy(detector, records, tagger=tagger, progress=False)
     assert fused["correct"] == 1 and fused["per_source_accuracy"] == {"test": 0.0, "shoes": 1.0}
-    assert fused["object_types"].startswith("detector, overridden")
-    monkeypatch.setattr(tagger, "type_override", None)
+    assert fused["object_types"].startswith("detector, overridden by the classifier (TypeFusion(")
+    monkeypatch.setattr(tagger, "type_fusion", None)
     plain = top_detection_accuracy(detector, records, tagger=tagger, progress=False)
     assert plain["correct"] == 2 and plain["object_types"] == "detector"

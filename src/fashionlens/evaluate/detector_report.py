@@ -10,9 +10,9 @@ keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From thos
 * precision, recall and F1 at a sweep of score thresholds (a prediction is a true positive when it
   matches an unmatched ground-truth garment of the same object type with box IoU ≥ 0.5, highest
   score first) — the basis for the default threshold;
-* with a Tagger whose ``type_override`` is set, every candidate's object type is first fused as
-  ``fashionlens tag`` does (the classifier's type on the candidate's crop replaces the detector's
-  when its probability reaches ``type_override``), so AP and the rest measure the pipeline's types;
+* with a Tagger whose ``type_fusion`` is set, every candidate's object type is first fused as
+  ``fashionlens tag`` does (:class:`~fashionlens.type_fusion.TypeFusion`: the classifier's type on
+  the candidate's crop may replace the detector's), so AP and the rest measure the pipeline's types;
 * with a Tagger, end-to-end metrics at the operating threshold: predictions are matched to ground
   truth class-agnostically (IoU ≥ 0.5), each matched crop is classified, and the report gives the
   share of ground truth found, and among matches the share with the right object type and with
@@ -145,7 +145,7 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
             image_id = k + 1
             image = load_image(record.path)
             candidates = detector.candidates(image.rgb)
-            if tagger is not None and tagger.type_override is not None:
+            if tagger is not None and tagger.type_fusion is not None:
                 candidates = fused_object_types(tagger, image, candidates)
             for rules in preds:
                 kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
@@ -204,21 +204,23 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
 
 
 def _type_source(tagger: Tagger | None) -> str:
-    if tagger is None or tagger.type_override is None:
+    if tagger is None or tagger.type_fusion is None:
         return "detector"
-    return f"detector, overridden by the classifier at p >= {tagger.type_override}"
+    return f"detector, overridden by the classifier ({tagger.type_fusion})"
 
 
 def fused_object_types(tagger: Tagger, image: DecodedImage, garments: Garments) -> Garments:
     """``garments`` with the pipeline's object types: each crop is classified and
     :meth:`~fashionlens.pipeline.Tagger.fuse_object_type` decides."""
-    from fashionlens.pipeline import crop_garment
+    from fashionlens.pipeline import box_share, crop_garment
 
     if not len(garments):
         return garments
     crops = [crop_garment(image, garments.xyxy[i], None, margin=tagger.crop_margin)[0] for i in garments]
     categories = tagger.predict(crops)["category"]
-    types = [tagger.fuse_object_type(t, p) for t, p in zip(garments.object_type, categories)]
+    h, w = image.rgb.shape[:2]  # candidates are in the decoded pixels
+    types = [tagger.fuse_object_type(t, p, box_share(xyxy, w, h))
+             for t, p, xyxy in zip(garments.object_type, categories, garments.xyxy)]
     return Garments(xyxy=garments.xyxy, object_type=types, confidence=garments.confidence, mask=garments.mask,
                     data=garments.data)
 
@@ -251,7 +253,7 @@ def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRec
                 s["no_detection"] += 1
                 continue
             found = found.select([int(found.confidence.argmax())])
-            if tagger is not None and tagger.type_override is not None:
+            if tagger is not None and tagger.type_fusion is not None:
                 found = fused_object_types(tagger, image, found)
             top = found.object_type[0]
             s["correct"] += int(top == labelled[0].object_type)
