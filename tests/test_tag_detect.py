@@ -188,3 +188,23 @@ def test_missing_or_wrong_detector_weights(tmp_path: Path, capsys: pytest.Captur
     not_weights.write_text("hello")
     assert _tag(str(path), "--detector", str(not_weights)) == 2
     assert "detector-weights" in capsys.readouterr().err
+
+
+def test_type_fusion_off_keeps_the_detectors_types(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+    """The tiny detector only knows upper-body; with fusion off every garment keeps that type, and the
+    records say how object types were decided (a resumed job cannot mix the two)."""
+    _photos(tmp_path / "in")
+    runs = {}
+    for fusion in ("off", "on"):
+        out = tmp_path / f"{fusion}.jsonl"
+        assert _tag(str(tmp_path / "in"), "--detector", str(upper_body_detector_weights), "--type-fusion", fusion,
+                    "-o", str(out)) == 0
+        runs[fusion] = _lines(out)
+    for rec in runs["off"]:
+        assert rec["mode"] == "detect" and "object_types" not in rec["model"]
+        assert {g["object_type"] for g in rec["garments"]} == {"upper-body"}
+    for rec in runs["on"]:
+        assert rec["model"]["object_types"].startswith("detector+classifier (TypeFusion(")
+    # the same boxes either way: fusion changes types only
+    assert [[g["bbox"] for g in r["garments"]] for r in runs["off"]] == \
+        [[g["bbox"] for g in r["garments"]] for r in runs["on"]]

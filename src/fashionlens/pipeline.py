@@ -87,7 +87,12 @@ class Tagger:
 
     @property
     def model_info(self) -> dict[str, str]:
-        return {"name": self.meta.name, "version": self.meta.version, "backend": self.backend.name}
+        """The classifier; with a detector and type fusion on, also how object types were decided
+        (so a resumed batch job refuses to mix fused and unfused results)."""
+        info = {"name": self.meta.name, "version": self.meta.version, "backend": self.backend.name}
+        if self.detector is not None and self.type_fusion is not None:
+            info["object_types"] = f"detector+classifier ({self.type_fusion})"
+        return info
 
     @property
     def input_size(self) -> int:

@@ -74,6 +74,7 @@ class TaggerSpec:
     detect_settings: DetectSettings | None = None
     detector_backend: str = "auto"
     embed: bool = False
+    type_fusion: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "onnx", "torch"):
@@ -93,7 +94,9 @@ class TaggerSpec:
 
             detector = GarmentDetector(self.detector, settings=self.detect_settings or DetectSettings(),
                                        threads=self.threads, backend=self.detector_backend)
-        return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed)
+        fusion = {} if self.type_fusion else {"type_fusion": None}
+        return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed,
+                      **fusion)
 
     def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
         """The ``settings`` of a :class:`~fashionlens.batch_job.TagJob` (what changes results), the same
