@@ -122,3 +122,10 @@ def test_type_fusion_is_on_or_off(capsys: pytest.CaptureFixture[str]) -> None:
         main(["evaluate", "detector", "--type-fusion", "0.8"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_save_defaults_needs_the_detectors_own_types(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "detector", "--save-defaults"])
+    assert exc.value.code == 2
+    assert "add --type-fusion off" in capsys.readouterr().err

@@ -268,3 +268,25 @@ def test_type_fusion_settings_are_checked(kwargs: dict[str, float], message: str
 def test_box_share() -> None:
     assert box_share([0, 0, 50, 20], 100, 40) == pytest.approx(0.25)
     assert box_share([10, 10, 5, 5], 100, 40) == 0.0
+
+
+def test_object_type_probs_keeps_leading_axes(tagger: Tagger) -> None:
+    p = np.random.default_rng(0).dirichlet(np.ones(len(tagger.meta.head("category").values)), size=(2, 3))
+    types = tagger.object_type_probs(p)
+    assert types.shape == (2, 3, len(TAX.object_types))
+    for i in range(2):
+        assert types[i] == pytest.approx(tagger.object_type_probs(p[i]))
+    assert types.sum(-1) == pytest.approx(np.ones((2, 3)))
+
+
+def test_model_info_says_how_object_types_were_decided(tagger: Tagger, random_detector_weights: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from fashionlens.runtime.ray_engine import _model_of
+
+    assert "object_types" not in tagger.model_info  # whole-image: the classifier decides anyway
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(random_detector_weights))
+    info = tagger.model_info
+    assert info["object_types"].startswith("detector+classifier (TypeFusion(")
+    assert _model_of({"model": {**info, "detector": "d"}}) == info  # the Ray engine binds jobs to the same
+    monkeypatch.setattr(tagger, "type_fusion", None)
+    assert "object_types" not in tagger.model_info

@@ -108,6 +108,8 @@ def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
     from fashionlens.evaluate.detector_report import evaluate_detector
     from fashionlens.pipeline import Tagger
 
+    if args.save_defaults and args.type_fusion == "on" and not args.no_classify:
+        args.ed_parser.error("--save-defaults stores the detector's own threshold: add --type-fusion off")
     if args.coco:
         from fashionlens.io.coco import read_coco
 
@@ -376,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--limit", type=int, default=None)
     ed.add_argument("--out", default="runs/evaluate-detector", help="output folder")
     ed.add_argument("-q", "--quiet", action="store_true")
-    ed.set_defaults(func=_cmd_evaluate_detector)
+    ed.set_defaults(func=_cmd_evaluate_detector, ed_parser=ed)
     ec = ev.add_parser("classifier", help="metrics + confusion matrices on a prepared split")
     ec.add_argument("--weights", default=None, help="classifier weights (default: the shipped model)")
     ec.add_argument("--cache", default="runs/cache/classifier-224-s0", help="prepared sample cache")

@@ -112,7 +112,7 @@ class Tagger:
         """``(..., C)`` category probabilities → ``(..., T)`` object-type probabilities (summed per type)."""
         category_probs = np.asarray(category_probs, dtype=np.float64)
         out = np.zeros((*category_probs.shape[:-1], len(self.taxonomy.object_types)))
-        np.add.at(out.T, self._cat_type_index, np.moveaxis(category_probs, -1, 0))
+        np.add.at(np.moveaxis(out, -1, 0), self._cat_type_index, np.moveaxis(category_probs, -1, 0))
         return out
 
     def fuse_object_type(self, detected: str, category_probs: np.ndarray, share: float) -> str:

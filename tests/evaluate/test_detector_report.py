@@ -235,3 +235,25 @@ def test_top_detection_accuracy_with_fused_types(upper_body_detector_weights: Pa
     monkeypatch.setattr(tagger, "type_fusion", None)
     plain = top_detection_accuracy(detector, records, tagger=tagger, progress=False)
     assert plain["correct"] == 2 and plain["object_types"] == "detector"
+
+
+def test_fused_object_types_crop_the_decoded_pixels(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates are in the decoded image's pixels, which may be a reduced decode (scale 0.5 here)."""
+    from fashionlens.evaluate.detector_report import fused_object_types
+    from fashionlens.garments import Garments
+    from fashionlens.imageio import DecodedImage
+
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    image = DecodedImage(rgb=rgb, width=160, height=120, scale=0.5, format="JPEG", mode="RGB")
+    seen: list[tuple[int, ...]] = []
+    cats = tagger.meta.head("category").values
+
+    def predict(crops):
+        seen.extend(c.shape for c in crops)
+        return {"category": np.tile(np.eye(len(cats))[cats.index("jeans")], (len(crops), 1))}
+
+    monkeypatch.setattr(tagger, "predict", predict)
+    g = Garments(xyxy=[[40, 20, 80, 60]], object_type=["upper-body"], confidence=[0.9])  # bottom-right half
+    fused = fused_object_types(tagger, image, g)
+    assert fused.object_type == ["lower-body"]
+    assert seen == [(44, 44, 3)]  # the 40 × 40 box + 10 % margin, clipped at the bottom-right border

@@ -10,9 +10,10 @@ keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From thos
 * precision, recall and F1 at a sweep of score thresholds (a prediction is a true positive when it
   matches an unmatched ground-truth garment of the same object type with box IoU ≥ 0.5, highest
   score first) — the basis for the default threshold;
-* with a Tagger whose ``type_fusion`` is set, every candidate's object type is first fused as
-  ``fashionlens tag`` does (:class:`~fashionlens.type_fusion.TypeFusion`: the classifier's type on
-  the candidate's crop may replace the detector's), so AP and the rest measure the pipeline's types;
+* with a Tagger whose ``type_fusion`` is set, the object types of the candidates kept by the rules
+  are fused as ``fashionlens tag`` does (:class:`~fashionlens.type_fusion.TypeFusion`: the
+  classifier's type on the candidate's crop may replace the detector's), so AP and the rest measure
+  the pipeline's types;
 * with a Tagger, end-to-end metrics at the operating threshold: predictions are matched to ground
   truth class-agnostically (IoU ≥ 0.5), each matched crop is classified, and the report gives the
   share of ground truth found, and among matches the share with the right object type and with
@@ -145,22 +146,24 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
             image_id = k + 1
             image = load_image(record.path)
             candidates = detector.candidates(image.rgb)
-            if tagger is not None and tagger.type_fusion is not None:
-                candidates = fused_object_types(tagger, image, candidates)
-            for rules in preds:
+            first = None
+            for rules in preds:  # rules, then object types fused as tag does
                 kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
+                if tagger is not None and tagger.type_fusion is not None:
+                    kept = fused_object_types(tagger, image, kept)
                 preds[rules] += _predictions(image_id, kept, names)
-            if tagger is None:
+                first = kept if first is None else first
+            if tagger is None or first is None:
                 continue
-            chosen = apply_rules(candidates, rule_sets[0], size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
-            chosen = chosen.select(chosen.confidence >= detector.score_thresh)
+            chosen = first.select(first.confidence >= detector.score_thresh)
             p_list = _predictions(image_id, chosen, names)
             gts = gt_by[image_id]
             e2e["gt"] += len(gts)
             pairs = match(gts, p_list, same_class=False)
             if not pairs:
                 continue
-            crops = [crop_garment(image, chosen.xyxy[i], None, margin=tagger.crop_margin)[0] for i, _ in pairs]
+            crops = [crop_garment(image, chosen.xyxy[i] / image.scale, None, margin=tagger.crop_margin)[0]
+                     for i, _ in pairs]
             probs = tagger.predict(crops)
             cat_values = tagger.meta.head("category").values
             gt_anns = [a for a in gt["annotations"] if a["image_id"] == image_id]
@@ -216,7 +219,8 @@ def fused_object_types(tagger: Tagger, image: DecodedImage, garments: Garments) 
 
     if not len(garments):
         return garments
-    crops = [crop_garment(image, garments.xyxy[i], None, margin=tagger.crop_margin)[0] for i in garments]
+    # candidates are in the decoded pixels, crop_garment takes full-resolution boxes
+    crops = [crop_garment(image, garments.xyxy[i] / image.scale, None, margin=tagger.crop_margin)[0] for i in garments]
     categories = tagger.predict(crops)["category"]
     h, w = image.rgb.shape[:2]  # candidates are in the decoded pixels
     types = [tagger.fuse_object_type(t, p, box_share(xyxy, w, h))
