@@ -12,11 +12,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fashionlens.io.records import decode_mask, encode_mask
-from fashionlens.models.detector_weights import load_detector
+from fashionlens.models.detector_weights import load_detector, set_detector_defaults
 from fashionlens.models.fcos_seg import FCOSSeg
 from fashionlens.train.config import ConfigError, load_config
 from fashionlens.train.detector import (
     DetectorTrainConfig,
+    mask_training_views,
     read_detection_data,
     train_detector,
 )
@@ -50,6 +51,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ({"grad_clip": False}, "grad_clip"),
     ({"size": 32}, "size: expected >= 64 px, got 32"),
     ({"size": 0}, "size: expected a positive integer"),
+    ({"roi_mask_only": True, "roi_mask_epochs": 2}, "roi_mask_only: expected init_from"),
+    ({"roi_mask_only": True, "init_from": "model.pt"}, "roi_mask_epochs >= 1, got init_from='model.pt', roi_mask_epochs=0"),
 ])
 def test_config_validation(kwargs: dict[str, Any], message: str | None) -> None:
     if message is None:
@@ -211,3 +214,45 @@ def test_train_detector_smoke_and_resume(coco_data: tuple[Path, Path], tmp_path:
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
     assert (out / "last.pt").stat().st_mtime_ns == before
     assert load_detector(out / "model.pt")[1].name == "smoke"
+
+
+def test_roi_mask_only_retrains_the_mask_head_and_keeps_the_rest(coco_data: tuple[Path, Path], tmp_path: Path) -> None:
+    annotations, images = coco_data
+    common: dict[str, Any] = {
+        "data_root": str(tmp_path), "sources": (),
+        "data": [{"format": "coco", "annotations": str(annotations), "images": str(images)}],
+        "builder_kwargs": {"fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50, "detections_per_img": 10,
+                           "roi_masks": True},
+        "size": 128, "epochs": 1, "eval_every": 1, "batch_size": 4, "warmup_iters": 0, "threads": 1,
+        "evaluate_test": False, "cache_dir": str(tmp_path / "cache"), "model_name": "smoke", "roi_mask_epochs": 1}
+    train_detector(DetectorTrainConfig(**common, out_dir=str(tmp_path / "base")))
+    base = tmp_path / "base" / "model.pt"
+    defaults = {"score_thresh": 0.4, "nms_thresh": 0.6, "rules": [], "measured_on": "test fixture"}
+    set_detector_defaults(base, defaults)
+
+    config = DetectorTrainConfig(**{**common, "roi_mask_epochs": 2}, out_dir=str(tmp_path / "masks"),
+                                 init_from=str(base), roi_mask_only=True, model_version="1")
+    summary = train_detector(config)
+
+    out = tmp_path / "masks"
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r.get("mask_head_epoch") for r in logged] == [1, 2]  # no box epochs
+    assert summary["best_epoch"] is None and "bbox" in summary["val"]
+    before, _ = load_detector(base)
+    after, meta = load_detector(out / "model.pt")
+    assert meta.version == "1" and meta.extra["defaults"] == defaults
+    old, new = before.state_dict(), after.state_dict()
+    assert old.keys() == new.keys()
+    for key in old:
+        same = bool((old[key] == new[key]).all())
+        assert same != key.startswith("roi_mask."), key  # the head changed, nothing else did
+
+
+def test_mask_training_views_can_leave_out_flat_lay_photos() -> None:
+    from types import SimpleNamespace
+
+    records = [SimpleNamespace(source=s) for s in ("ccp", "flatlay-clothing", "ccp", "flatlay-rise")]
+    views = [SimpleNamespace(record_index=i) for i in (0, 0, 1, 2, 3, 3)]
+    assert mask_training_views(views, records, DetectorTrainConfig()) == views  # type: ignore[arg-type]
+    kept = mask_training_views(views, records, DetectorTrainConfig(roi_mask_flatlay=False))  # type: ignore[arg-type]
+    assert [v.record_index for v in kept] == [0, 0, 2]

@@ -97,6 +97,7 @@ class RoIMaskHead(nn.Module):
         from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
         from torchvision.ops import MultiScaleRoIAlign
 
+        self.num_classes = num_classes
         self.pool = MultiScaleRoIAlign(["0", "1", "2"], output_size=14, sampling_ratio=2)
         self.head = MaskRCNNHeads(in_channels, [channels] * 4, dilation=1)
         self.predictor = MaskRCNNPredictor(channels, channels, num_classes)
@@ -147,6 +148,12 @@ class FCOSSeg(FCOS):
         self.mask_size_limit = mask_size_limit
         self.roi_mask: RoIMaskHead | None = (RoIMaskHead(backbone.out_channels, num_classes)
                                              if roi_masks else None)
+
+    def reset_roi_mask(self) -> None:
+        """Replace the RoI mask head with a freshly initialised one (to retrain it on frozen boxes)."""
+        if self.roi_mask is None:
+            raise ValueError("this detector was built without an RoI mask head (roi_masks=False)")
+        self.roi_mask = RoIMaskHead(self.backbone.out_channels, self.roi_mask.num_classes)
 
     # ----------------------------------------------------------------- training
 

@@ -90,6 +90,10 @@ class DetectorTrainConfig:
     evaluate_test: bool = True  # False for comparison runs: the test split stays untouched
     roi_mask_epochs: int = 0  # > 0: then train the RoI mask head (builder_kwargs roi_masks: true), detector frozen
     roi_mask_lr: float = 1e-3
+    roi_mask_flatlay: bool = True  # False: the mask head learns from the data's own masks, not flat-lay contours
+    # True: only (re)train the RoI mask head, fresh and seeded, on the detector given by init_from; the box
+    # stage is skipped and the detector's run-time defaults (score and NMS thresholds, rules) carry over
+    roi_mask_only: bool = False
     model_name: str = "garment-detector"
     model_version: str = "0"
 
@@ -116,6 +120,9 @@ class DetectorTrainConfig:
                 raise ConfigError(f"{name}: expected a non-negative number, got {value!r}")
         if self.size < 64:
             raise ConfigError(f"size: expected >= 64 px, got {self.size}")
+        if self.roi_mask_only and (not self.init_from or self.roi_mask_epochs < 1):
+            raise ConfigError("roi_mask_only: expected init_from (a trained detector) and roi_mask_epochs >= 1, "
+                              f"got init_from={self.init_from!r}, roi_mask_epochs={self.roi_mask_epochs!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -412,6 +419,8 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
     if config.freeze_stem:
         _freeze_stem(model)
     views = {name: cached_views(model, config, name, splits[name]) for name in ("train", "val")}
+    if config.roi_mask_only:
+        return _retrain_roi_masks(model, config, splits, views)
     optimizer = torch.optim.AdamW(_param_groups(model, config), weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
     total = max(1, steps_per_epoch * config.epochs)
@@ -477,8 +486,23 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
     if config.roi_mask_epochs:
         if getattr(model, "roi_mask", None) is None:
             raise ConfigError("roi_mask_epochs > 0 needs an fcos-seg detector with builder_kwargs: {roi_masks: true}")
-        train_roi_masks(model, views["train"], config)
+        train_roi_masks(model, mask_training_views(views["train"], splits["train"], config), config)
     return finish(model, config, splits, views["val"], state)
+
+
+def _retrain_roi_masks(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]],
+                       views: dict[str, list[CachedView]]) -> dict[str, Any]:
+    """``roi_mask_only``: a fresh, seeded RoI mask head on ``init_from``'s frozen detector."""
+    from fashionlens.models.detector_weights import load_detector
+
+    if getattr(model, "roi_mask", None) is None:
+        raise ConfigError("roi_mask_only needs an fcos-seg detector with builder_kwargs: {roi_masks: true}")
+    torch.manual_seed(config.seed)
+    model.reset_roi_mask()
+    train_roi_masks(model, mask_training_views(views["train"], splits["train"], config), config)
+    defaults = load_detector(config.init_from)[1].extra.get("defaults")
+    state = {"epoch": 0, "best_epoch": None, "roi_mask_only": True}
+    return finish(model, config, splits, views["val"], state, defaults=defaults)
 
 
 def _load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -487,6 +511,14 @@ def _load_partial(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     bad = [k for k in missing if not k.startswith("roi_mask.")] + list(unexpected)
     if bad:
         raise ValueError(f"checkpoint does not fit the model: {bad[:5]}")
+
+
+def mask_training_views(views: Sequence[CachedView], records: Sequence[ImageRecord],
+                        config: DetectorTrainConfig) -> list[CachedView]:
+    """The training views the RoI mask head learns from (without flat-lay photos if ``roi_mask_flatlay`` is off)."""
+    if config.roi_mask_flatlay:
+        return list(views)
+    return [v for v in views if not records[v.record_index].source.startswith("flatlay-")]
 
 
 def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: DetectorTrainConfig) -> None:
@@ -541,8 +573,12 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
 
 
 def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]],
-           val_views: Sequence[CachedView], state: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the chosen model on val and test, save it fp16 with metadata, write ``eval.json``."""
+           val_views: Sequence[CachedView], state: dict[str, Any], *,
+           defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate the chosen model on val and test, save it fp16 with metadata, write ``eval.json``.
+
+    ``defaults``: run-time defaults to store with the weights (as ``evaluate detector --save-defaults`` does).
+    """
     out = Path(config.out_dir)
     val = evaluate_views(model, val_views, splits["val"], freeze_stem=config.freeze_stem)
     test_views = (cached_views(model, config, "test", splits["test"])
@@ -555,7 +591,7 @@ def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list
                         class_names=tuple(detector_class_names()),
                         builder_kwargs={"min_size": config.size, "max_size": config.size, **config.builder_kwargs},
                         metrics={"val": _summary(val), "test": _summary(test) if test else None},
-                        extra={"config": config.to_dict()})
+                        extra={"config": config.to_dict(), **({"defaults": defaults} if defaults else {})})
     save_detector(model, meta, out / "model.pt")
     (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
