@@ -12,6 +12,7 @@ Usage (from the project root)::
 
     .venv/bin/python benchmarks/bench_grade.py                 # 12 items, 1 and 2 threads
     .venv/bin/python benchmarks/bench_grade.py --items 20 --json runs/bench_grade.json
+    .venv/bin/python benchmarks/bench_grade.py --threads 1 --compare-verifier   # damage decoding's cost
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=12)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--compare-verifier", action="store_true",
+                    help="also time each thread count with the damage head's plain threshold decoding "
+                    "instead of its region verifier (side by side, same items)")
     args = ap.parse_args()
     if not (RISE / "garments.jsonl").is_file():
         print(f"needs the RISE subset at {RISE}", file=sys.stderr)
@@ -85,18 +89,23 @@ def main() -> int:
         items = items_from_inputs(make_items(Path(tmp), args.items + 1))
         graders = {}
         for t in (int(v) for v in args.threads.split(",")):
-            torch.set_num_threads(t)
-            graders[t] = ItemGrader.default(threads=t)
-            graders[t].grade(items[0])  # warm-up
-            results[str(t)] = {"seconds": [], "stages": {}}
-        for item in items[1:]:  # interleaved: every thread setting on the same item before the next
-            for t, grader in graders.items():
+            for plain in (False, True) if args.compare_verifier else (False,):
+                key = f"{t}-threshold-decoding" if plain else str(t)
+                torch.set_num_threads(t)
+                grader = ItemGrader.default(threads=t)
+                if plain and grader.damage is not None:
+                    grader.damage.verifier = None  # the weights' plain threshold + minimum regions
+                grader.grade(items[0])  # warm-up
+                graders[key] = (t, grader)
+                results[key] = {"seconds": [], "stages": {}}
+        for item in items[1:]:  # interleaved: every setting on the same item before the next
+            for key, (t, grader) in graders.items():
                 torch.set_num_threads(t)
                 t0 = time.perf_counter()
                 rec, _ = grader.grade(item)
-                results[str(t)]["seconds"].append(time.perf_counter() - t0)
+                results[key]["seconds"].append(time.perf_counter() - t0)
                 for stage, ms in rec["timing_ms"].items():
-                    results[str(t)]["stages"].setdefault(stage, []).append(ms)
+                    results[key]["stages"].setdefault(stage, []).append(ms)
     summary = {}
     for t, r in results.items():
         s = sorted(r["seconds"])

@@ -69,7 +69,8 @@ def _cmd_evaluate_damage(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, dict(parse_override(o) for o in args.set or []), config_class=DamageTrainConfig)
     weights = args.weights or default_weights_path(DEFAULT_DAMAGE_MODEL)
-    print(json.dumps(evaluate_damage_model(weights, config, save_defaults=args.save_defaults), indent=2))
+    print(json.dumps(evaluate_damage_model(weights, config, save_defaults=args.save_defaults,
+                                           fit_verifier=args.fit_verifier or None), indent=2))
     return 0
 
 
@@ -106,4 +107,7 @@ def add_grading_parsers(sub: Any) -> None:
         ed.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
         ed.add_argument("--save-defaults", action="store_true",
                         help="store the validation-chosen threshold and the metrics in the weights")
+        ed.add_argument("--fit-verifier", action="store_true",
+                        help="fit a region verifier on the validation photos and measure it on test "
+                        "(with --save-defaults: store it, and the config's version, in the weights)")
         ed.set_defaults(func=_cmd_evaluate_damage)

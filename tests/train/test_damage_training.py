@@ -72,3 +72,43 @@ def test_init_from_starts_at_saved_weights_and_rejects_other_shapes(tmp_path):
         train_damage(other, progress=False)
     with pytest.raises(ValueError, match="epoch_offset must be >= 0"):
         DamageTrainConfig(epoch_offset=-1)
+
+
+def test_region_verifier_is_fitted_measured_and_stored(tmp_path, monkeypatch, caplog):
+    import fashionlens.train.damage as damage_training
+    from fashionlens.evaluate.damage import DamageEvaluation
+    from fashionlens.grading.region_verifier import (
+        FEATURES,
+        RegionVerifier,
+        VerifierFit,
+    )
+
+    root = _fake_rise(tmp_path / "data")
+    config = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "run"), height=64, width=64, epochs=1,
+                               batch_size=4, workers=0, decoder_channels=8, region_verifier=True, version="1.1")
+    # an untrained head on this tiny set gives no usable candidates: training still finishes, without a verifier
+    with caplog.at_level("WARNING"):
+        summary = train_damage(config, progress=False)
+    assert "verifier" not in summary and "no region verifier" in caplog.text
+    assert load_damage_model(summary["model"])[1].verifier is None
+    n = len(FEATURES)
+    verifier = RegionVerifier(candidate_threshold=0.2, accept_threshold=0.5, mean=(0.0,) * n, scale=(1.0,) * n,
+                              coef=(0.0,) * n, intercept=-5.0)
+    cross = DamageEvaluation(threshold=0.2, min_region_share=0.0, iou={}, miou=0.0, region_recall={"stain": 0.0},
+                             regions={}, false_damage_rate=0.0, clean_photos=2, damaged_photos=2, verifier_threshold=0.5)
+    calls = []
+
+    def fake_fit(*args, **kwargs):
+        calls.append(kwargs)
+        return VerifierFit(verifier, cross, candidates=5, real=2)
+
+    monkeypatch.setattr(damage_training, "fit_region_verifier", fake_fit)
+    again = evaluate_damage_model(summary["model"], config, save_defaults=True, progress=False)
+    assert calls and calls[0]["candidate_threshold"] == 0.3 and calls[0]["max_false_rate"] == 0.05
+    assert again["verifier"]["val"]["verifier_threshold"] == 0.5 and again["verifier"]["candidates"] == 5
+    assert again["verifier"]["test"]["false_damage_rate"] == 0.0  # it accepts nothing
+    meta = load_damage_model(summary["model"])[1]
+    assert RegionVerifier.from_dict(meta.verifier) == verifier and meta.version == "1.1"
+    # re-measuring stored weights without fitting reports the stored verifier (in-sample on validation)
+    stored = evaluate_damage_model(summary["model"], config, fit_verifier=False, progress=False)
+    assert stored["verifier"]["val_note"].startswith("in-sample") and len(calls) == 1

@@ -7,11 +7,14 @@
 * **region recall** per type: a painted region counts as found when at least ``REGION_HIT`` of its
   pixels are predicted as its type;
 * **false damage rate**: the share of *clean* photos with at least one predicted region.
+
+:func:`evaluate_damage_maps` scores maps decoded any other way (e.g. by the region verifier,
+:mod:`fashionlens.grading.region_verifier`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,6 +98,7 @@ class DamageEvaluation:
     false_damage_rate: float
     clean_photos: int
     damaged_photos: int
+    verifier_threshold: float | None = None  # set when a region verifier decided (threshold = its candidates')
 
     @property
     def score(self) -> float:
@@ -122,12 +126,35 @@ def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[n
     if len(probs) != len(targets) or len(probs) != len(regions):
         raise ValueError(f"expected as many targets and region lists as predictions, got "
                          f"{len(probs)}, {len(targets)}, {len(regions)}")
+
+    def decode(p: Any, i: int) -> np.ndarray:
+        return _decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
+                                min_region_share=min_region_share)
+
+    share = min_region_share if isinstance(min_region_share, (int, float)) else [float(v) for v in min_region_share]
+    return evaluate_damage_maps((decode(p, i) for i, p in enumerate(probs)), targets, regions,
+                                (decode(p, i) for i, p in enumerate(clean_probs)), threshold=threshold,
+                                min_region_share=share)
+
+
+def evaluate_damage_maps(pred_maps: Iterable[np.ndarray], targets: Sequence[np.ndarray],
+                         regions: Sequence[Sequence[Any]], clean_maps: Iterable[np.ndarray], *, threshold: float,
+                         min_region_share: float | list[float] = 0.0,
+                         verifier_threshold: float | None = None) -> DamageEvaluation:
+    """Metrics of decoded ``H×W`` damage maps (0 none, k = ``DAMAGE_TYPES[k-1]``), one per damaged photo
+    in ``targets`` order, and of the clean photos' maps. ``threshold``/``min_region_share``/
+    ``verifier_threshold`` only describe the decoding in the result."""
     k = len(DAMAGE_TYPES)
     inter, union = np.zeros(k), np.zeros(k)
     hits, counts = np.zeros(k), np.zeros(k)
-    for i, (p, t) in enumerate(zip(probs, targets)):
-        pred = _decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
-                                min_region_share=min_region_share)
+    n_damaged = 0
+    for i, pred in enumerate(pred_maps):
+        if i >= len(targets):
+            raise ValueError(f"expected {len(targets)} predicted maps (one per target), got more")
+        t = targets[i]
+        if pred.shape != t.shape:
+            raise ValueError(f"photo {i}: predicted map {pred.shape} and target {t.shape} differ in size")
+        n_damaged += 1
         for c in range(k):
             pc, tc = pred == c + 1, t == c + 1
             inter[c] += np.logical_and(pc, tc).sum()
@@ -140,19 +167,19 @@ def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[n
                 continue
             counts[c] += 1
             hits[c] += float((pred[y0:y1, x0:x1][region] == c + 1).mean() >= REGION_HIT)
-    flagged = 0
-    for i, p in enumerate(clean_probs):
-        pred = _decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
-                                min_region_share=min_region_share)
+    if n_damaged != len(targets):
+        raise ValueError(f"expected {len(targets)} predicted maps (one per target), got {n_damaged}")
+    flagged = n_clean = 0
+    for pred in clean_maps:
+        n_clean += 1
         flagged += int(pred.any())
     iou = {DAMAGE_TYPES[c]: float(inter[c] / union[c]) if union[c] else 0.0 for c in range(k)}
     recall = {DAMAGE_TYPES[c]: float(hits[c] / counts[c]) if counts[c] else 0.0 for c in range(k)}
-    share = min_region_share if isinstance(min_region_share, (int, float)) else [float(v) for v in min_region_share]
-    return DamageEvaluation(threshold=threshold, min_region_share=share, iou=iou,
+    return DamageEvaluation(threshold=threshold, min_region_share=min_region_share, iou=iou,
                             miou=float(np.mean(list(iou.values()))), region_recall=recall,
                             regions={DAMAGE_TYPES[c]: int(counts[c]) for c in range(k)},
-                            false_damage_rate=flagged / max(1, len(clean_probs)), clean_photos=len(clean_probs),
-                            damaged_photos=len(probs))
+                            false_damage_rate=flagged / max(1, n_clean), clean_photos=n_clean,
+                            damaged_photos=n_damaged, verifier_threshold=verifier_threshold)
 
 
 def choose_threshold(probs: Sequence[np.ndarray], targets: Sequence[np.ndarray], regions: Sequence[Sequence[Any]],

@@ -3,9 +3,10 @@
 ``DamageFinder`` loads the damage head once (the shipped ``damage-segmenter-lite0`` by default),
 resizes a photo so its longer side is the model's input side (padded to a multiple of 32), and
 returns :class:`FoundDamage` regions in full-resolution pixels: type, share of the garment's pixels,
-score (mean damage probability), box and COCO-RLE mask. Decoding follows
-:func:`fashionlens.evaluate.damage.decode_damage` with the threshold and minimum region size
-measured on validation and stored in the weights.
+score (mean damage probability), box and COCO-RLE mask. When the weights carry a region verifier
+(:mod:`fashionlens.grading.region_verifier`), it decides which candidate regions are damage;
+otherwise decoding follows :func:`fashionlens.evaluate.damage.decode_damage` with the threshold and
+minimum region size measured on validation and stored in the weights.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pycocotools import mask as mask_utils
 
 from fashionlens.evaluate.damage import decode_damage
 from fashionlens.grading.item import DAMAGE_TYPES
+from fashionlens.grading.region_verifier import RegionVerifier
 from fashionlens.models.damage import (
     DamageMeta,
     damage_probabilities,
@@ -48,11 +50,16 @@ class FoundDamage:
 
 
 class DamageFinder:
-    """The damage head with its decoding settings. ``threshold``/``min_region_share``: None = the weights' own."""
+    """The damage head with its decoding settings.
+
+    ``threshold``/``min_region_share``: None = the weights' own. ``verify``: use the weights' region
+    verifier when they have one; passing a threshold or minimum region asks for the plain decoding,
+    so the verifier is then off.
+    """
 
     def __init__(self, weights: str | Path | None = None, *, threshold: float | None = None,
                  min_region_share: float | None = None, threads: int | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", verify: bool = True) -> None:
         from fashionlens.runtime.damage_onnx import OnnxDamageRunner, damage_onnx_path
 
         if backend not in ("auto", "onnx", "torch"):
@@ -70,12 +77,16 @@ class DamageFinder:
         self.min_region_share = self.meta.min_region_share if min_region_share is None else min_region_share
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        plain = threshold is not None or min_region_share is not None
+        self.verifier = (RegionVerifier.from_dict(self.meta.verifier)
+                         if verify and not plain and self.meta.verifier else None)
 
     @property
     def info(self) -> dict[str, str]:
-        return {"damage_model": self.meta.name, "damage_version": self.meta.version, "damage_backend": self.backend}
+        return {"damage_model": self.meta.name, "damage_version": self.meta.version, "damage_backend": self.backend,
+                "damage_decoding": "region-verifier" if self.verifier is not None else "threshold"}
 
-    def _input(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _input(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         h, w = rgb.shape[:2]
         s = self.meta.input_side / max(h, w)
         nh, nw = max(32, round(h * s / 32) * 32), max(32, round(w * s / 32) * 32)
@@ -83,15 +94,20 @@ class DamageFinder:
         mean = np.asarray(self.meta.mean, np.float32) * 255
         std = np.asarray(self.meta.std, np.float32) * 255
         x = ((small.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
-        return torch.from_numpy(np.ascontiguousarray(x)), (nh, nw)
+        return torch.from_numpy(np.ascontiguousarray(x)), small
 
     @torch.no_grad()
-    def probabilities(self, rgb: np.ndarray, *, full_size: bool = True) -> np.ndarray:
-        """``(K, H, W)`` damage probabilities at the photo's resolution (``full_size``) or the model's."""
+    def _model_probabilities(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, h, w)`` probabilities at the model's resolution and the photo resized to it."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
-        x, _ = self._input(rgb)
+        x, small = self._input(rgb)
         p = self.runner(x.numpy())[0] if self.runner is not None else damage_probabilities(self.model, x)[0].numpy()
+        return np.asarray(p, np.float32), small
+
+    def probabilities(self, rgb: np.ndarray, *, full_size: bool = True) -> np.ndarray:
+        """``(K, H, W)`` damage probabilities at the photo's resolution (``full_size``) or the model's."""
+        p, _small = self._model_probabilities(rgb)
         if not full_size:
             return p
         h, w = rgb.shape[:2]
@@ -106,12 +122,15 @@ class DamageFinder:
         if garment is not None and garment.shape != rgb.shape[:2]:
             raise ValueError(f"expected a garment mask of shape {rgb.shape[:2]}, got {garment.shape}")
         h, w = rgb.shape[:2]
-        probs = self.probabilities(rgb, full_size=False)
+        probs, small = self._model_probabilities(rgb)
         sh, sw = probs.shape[1:]
         g = None
         if garment is not None:
             g = cv2.resize(garment.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST).astype(bool)
-        dmap = decode_damage(probs, threshold=self.threshold, garment=g, min_region_share=self.min_region_share)
+        if self.verifier is not None:
+            dmap = self.verifier.decode(probs, small, g)
+        else:
+            dmap = decode_damage(probs, threshold=self.threshold, garment=g, min_region_share=self.min_region_share)
         area = float(g.sum()) if g is not None else float(dmap.size)
         sx, sy = w / sw, h / sh
         out: list[FoundDamage] = []

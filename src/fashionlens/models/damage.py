@@ -86,6 +86,9 @@ class DamageMeta:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     threshold: float = 0.5
     min_region_share: float | list[float] = 0.001  # one number, or one per damage type
+    # a fitted region verifier (fashionlens.grading.region_verifier.RegionVerifier.to_dict()); when present it
+    # decides which damage regions to keep, and threshold / min_region_share are the plain fallback decoding
+    verifier: dict[str, Any] | None = None
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)

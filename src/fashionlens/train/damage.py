@@ -32,9 +32,15 @@ from tqdm import tqdm
 from fashionlens.evaluate.damage import (
     DamageEvaluation,
     choose_threshold,
+    evaluate_damage_maps,
     evaluate_damage_predictions,
 )
 from fashionlens.grading.item import DAMAGE_TYPES
+from fashionlens.grading.region_verifier import (
+    RegionVerifier,
+    VerifierFit,
+    fit_region_verifier,
+)
 from fashionlens.grading.synthetic_damage import (
     DamageStyle,
     add_synthetic_damage,
@@ -77,6 +83,10 @@ class DamageTrainConfig:
     max_false_rate: float = 0.05
     init_from: str | None = None  # start from saved damage weights (e.g. the shipped model), not ImageNet
     epoch_offset: int = 0  # epoch e draws its synthetic damage as epoch e + offset (fresh draws after init_from)
+    # after training (or in `evaluate damage --fit-verifier`): fit a region verifier on the validation photos
+    # (fashionlens.grading.region_verifier) and store it in the weights; candidates at this damage probability
+    region_verifier: bool = False
+    verifier_candidate_threshold: float = 0.3
     name: str = "damage-segmenter-lite0"
     version: str = "1"
 
@@ -92,6 +102,8 @@ class DamageTrainConfig:
             raise ValueError(f"epoch_offset must be >= 0, got {self.epoch_offset}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not 0 < self.verifier_candidate_threshold < 1:
+            raise ValueError(f"verifier_candidate_threshold must be in (0, 1), got {self.verifier_candidate_threshold}")
 
 
 @dataclass
@@ -179,18 +191,83 @@ def predict_probabilities(model: DamageSegmenter, images: Sequence[np.ndarray], 
     return np.concatenate(out) if out else np.zeros((0, len(DAMAGE_TYPES) + 1, 1, 1), np.float16)
 
 
-def _evaluate(model: DamageSegmenter, damaged: list, clean: list[GarmentPhoto], *, threshold: float | None,
-              min_region_share: float | list[float] | None, max_false_rate: float,
-              per_type: bool = False) -> DamageEvaluation:
-    probs = predict_probabilities(model, [d[0] for d in damaged])
-    clean_probs = predict_probabilities(model, [p.rgb for p in clean])
-    garments = [p.garment for p in clean]
-    if threshold is None or min_region_share is None:
-        threshold, min_region_share = choose_threshold(probs, [d[1] for d in damaged], [d[2] for d in damaged],
-                                                       clean_probs, garments, max_false_rate=max_false_rate,
-                                                       per_type=per_type)
-    return evaluate_damage_predictions(probs, [d[1] for d in damaged], [d[2] for d in damaged], clean_probs,
-                                       garments, threshold=threshold, min_region_share=min_region_share)
+@dataclass
+class _HeldOut:
+    """A held-out split: its photos with fixed synthetic damage and clean, and a model's probabilities."""
+
+    photos: list[GarmentPhoto]
+    damaged: list[tuple[np.ndarray, np.ndarray, list]]
+    probs: np.ndarray | None = None
+    clean_probs: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, photos: list[GarmentPhoto], *, seed: int) -> _HeldOut:
+        return cls(photos, fixed_damage_set(photos, seed=seed))
+
+    def predict(self, model: DamageSegmenter) -> _HeldOut:
+        self.probs = predict_probabilities(model, [d[0] for d in self.damaged])
+        self.clean_probs = predict_probabilities(model, [p.rgb for p in self.photos])
+        return self
+
+    def _inputs(self) -> tuple[np.ndarray, list, list, np.ndarray, list[np.ndarray]]:
+        if self.probs is None or self.clean_probs is None:
+            raise RuntimeError("_HeldOut.predict(model) first")
+        return (self.probs, [d[1] for d in self.damaged], [d[2] for d in self.damaged], self.clean_probs,
+                [p.garment for p in self.photos])
+
+    def evaluate(self, threshold: float, min_region_share: float | list[float]) -> DamageEvaluation:
+        probs, targets, regions, clean, garments = self._inputs()
+        return evaluate_damage_predictions(probs, targets, regions, clean, garments, threshold=threshold,
+                                           min_region_share=min_region_share)
+
+    def choose(self, *, max_false_rate: float, per_type: bool = False) -> DamageEvaluation:
+        """Threshold and minimum region chosen on this split (≤ ``max_false_rate`` clean photos flagged)."""
+        probs, targets, regions, clean, garments = self._inputs()
+        t, m = choose_threshold(probs, targets, regions, clean, garments, max_false_rate=max_false_rate,
+                                per_type=per_type)
+        return self.evaluate(t, m)
+
+    def fit_verifier(self, config: DamageTrainConfig) -> VerifierFit:
+        probs, targets, regions, clean, garments = self._inputs()
+        return fit_region_verifier(probs, [d[0] for d in self.damaged], targets, regions, clean,
+                                   [p.rgb for p in self.photos], garments,
+                                   candidate_threshold=config.verifier_candidate_threshold,
+                                   max_false_rate=config.max_false_rate, seed=config.seed)
+
+    def evaluate_verifier(self, verifier: RegionVerifier) -> DamageEvaluation:
+        probs, targets, regions, clean, garments = self._inputs()
+        return evaluate_damage_maps(
+            (verifier.decode(np.asarray(p, np.float32), d[0], g) for p, d, g in zip(probs, self.damaged, garments)),
+            targets, regions,
+            (verifier.decode(np.asarray(p, np.float32), ph.rgb, ph.garment) for p, ph in zip(clean, self.photos)),
+            threshold=verifier.candidate_threshold, verifier_threshold=verifier.accept_threshold)
+
+
+def _final_report(model: DamageSegmenter, val: _HeldOut, test: _HeldOut, config: DamageTrainConfig, *,
+                  fit_verifier: bool, verifier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Plain decoding chosen on validation and measured once on test; with ``fit_verifier`` (or a stored
+    ``verifier``) the region verifier too — fitted on validation, its validation metrics cross-fitted."""
+    val.predict(model)
+    test.predict(model)
+    plain_val = val.choose(max_false_rate=config.max_false_rate, per_type=True)
+    report: dict[str, Any] = {"val": plain_val,
+                              "test": test.evaluate(plain_val.threshold, plain_val.min_region_share)}
+    if fit_verifier:
+        try:
+            fit = val.fit_verifier(config)
+        except ValueError as e:
+            log.warning("no region verifier: %s", e)
+        else:
+            report["verifier"] = {"weights": fit.verifier.to_dict(), "val": fit.validation.to_dict(),
+                                  "val_note": "2-fold cross-fitted on the validation photos",
+                                  "candidates": fit.candidates, "real": fit.real,
+                                  "test": test.evaluate_verifier(fit.verifier).to_dict()}
+    elif verifier:
+        stored = RegionVerifier.from_dict(verifier)
+        report["verifier"] = {"weights": verifier, "val": val.evaluate_verifier(stored).to_dict(),
+                              "val_note": "in-sample: the verifier was fitted on these photos",
+                              "test": test.evaluate_verifier(stored).to_dict()}
+    return report
 
 
 def _rise_photos(config: DamageTrainConfig) -> dict[str, list[str]]:
@@ -219,7 +296,7 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
     paths = _rise_photos(config)
     photos = {k: load_garment_photos(v, height=config.height, width=config.width, progress=progress)
               for k, v in paths.items()}
-    val_damaged = fixed_damage_set(photos["val"], seed=10_000 + config.seed)
+    val_set = _HeldOut.of(photos["val"], seed=10_000 + config.seed)
     model = DamageSegmenter(frozen_blocks=config.frozen_blocks, decoder_channels=config.decoder_channels,
                             pretrained=config.init_from is None)
     if config.init_from:
@@ -260,8 +337,7 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
             opt.step()
             sched.step()
             losses.append(float(loss))
-        ev = _evaluate(model, val_damaged, photos["val"], threshold=None, min_region_share=None,
-                       max_false_rate=config.max_false_rate)
+        ev = val_set.predict(model).choose(max_false_rate=config.max_false_rate)
         score = ev.score
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": (time.time() - t0) / 60,
                "val": ev.to_dict()}
@@ -275,47 +351,58 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
                     "epoch": epoch, "best": best}, out / "last.pt")
     ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(ck["model"])
-    val = _evaluate(model, val_damaged, photos["val"], threshold=None, min_region_share=None,
-                    max_false_rate=config.max_false_rate, per_type=True)
-    test_damaged = fixed_damage_set(photos["test"], seed=20_000 + config.seed)
-    test = _evaluate(model, test_damaged, photos["test"], threshold=val.threshold,
-                     min_region_share=val.min_region_share, max_false_rate=config.max_false_rate)
+    report = _final_report(model, val_set, _HeldOut.of(photos["test"], seed=20_000 + config.seed), config,
+                           fit_verifier=config.region_verifier)
+    val, test = report["val"], report["test"]
+    metrics = {"val": val.to_dict(), "test": test.to_dict(), "best_epoch": ck["epoch"] + 1}
+    verifier = report.get("verifier")
+    if verifier:
+        metrics["verifier"] = {k: v for k, v in verifier.items() if k != "weights"}
     meta = DamageMeta(name=config.name, version=config.version, input_side=max(config.height, config.width),
                       threshold=val.threshold, min_region_share=val.min_region_share,
+                      verifier=verifier["weights"] if verifier else None,
                       builder_kwargs={"frozen_blocks": config.frozen_blocks,
                                       "decoder_channels": config.decoder_channels},
-                      metrics={"val": val.to_dict(), "test": test.to_dict(), "best_epoch": ck["epoch"] + 1},
+                      metrics=metrics,
                       training={"config": dataclasses.asdict(config),
                                 "photos": {k: len(v) for k, v in photos.items()}})
     save_damage_model(model, meta, out / "model.pt")
-    summary = {"val": val.to_dict(), "test": test.to_dict(), "best_epoch": ck["epoch"] + 1,
-               "model": str(out / "model.pt")}
+    summary = {**metrics, "model": str(out / "model.pt")}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def evaluate_damage_model(weights: str | Path, config: DamageTrainConfig, *, save_defaults: bool = False,
-                          progress: bool = True) -> dict[str, Any]:
+                          fit_verifier: bool | None = None, progress: bool = True) -> dict[str, Any]:
     """Re-measure saved damage weights: threshold and minimum region chosen on the validation photos
     (fixed synthetic damage + the same photos clean), then applied once to the test photos.
 
-    ``save_defaults``: store the chosen threshold, minimum region share and the metrics in the weights.
+    ``fit_verifier``: fit a region verifier on the validation photos and measure it on test too
+    (None = ``config.region_verifier``); without it, a verifier stored in the weights is measured.
+    ``save_defaults``: store the chosen threshold, minimum region share, the metrics — and a newly
+    fitted verifier, with ``config.version`` as the weights' version — in the weights.
     """
     from fashionlens.models.damage import load_damage_model
 
     torch.set_num_threads(config.threads)
     model, meta = load_damage_model(weights)
+    fit = config.region_verifier if fit_verifier is None else fit_verifier
     paths = _rise_photos(config)
     photos = {k: load_garment_photos(paths[k], height=config.height, width=config.width, progress=progress)
               for k in ("val", "test")}
-    val = _evaluate(model, fixed_damage_set(photos["val"], seed=10_000 + config.seed), photos["val"],
-                    threshold=None, min_region_share=None, max_false_rate=config.max_false_rate, per_type=True)
-    test = _evaluate(model, fixed_damage_set(photos["test"], seed=20_000 + config.seed), photos["test"],
-                     threshold=val.threshold, min_region_share=val.min_region_share,
-                     max_false_rate=config.max_false_rate)
-    summary = {"weights": str(weights), "val": val.to_dict(), "test": test.to_dict()}
+    report = _final_report(model, _HeldOut.of(photos["val"], seed=10_000 + config.seed),
+                           _HeldOut.of(photos["test"], seed=20_000 + config.seed), config,
+                           fit_verifier=fit, verifier=meta.verifier)
+    val, test = report["val"], report["test"]
+    summary: dict[str, Any] = {"weights": str(weights), "val": val.to_dict(), "test": test.to_dict()}
+    verifier = report.get("verifier")
+    if verifier:
+        summary["verifier"] = {k: v for k, v in verifier.items() if k != "weights"}
     if save_defaults:
         meta.threshold, meta.min_region_share = val.threshold, val.min_region_share
         meta.metrics = {**meta.metrics, "val": val.to_dict(), "test": test.to_dict()}
+        if fit and verifier:
+            meta.verifier, meta.version = verifier["weights"], config.version
+            meta.metrics["verifier"] = summary["verifier"]
         save_damage_model(model, meta, weights)
     return summary
