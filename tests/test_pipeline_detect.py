@@ -153,6 +153,7 @@ def test_colour_shares_come_from_the_mask(tagger: Tagger, random_detector_weight
     mask[0, 20:40, 20:60] = True
     g = Garments(xyxy=[[10, 10, 70, 50]], object_type=["upper-body"], confidence=[0.9], mask=mask)  # box: half white
     monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+    monkeypatch.setattr(tagger, "colour_model", None)  # the head's colours, so both are listed
     thr = tagger.meta.thresholds.get("colours", 0.5)
     monkeypatch.setattr(tagger.backend, "run",
                         lambda b: _probs(tagger, len(b), colours={"red": 0.9, "white": min(1.0, thr + 0.1)}))
@@ -187,10 +188,11 @@ def test_crop_garment_box(size: tuple[int, int], full: tuple[int, int] | None, x
                           expected: tuple[int, int, int, int]) -> None:
     rgb = _noise(*size)
     image = _decoded(rgb, *(full or (None, None)))
-    crop, pixels = crop_garment(image, xyxy, None, margin=margin)
+    crop, (pixels, masked) = crop_garment(image, xyxy, None, margin=margin)
     y0, y1, x0, x1 = expected
     np.testing.assert_array_equal(crop, rgb[y0:y1, x0:x1])
     assert pixels.ndim == 2 and pixels.shape[1] == 3 and len(pixels) > 0
+    assert not masked  # the box centre, not the garment's own pixels
 
 
 @pytest.mark.parametrize("scale", [1, 2], ids=["full", "half"])
@@ -202,16 +204,16 @@ def test_crop_garment_pixels_from_the_mask(scale: int) -> None:
     mask = np.zeros((full_h, full_w), bool)
     mask[20:40, 20:60] = True
     image = _decoded(rgb, full_w, full_h)
-    _, pixels = crop_garment(image, (10, 10, 70, 50), mask)
-    assert len(pixels) > 0 and (pixels == (0, 0, 200)).all()
-    _, without = crop_garment(image, (10, 10, 70, 50), None)  # no mask: the box centre, white included
-    assert (without == 255).all(axis=1).any()
+    _, (pixels, masked) = crop_garment(image, (10, 10, 70, 50), mask)
+    assert masked and len(pixels) > 0 and (pixels == (0, 0, 200)).all()
+    _, (without, masked) = crop_garment(image, (10, 10, 70, 50), None)  # no mask: the box centre, white included
+    assert not masked and (without == 255).all(axis=1).any()
 
 
 def test_crop_garment_empty_mask_falls_back_to_the_box() -> None:
     rgb = _noise(40, 40)
-    _, pixels = crop_garment(_decoded(rgb), (0, 0, 40, 40), np.zeros((40, 40), bool))
-    assert len(pixels) > 0
+    _, (pixels, masked) = crop_garment(_decoded(rgb), (0, 0, 40, 40), np.zeros((40, 40), bool))
+    assert len(pixels) > 0 and not masked
 
 
 # ------------------------------------------------------------------ object type: detector + classifier
@@ -284,6 +286,7 @@ def test_model_info_says_how_object_types_were_decided(tagger: Tagger, random_de
     from fashionlens.runtime.ray_engine import _model_of
 
     assert "object_types" not in tagger.model_info  # whole-image: the classifier decides anyway
+    assert tagger.model_info["colours"] == "head+pixels (w=0.5)"
     monkeypatch.setattr(tagger, "detector", GarmentDetector(random_detector_weights))
     info = tagger.model_info
     assert info["object_types"].startswith("detector+classifier (TypeFusion(")

@@ -75,7 +75,8 @@ def check_record(rec: dict[str, Any], path: Path | str) -> None:
     assert rec["schema"] == RESULT_SCHEMA
     assert set(rec["image"]) == {"path", "width", "height"}
     assert rec["image"]["path"] == str(path)
-    assert set(rec["model"]) == {"name", "version", "backend"}
+    # the shipped classifier, and how colour names were decided (the pixel colour model joins the head)
+    assert set(rec["model"]) == {"name", "version", "backend", "colours"}
     assert all(isinstance(v, str) and v for v in rec["model"].values())
     assert isinstance(rec["timing_ms"], dict)
     if rec["error"] is None:

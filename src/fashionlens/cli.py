@@ -419,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_grader_parser(train)
     add_evaluate_grader_parser(ev)
+    from fashionlens.cli_colours import add_colour_parsers
+    add_colour_parsers(train, ev)
     from fashionlens.cli_agreement import add_agreement_parser
     add_agreement_parser(sub)
     from fashionlens.cli_serve import add_serve_parser

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from fashionlens.backdrop import backdrop_garment_mask
 from fashionlens.taxonomy import load_taxonomy
 
 #: pixels further than this (CIE76 ΔE) from every predicted colour are not counted
@@ -53,6 +55,29 @@ def garment_pixels(rgb: np.ndarray, *, mask: np.ndarray | None = None, centre_fr
     if len(pix) > max_pixels:
         pix = pix[:: int(np.ceil(len(pix) / max_pixels))]
     return pix
+
+
+class GarmentPixels(NamedTuple):
+    """A garment's colour pixels and where they come from."""
+
+    pixels: np.ndarray  # (N, 3) uint8 RGB
+    masked: bool  # True: the garment's own pixels (a mask); False: the centre of its box (may include backdrop)
+
+
+def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 256) -> GarmentPixels:
+    """The colour pixels of a photo of one garment: the garment's own pixels when it lies on a plain
+    backdrop (:func:`fashionlens.backdrop.backdrop_garment_mask`, found on a copy at most ``max_side``
+    pixels long), else the central region (:func:`garment_pixels`)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    scale = max_side / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
+        if scale < 1 else rgb
+    mask = backdrop_garment_mask(small) if min(small.shape[:2]) >= 16 else None
+    if mask is not None:
+        return GarmentPixels(garment_pixels(small, mask=mask), True)
+    return GarmentPixels(garment_pixels(rgb), False)
 
 
 def colour_shares(pixels: np.ndarray, colours: Sequence[str]) -> dict[str, float]:

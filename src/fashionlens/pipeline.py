@@ -7,7 +7,12 @@ sure enough of another (:class:`~fashionlens.type_fusion.TypeFusion`; ``type_fus
 off); its category is the classifier's best category *of that type*, and its colour shares come
 from the pixels of its mask. Without a detector (``--whole-image``) each photo is one
 garment: the photo is classified as a whole, its object type is the category head's probabilities
-summed per object type, and colour shares come from the central region's pixels.
+summed per object type, and colour shares come from the garment's pixels when it lies on a plain
+backdrop (:func:`~fashionlens.colours.whole_image_pixels`), else from the central region's pixels.
+
+Colour *names* come from the classifier's colour head; where the garment's own pixels are known (a
+detector mask or a plain backdrop) the pixel colour model (:mod:`fashionlens.colour_model`) is
+averaged in (``colour_model=None`` turns it off).
 """
 
 from __future__ import annotations
@@ -21,11 +26,18 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from fashionlens.colours import colour_shares, garment_pixels
+from fashionlens.colour_model import PixelColourModel, colour_features
+from fashionlens.colours import (
+    GarmentPixels,
+    colour_shares,
+    garment_pixels,
+    whole_image_pixels,
+)
 from fashionlens.embeddings import encode_embedding
 from fashionlens.garments import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
+from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
 from fashionlens.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
@@ -34,6 +46,8 @@ if TYPE_CHECKING:
     from fashionlens.detect import GarmentDetector
 
 RESULT_SCHEMA = "fashionlens/result/v1"
+#: ``Tagger(colour_model=...)``: the shipped pixel colour model when it fits the classifier's colour head
+DEFAULT_COLOUR_MODEL = "default"
 
 
 #: attributes reported only for garments of these object types
@@ -70,7 +84,8 @@ class Tagger:
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",
                  threads: int | None = None, top_k: int = 3, detector: GarmentDetector | None = None,
                  crop_margin: float = 0.1, embed: bool = False,
-                 type_fusion: TypeFusion | None = DEFAULT_TYPE_FUSION) -> None:
+                 type_fusion: TypeFusion | None = DEFAULT_TYPE_FUSION,
+                 colour_model: PixelColourModel | str | None = DEFAULT_COLOUR_MODEL) -> None:
         if type_fusion is not None and not isinstance(type_fusion, TypeFusion):
             raise TypeError(f"type_fusion: expected a TypeFusion or None, got {type(type_fusion).__name__}")
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
@@ -84,6 +99,23 @@ class Tagger:
         cat_values = self.meta.head("category").values
         self._cat_type_index = np.array([self.taxonomy.object_type_index(self.taxonomy.object_type_of(c))
                                          for c in cat_values])
+        self.colour_model = self._colour_model(colour_model)
+
+    def _colour_model(self, colour_model: PixelColourModel | str | None) -> PixelColourModel | None:
+        """The pixel colour model that joins the colour head where a garment's own pixels are known."""
+        if colour_model is None or not any(h.name == "colours" for h in self.meta.heads):
+            return None
+        head_values = self.meta.head("colours").values
+        if colour_model == DEFAULT_COLOUR_MODEL:
+            model = PixelColourModel.load(default_weights_path(DEFAULT_PIXEL_COLOURS))
+            return model if model.values == tuple(head_values) else None  # another colour vocabulary: head only
+        if isinstance(colour_model, str | Path):
+            colour_model = PixelColourModel.load(colour_model)
+        if not isinstance(colour_model, PixelColourModel):
+            raise TypeError(f"colour_model: expected a PixelColourModel, a path, 'default' or None, "
+                            f"got {type(colour_model).__name__}")
+        colour_model.check_head(head_values)
+        return colour_model
 
     @property
     def model_info(self) -> dict[str, str]:
@@ -92,6 +124,8 @@ class Tagger:
         info = {"name": self.meta.name, "version": self.meta.version, "backend": self.backend.name}
         if self.detector is not None and self.type_fusion is not None:
             info["object_types"] = f"detector+classifier ({self.type_fusion})"
+        if self.colour_model is not None:
+            info["colours"] = f"head+pixels (w={self.colour_model.head_weight})"
         return info
 
     @property
@@ -125,7 +159,7 @@ class Tagger:
                                     self.object_type_probs(category_probs), share)
         return types[t]
 
-    def _attributes(self, probs: dict[str, np.ndarray], i: int, object_type: str, pixels: np.ndarray
+    def _attributes(self, probs: dict[str, np.ndarray], i: int, object_type: str, pixels: GarmentPixels
                     ) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         for h in self.meta.heads:
@@ -140,17 +174,20 @@ class Tagger:
                 attrs[h.name] = {"id": h.values[j], "score": round(float(p[j]), 4)}
             else:
                 thr = self.meta.thresholds.get(h.name, 0.5)
+                if h.name == "colours" and self.colour_model is not None and pixels.masked and len(pixels.pixels):
+                    pixel_p = self.colour_model.predict_proba(colour_features(pixels.pixels))
+                    p, thr = self.colour_model.combine(p, pixel_p, thr)
                 chosen = [j for j in np.argsort(-p) if p[j] >= thr] or [int(p.argmax())]
                 names = [h.values[j] for j in chosen]
                 if h.name == "colours":
-                    shares = colour_shares(pixels, names)
+                    shares = colour_shares(pixels.pixels, names)
                     attrs[h.name] = [{"id": n, "share": round(shares[n], 4) if n in shares else None,
                                       "score": round(float(p[h.values.index(n)]), 4)} for n in names]
                 else:
                     attrs[h.name] = [{"id": n, "score": round(float(p[h.values.index(n)]), 4)} for n in names]
         return attrs
 
-    def _garment(self, probs: dict[str, np.ndarray], i: int, pixels: np.ndarray, xyxy: Sequence[float], *,
+    def _garment(self, probs: dict[str, np.ndarray], i: int, pixels: GarmentPixels, xyxy: Sequence[float], *,
                  object_type: str | None = None, score: float | None = None, mask: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
         """One garment's result. With ``object_type`` (from the detector) the category is the best one
@@ -213,7 +250,7 @@ class Tagger:
         out = []
         for i, (im, path) in enumerate(zip(images, paths)):
             t1 = time.perf_counter()
-            garment = self._garment(probs, i, garment_pixels(im.rgb), (0, 0, im.width, im.height))
+            garment = self._garment(probs, i, whole_image_pixels(im.rgb), (0, 0, im.width, im.height))
             timing = {"infer": round(infer_ms, 2), "post": round((time.perf_counter() - t1) * 1000, 2)}
             if decode_ms is not None:
                 timing["decode"] = round(decode_ms[i], 2)
@@ -224,7 +261,7 @@ class Tagger:
                       decode_ms: Sequence[float] | None) -> list[dict[str, Any]]:
         assert self.detector is not None
         crops: list[np.ndarray] = []
-        jobs: list[tuple[int, int, Garments | None, np.ndarray]] = []  # (image, garment, garments, pixels)
+        jobs: list[tuple[int, int, Garments | None, GarmentPixels]] = []  # (image, garment, garments, pixels)
         detect_ms: list[float] = []
         for k, im in enumerate(images):
             t0 = time.perf_counter()
@@ -232,7 +269,7 @@ class Tagger:
             detect_ms.append((time.perf_counter() - t0) * 1000)
             if not len(garments):
                 crops.append(im.rgb)
-                jobs.append((k, -1, None, garment_pixels(im.rgb)))
+                jobs.append((k, -1, None, whole_image_pixels(im.rgb)))
                 continue
             for j in garments:
                 crop, pixels = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
@@ -274,7 +311,7 @@ def box_share(xyxy: Sequence[float], width: int, height: int) -> float:
 
 
 def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | None, *, margin: float = 0.1
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, GarmentPixels]:
     """The garment's crop of ``image.rgb`` (box in full-resolution pixels, grown by ``margin`` of its
     size on each side, clipped) and its colour pixels (mask pixels inside the box, else the box centre)."""
     h, w = image.rgb.shape[:2]
@@ -295,5 +332,5 @@ def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | 
         else:
             m = mask[by0:by1, bx0:bx1]
         if m.shape == inner.shape[:2] and m.any():
-            return crop, garment_pixels(inner, mask=m)
-    return crop, garment_pixels(inner if inner.size else crop)
+            return crop, GarmentPixels(garment_pixels(inner, mask=m), True)
+    return crop, GarmentPixels(garment_pixels(inner if inner.size else crop), False)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fashionlens.backdrop import plain_background_mask  # noqa: F401  (re-exported: damage training uses it)
 from fashionlens.grading.item import DAMAGE_TYPES
 
 _STAIN_COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -254,35 +255,3 @@ def add_synthetic_damage(rgb: np.ndarray, garment: np.ndarray, *, rng: np.random
         regions.append(DamageRegion(kind, float(m.sum()) / g_area,
                                     (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)))
     return img, damage, regions
-
-
-def plain_background_mask(rgb: np.ndarray, *, tolerance: float = 28.0, min_share: float = 0.02) -> np.ndarray | None:
-    """The garment of a photo taken on a plain backdrop (RISE: hanging on white) as an ``H×W`` bool mask.
-
-    The backdrop colour is the median of the photo's border; pixels further than ``tolerance``
-    (CIELAB ΔE) from it are garment, closed, hole-filled, largest component kept. None when the
-    garment covers less than ``min_share`` of the photo (not a plain-backdrop photo).
-    """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
-    h, w = rgb.shape[:2]
-    lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (5, 5), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
-    b = max(2, min(h, w) // 40)
-    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3), lab[:, :b].reshape(-1, 3),
-                             lab[:, -b:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
-    fg = (np.linalg.norm(lab - bg, axis=2) > tolerance).astype(np.uint8)
-    k = max(3, (min(h, w) // 60) | 1)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n <= 1:
-        return None
-    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    mask = (labels == biggest).astype(np.uint8)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    filled = np.zeros_like(mask)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    if filled.sum() < min_share * h * w:
-        return None
-    return filled.astype(bool)

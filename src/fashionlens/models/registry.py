@@ -8,6 +8,7 @@ from pathlib import Path
 DEFAULT_CLASSIFIER = "garment-classifier-lite0"
 DEFAULT_DETECTOR = "garment-detector-fcos-seg-lite0"
 DEFAULT_ALIGNMENT = "garment-text-align-lite0"
+DEFAULT_PIXEL_COLOURS = "garment-colours-pixels"
 
 _SHIPPED: dict[str, str] = {
     "garment-classifier-lite0": "garment-classifier-lite0.pt",
@@ -18,6 +19,8 @@ _SHIPPED: dict[str, str] = {
     "damage-segmenter-lite0": "damage-segmenter-lite0.pt",
     # grading heads on the classifier's embeddings of front/back photos (fashionlens.grading.grader)
     "rise-grader-lite0": "rise-grader-lite0.npz",
+    # colour names from a garment's own pixels, joined with the classifier's colour head (fashionlens.colour_model)
+    "garment-colours-pixels": "garment-colours-pixels.npz",
 }
 
 

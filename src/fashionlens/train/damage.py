@@ -72,6 +72,9 @@ class DamageTrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     clean_fraction: float = 0.15
+    # how often each damage type (stain, hole, pilling, fading) is painted on *training* photos; None = the
+    # generator's default mix (DamageStyle.type_weights). Validation and test damage always use the default mix.
+    train_type_weights: list[float] | None = None
     class_weights: list[float] = field(default_factory=lambda: [1.0, 7.0, 14.0, 3.3, 2.0])
     dice_weight: float = 1.0
     frozen_blocks: int = 2
@@ -98,6 +101,8 @@ class DamageTrainConfig:
         if len(self.class_weights) != len(DAMAGE_TYPES) + 1 or min(self.class_weights) <= 0:
             raise ValueError(f"class_weights: expected {len(DAMAGE_TYPES) + 1} positive weights (none, "
                              f"{', '.join(DAMAGE_TYPES)}), got {self.class_weights}")
+        if self.train_type_weights is not None:
+            DamageStyle(type_weights=tuple(self.train_type_weights))  # raises a clear error when malformed
         if self.epoch_offset < 0:
             raise ValueError(f"epoch_offset must be >= 0, got {self.epoch_offset}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -143,6 +148,8 @@ def damaged_sample(photo: GarmentPhoto, rng: np.random.Generator, *, clean: bool
 class _TrainSet(torch.utils.data.Dataset):
     def __init__(self, photos: list[GarmentPhoto], config: DamageTrainConfig, epoch: int) -> None:
         self.photos, self.config, self.epoch = photos, config, epoch
+        weights = config.train_type_weights
+        self.style = DamageStyle(type_weights=tuple(weights)) if weights is not None else DamageStyle()
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -155,7 +162,7 @@ class _TrainSet(torch.utils.data.Dataset):
         gain = rng.uniform(0.85, 1.15)
         rgb = np.clip(photo.rgb.astype(np.float32) * gain + rng.uniform(-12, 12), 0, 255).astype(np.uint8)
         photo = GarmentPhoto(photo.path, rgb, photo.garment)
-        img, dmap, _ = damaged_sample(photo, rng, clean=rng.random() < self.config.clean_fraction)
+        img, dmap, _ = damaged_sample(photo, rng, clean=rng.random() < self.config.clean_fraction, style=self.style)
         return torch.from_numpy(normalise(img)), torch.from_numpy(dmap.astype(np.int64))
 
 
