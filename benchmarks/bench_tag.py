@@ -4,6 +4,9 @@ JPEG files on disk go through :func:`fashionlens.tag_job.tag_paths` (decode thre
 inference + colour post-processing); throughput is images per second over the whole list,
 excluding the one-off model load (reported separately).
 
+``onnx-head-colours`` is the default configuration with colour names from the classifier's head
+alone (``Tagger(colour_model=None)``), so the pixel colour model's cost is measured side by side.
+
 Every configuration (backend × batch size × inference threads) runs in a fresh subprocess, so
 its peak RSS (``ru_maxrss``) is its own. Configurations are measured side by side: repeat ``r`` of
 every configuration runs before repeat ``r + 1`` of any, so slow drifts in background load hit
@@ -45,6 +48,8 @@ CONFIGS: list[tuple[str, int, int]] = [
     ("onnx", 16, 1), ("onnx", 16, 2),
     ("onnx", 32, 1), ("onnx", 32, 2),
     ("torch", 16, 1), ("torch", 16, 2),
+    # the default without the pixel colour model (colour names from the head alone): its cost, side by side
+    ("onnx-head-colours", 16, 2),
 ]
 
 
@@ -100,7 +105,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
     paths = [Path(line) for line in Path(args.list).read_text().splitlines() if line]
     t0 = time.perf_counter()
-    tagger = Tagger(backend=args.backend, threads=args.threads)
+    if args.backend == "onnx-head-colours":
+        tagger = Tagger(backend="onnx", threads=args.threads, colour_model=None)
+    else:
+        tagger = Tagger(backend=args.backend, threads=args.threads)
     load_s = time.perf_counter() - t0
     # warm-up: one batch through the whole path (first runs allocate and pick kernels)
     list(tag_paths(tagger, paths[: args.batch_size], batch_size=args.batch_size, decode_threads=args.decode_threads,

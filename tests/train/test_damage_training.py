@@ -112,3 +112,26 @@ def test_region_verifier_is_fitted_measured_and_stored(tmp_path, monkeypatch, ca
     # re-measuring stored weights without fitting reports the stored verifier (in-sample on validation)
     stored = evaluate_damage_model(summary["model"], config, fit_verifier=False, progress=False)
     assert stored["verifier"]["val_note"].startswith("in-sample") and len(calls) == 1
+
+
+def test_train_type_weights_change_only_the_training_damage(tmp_path):
+    """``train_type_weights`` paints the training photos with the given mix (here stains only)."""
+    from fashionlens.grading.synthetic_damage import plain_background_mask
+    from fashionlens.train.damage import GarmentPhoto, _TrainSet
+
+    with pytest.raises(ValueError, match="type_weights"):
+        DamageTrainConfig(train_type_weights=[1.0, 0.0])
+    rgb = np.full((128, 96, 3), 245, np.uint8)
+    rgb[16:112, 16:80] = (90, 120, 160)
+    photo = GarmentPhoto("x.jpg", rgb, plain_background_mask(rgb))
+    config = DamageTrainConfig(train_type_weights=[1.0, 0.0, 0.0, 0.0], clean_fraction=0.0)
+    seen = set()
+    for i in range(12):
+        _x, y = _TrainSet([photo] * 12, config, epoch=0)[i]
+        seen |= set(np.unique(y.numpy()).tolist())
+    assert seen == {0, 1}  # none and stain
+    default = DamageTrainConfig(clean_fraction=0.0)
+    seen = set()
+    for i in range(12):
+        seen |= set(np.unique(_TrainSet([photo] * 12, default, epoch=0)[i][1].numpy()).tolist())
+    assert len(seen - {0, 1}) >= 2  # the default mix paints other types too
