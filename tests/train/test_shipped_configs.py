@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fashionlens.train.alignment import AlignmentTrainConfig
+from fashionlens.train.colours import ColourTrainConfig
 from fashionlens.train.config import ClassifierTrainConfig, load_config
 from fashionlens.train.damage import DamageTrainConfig
 from fashionlens.train.detector import DetectorTrainConfig
@@ -15,7 +16,7 @@ from fashionlens.train.grader import GraderTrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 BY_PREFIX = {"classifier_": ClassifierTrainConfig, "detector_": DetectorTrainConfig, "damage_": DamageTrainConfig,
-             "grader_": GraderTrainConfig, "alignment": AlignmentTrainConfig}
+             "grader_": GraderTrainConfig, "alignment": AlignmentTrainConfig, "colours_": ColourTrainConfig}
 
 
 def _config_class(path: Path) -> type:
