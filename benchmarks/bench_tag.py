@@ -5,7 +5,9 @@ inference + colour post-processing); throughput is images per second over the wh
 excluding the one-off model load (reported separately).
 
 ``onnx-head-colours`` is the default configuration with colour names from the classifier's head
-alone (``Tagger(colour_model=None)``), so the pixel colour model's cost is measured side by side.
+alone (``Tagger(colour_model=None)``), and ``onnx-centre-pixels`` also takes colour shares from the
+photo's centre without looking for a plain backdrop (the behaviour before 2026-12-06), so the cost
+of the pixel colour model and of the backdrop search is measured side by side.
 
 Every configuration (backend × batch size × inference threads) runs in a fresh subprocess, so
 its peak RSS (``ru_maxrss``) is its own. Configurations are measured side by side: repeat ``r`` of
@@ -20,7 +22,7 @@ Usage (from the project root)::
 
 ``--profile`` adds a serial, single-process breakdown of the default configuration's cost per
 image (onnx, batch 16; 1 and all-core inference threads), one stage at a time: decode,
-preprocess, inference, post-processing (of which colour shares).
+preprocess, inference, post-processing (of which the garment's pixels, colour features and colour shares).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ CONFIGS: list[tuple[str, int, int]] = [
     ("onnx", 16, 1), ("onnx", 16, 2),
     ("onnx", 32, 1), ("onnx", 32, 2),
     ("torch", 16, 1), ("torch", 16, 2),
-    # the default without the pixel colour model (colour names from the head alone): its cost, side by side
-    ("onnx-head-colours", 16, 2),
+    # the default without the pixel colour model (colour names from the head alone), and also without looking for
+    # a plain backdrop (colour shares from the photo's centre, as before 2026-12-06): their cost, side by side
+    ("onnx-head-colours", 16, 2), ("onnx-centre-pixels", 16, 2),
 ]
 
 
@@ -105,8 +108,13 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
     paths = [Path(line) for line in Path(args.list).read_text().splitlines() if line]
     t0 = time.perf_counter()
-    if args.backend == "onnx-head-colours":
+    if args.backend in ("onnx-head-colours", "onnx-centre-pixels"):
         tagger = Tagger(backend="onnx", threads=args.threads, colour_model=None)
+        if args.backend == "onnx-centre-pixels":
+            from fashionlens import pipeline
+            from fashionlens.colours import GarmentPixels, garment_pixels
+
+            pipeline.whole_image_pixels = lambda rgb: GarmentPixels(garment_pixels(rgb), False)
     else:
         tagger = Tagger(backend=args.backend, threads=args.threads)
     load_s = time.perf_counter() - t0
@@ -133,7 +141,8 @@ def profile(paths: list[Path], *, batch_size: int = 16, threads: int | None = No
     """Serial cost per image of each stage of the default configuration, one stage at a time."""
     import numpy as np
 
-    from fashionlens.colours import colour_shares, garment_pixels
+    from fashionlens.colour_model import colour_features
+    from fashionlens.colours import colour_shares, whole_image_pixels
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import Tagger, preprocess
 
@@ -155,19 +164,29 @@ def profile(paths: list[Path], *, batch_size: int = 16, threads: int | None = No
     probs = [tagger.backend.run(b) for b in batches]
     out["inference_ms"] = (time.perf_counter() - t0) * 1000 / n
 
-    # post-processing: everything tag_batch does after inference (incl. colour shares), and the
-    # colour-share part of it alone; one warm-up call first (palette cache, OpenCV init)
-    tagger._garment(probs[0], 0, images[0].rgb, images[0].width, images[0].height)  # noqa: SLF001
+    # post-processing: everything tag_batch does after inference (the garment's pixels, the pixel colour
+    # model, colour shares), then its parts alone; one warm-up call first (palette cache, OpenCV init)
+    def garment(p: dict[str, Any], i: int, im: Any) -> dict[str, Any]:
+        return tagger._garment(p, i, whole_image_pixels(im.rgb), (0, 0, im.width, im.height))
+
+    garment(probs[0], 0, images[0])
     t0 = time.perf_counter()
     for bi, p in enumerate(probs):
         for i in range(len(batches[bi])):
-            im = images[bi * batch_size + i]
-            tagger._garment(p, i, im.rgb, im.width, im.height)  # noqa: SLF001 - profiling the stage
+            garment(p, i, images[bi * batch_size + i])
     out["post_ms"] = (time.perf_counter() - t0) * 1000 / n
+    t0 = time.perf_counter()
+    pixels = [whole_image_pixels(im.rgb) for im in images]
+    out["garment_pixels_ms"] = (time.perf_counter() - t0) * 1000 / n
+    out["plain_backdrop_share"] = float(np.mean([g.masked for g in pixels]))
+    t0 = time.perf_counter()
+    for g in pixels:
+        colour_features(g.pixels)
+    out["colour_features_ms"] = (time.perf_counter() - t0) * 1000 / n
     names = [n for n in tagger.meta.head("colours").values if n != "multicolour"][:3]
     t0 = time.perf_counter()
-    for im in images:
-        colour_shares(garment_pixels(im.rgb), names)
+    for g in pixels:
+        colour_shares(g.pixels, names)
     out["colour_shares_ms"] = (time.perf_counter() - t0) * 1000 / n
     total = out["decode_ms"] + out["preprocess_ms"] + out["inference_ms"] + out["post_ms"]
     out["total_serial_ms"] = total
@@ -294,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     for pr in prof or []:
         print(f"\nserial profile, onnx, batch {pr['batch_size']}, {pr['threads']} inference thread(s), ms per image: "
               + " · ".join(f"{k.removesuffix('_ms')} {pr[k]:.2f}" for k in (
-                  "decode_ms", "preprocess_ms", "inference_ms", "post_ms", "colour_shares_ms", "total_serial_ms"))
+                  "decode_ms", "preprocess_ms", "inference_ms", "post_ms", "garment_pixels_ms", "colour_features_ms",
+                  "colour_shares_ms", "total_serial_ms"))
               + f" → {pr['serial_images_per_s']:.1f} img/s one stage at a time")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
