@@ -129,3 +129,10 @@ def test_save_defaults_needs_the_detectors_own_types(capsys: pytest.CaptureFixtu
         main(["evaluate", "detector", "--save-defaults"])
     assert exc.value.code == 2
     assert "add --type-fusion off" in capsys.readouterr().err
+
+
+def test_pixel_colours_is_on_or_off(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["tag", "x.jpg", "--pixel-colours", "maybe"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

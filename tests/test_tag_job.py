@@ -442,3 +442,26 @@ def test_decoding_runs_a_bounded_distance_ahead() -> None:
             with lock:
                 assert len(started) - len(consumed) <= 5
     assert consumed == list(range(100))
+
+
+def test_pixel_colours_switch_and_a_job_refuses_to_mix_them(tmp_path: Path) -> None:
+    """``pixel_colours=False`` gives the colour head's names (and says so in the model info); a job started
+    one way refuses to resume the other way, so its results never mix two colour decodings."""
+    from fashionlens.batch_job import JobError
+
+    rgb = np.full((240, 160, 3), 244, np.uint8)
+    rgb[30:210, 40:120] = (170, 40, 140)  # one garment on a plain backdrop
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=92)
+    outs = {}
+    for flag in (True, False):
+        buf = io.StringIO()
+        assert run_tag_job([str(tmp_path / "a.jpg")], output=buf, whole_image=True, progress=False,
+                           pixel_colours=flag) == 0
+        outs[flag] = json.loads(buf.getvalue())
+    assert outs[True]["model"]["colours"] == "head+pixels (w=0.5)" and "colours" not in outs[False]["model"]
+    from fashionlens.batch_job import TagJob
+
+    with TagJob.open(tmp_path / "job", inputs=[str(tmp_path / "a.jpg")], settings={"whole_image": True}) as job:
+        job.bind_model(Tagger(backend="onnx").model_info)
+        with pytest.raises(JobError, match="another model"):
+            job.bind_model(Tagger(backend="onnx", colour_model=None).model_info)

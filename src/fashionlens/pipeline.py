@@ -79,6 +79,10 @@ class Tagger:
 
     >>> tagger = Tagger()                       # the shipped default model, ONNX when exported
     >>> records = tagger.tag_batch([decoded], ["photo.jpg"])
+
+    ``colour_model``: ``"default"`` joins the shipped pixel colour model to the colour head whenever the
+    classifier's colour head has its colours (else the head alone); a :class:`PixelColourModel` or a
+    path to one; ``None`` for the head alone.
     """
 
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",

@@ -156,7 +156,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                 on_summary: Callable[[str], None] | None = None, embed: bool = False,
                 manifest: str | Path | None = None, job_dir: str | Path | None = None, chunk_size: int | None = None,
                 formats: Sequence[str] | None = None, resume: bool = False, streams: int = 1,
-                type_fusion: bool = True) -> int:
+                type_fusion: bool = True, pixel_colours: bool = True) -> int:
     """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
@@ -172,7 +172,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
 
     ``streams``: batches in flight through the shared models at once (:func:`tag_paths`).
     ``type_fusion``: let a confident classifier override the detector's object type
-    (:mod:`fashionlens.type_fusion`); False keeps the detector's.
+    (:mod:`fashionlens.type_fusion`); False keeps the detector's. ``pixel_colours``: average the shipped
+    pixel colour model (:mod:`fashionlens.colour_model`) into colour names; False: the colour head alone.
     """
     if job_dir is not None:
         return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
@@ -180,7 +181,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                             threads=threads, whole_image=whole_image, detector=detector,
                             detect_settings=detect_settings, render_dir=render_dir,
                             detector_backend=detector_backend, max_pixels=max_pixels, progress=progress,
-                            on_summary=on_summary, embed=embed, streams=streams, type_fusion=type_fusion)
+                            on_summary=on_summary, embed=embed, streams=streams, type_fusion=type_fusion,
+                            pixel_colours=pixel_colours)
     if manifest is not None:
         from fashionlens.batch_job import resolve_inputs
 
@@ -189,7 +191,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
         paths = iter_image_paths(inputs)
     tagger = _build_tagger(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
                            detector=detector, detect_settings=detect_settings, detector_backend=detector_backend,
-                           embed=embed, type_fusion=type_fusion)
+                           embed=embed, type_fusion=type_fusion, pixel_colours=pixel_colours)
     on_image = _renderer(render_dir)
     t0 = time.perf_counter()
     failed = 0
@@ -210,7 +212,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
 
 def _build_tagger(*, weights: str | None, backend: BackendName, threads: int | None, whole_image: bool,
                   detector: str | None, detect_settings: DetectSettings | None, detector_backend: str,
-                  embed: bool, type_fusion: bool = True) -> Tagger:
+                  embed: bool, type_fusion: bool = True, pixel_colours: bool = True) -> Tagger:
     garment_detector = None
     if not whole_image:
         from fashionlens.detect import DetectSettings, GarmentDetector
@@ -218,7 +220,9 @@ def _build_tagger(*, weights: str | None, backend: BackendName, threads: int | N
         garment_detector = GarmentDetector(detector, settings=detect_settings or DetectSettings(), threads=threads,
                                            backend=detector_backend)
     fusion = {} if type_fusion else {"type_fusion": None}
-    return Tagger(weights, backend=backend, threads=threads, detector=garment_detector, embed=embed, **fusion)
+    colours = {} if pixel_colours else {"colour_model": None}
+    return Tagger(weights, backend=backend, threads=threads, detector=garment_detector, embed=embed, **fusion,
+                  **colours)
 
 
 def _renderer(render_dir: str | Path | None) -> Callable[[DecodedImage, dict[str, Any]], None] | None:
@@ -239,7 +243,7 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
                  weights: str | None, backend: BackendName, batch_size: int, threads: int | None, whole_image: bool,
                  detector: str | None, detect_settings: DetectSettings | None, render_dir: str | Path | None,
                  detector_backend: str, max_pixels: int, progress: bool, on_summary: Callable[[str], None] | None,
-                 embed: bool, streams: int = 1, type_fusion: bool = True) -> int:
+                 embed: bool, streams: int = 1, type_fusion: bool = True, pixel_colours: bool = True) -> int:
     """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
     from dataclasses import asdict
 
@@ -268,7 +272,8 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
         if job.pending_chunks():
             tagger = _build_tagger(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
                                    detector=detector, detect_settings=detect_settings,
-                                   detector_backend=detector_backend, embed=embed, type_fusion=type_fusion)
+                                   detector_backend=detector_backend, embed=embed, type_fusion=type_fusion,
+                                   pixel_colours=pixel_colours)
             job.bind_model(tagger.model_info)
             stats = run_job(job, tagger, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
                             on_image=_renderer(render_dir), streams=streams)

@@ -12,7 +12,12 @@ from PIL import Image
 
 from fashionlens.cli import main
 from fashionlens.colour_model import PixelColourModel
-from fashionlens.evaluate.colours import colour_macro_f1, colour_scores, colour_targets, labelled_colour_records
+from fashionlens.evaluate.colours import (
+    colour_macro_f1,
+    colour_scores,
+    colour_targets,
+    labelled_colour_records,
+)
 from fashionlens.train.colours import ColourTrainConfig, train_colours
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"

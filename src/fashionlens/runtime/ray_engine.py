@@ -75,6 +75,7 @@ class TaggerSpec:
     detector_backend: str = "auto"
     embed: bool = False
     type_fusion: bool = True
+    pixel_colours: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "onnx", "torch"):
@@ -95,8 +96,9 @@ class TaggerSpec:
             detector = GarmentDetector(self.detector, settings=self.detect_settings or DetectSettings(),
                                        threads=self.threads, backend=self.detector_backend)
         fusion = {} if self.type_fusion else {"type_fusion": None}
+        colours = {} if self.pixel_colours else {"colour_model": None}
         return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed,
-                      **fusion)
+                      **fusion, **colours)
 
     def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
         """The ``settings`` of a :class:`~fashionlens.batch_job.TagJob` (what changes results), the same
