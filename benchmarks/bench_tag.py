@@ -4,10 +4,10 @@ JPEG files on disk go through :func:`fashionlens.tag_job.tag_paths` (decode thre
 inference + colour post-processing); throughput is images per second over the whole list,
 excluding the one-off model load (reported separately).
 
-``onnx-head-colours`` is the default configuration with colour names from the classifier's head
-alone (``Tagger(colour_model=None)``), and ``onnx-centre-pixels`` also takes colour shares from the
-photo's centre without looking for a plain backdrop (the behaviour before 2026-12-06), so the cost
-of the pixel colour model and of the backdrop search is measured side by side.
+``onnx-head-colours`` is the default configuration without the pixel colour model
+(``Tagger(colour_model=None)``, ``tag --pixel-colours off``): colour names from the classifier's head
+alone and shares from the photo's centre, without the plain-backdrop search — the path before
+2026-12-06 — so the cost of the pixel colours is measured side by side.
 
 Every configuration (backend × batch size × inference threads) runs in a fresh subprocess, so
 its peak RSS (``ru_maxrss``) is its own. Configurations are measured side by side: repeat ``r`` of
@@ -50,9 +50,9 @@ CONFIGS: list[tuple[str, int, int]] = [
     ("onnx", 16, 1), ("onnx", 16, 2),
     ("onnx", 32, 1), ("onnx", 32, 2),
     ("torch", 16, 1), ("torch", 16, 2),
-    # the default without the pixel colour model (colour names from the head alone), and also without looking for
-    # a plain backdrop (colour shares from the photo's centre, as before 2026-12-06): their cost, side by side
-    ("onnx-head-colours", 16, 2), ("onnx-centre-pixels", 16, 2),
+    # the default without the pixel colour model (`tag --pixel-colours off`: colour names from the head alone,
+    # shares from the photo's centre, no backdrop search — the path before 2026-12-06): its cost, side by side
+    ("onnx-head-colours", 16, 2),
 ]
 
 
@@ -108,13 +108,8 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
     paths = [Path(line) for line in Path(args.list).read_text().splitlines() if line]
     t0 = time.perf_counter()
-    if args.backend in ("onnx-head-colours", "onnx-centre-pixels"):
+    if args.backend == "onnx-head-colours":
         tagger = Tagger(backend="onnx", threads=args.threads, colour_model=None)
-        if args.backend == "onnx-centre-pixels":
-            from fashionlens import pipeline
-            from fashionlens.colours import GarmentPixels, garment_pixels
-
-            pipeline.whole_image_pixels = lambda rgb: GarmentPixels(garment_pixels(rgb), False)
     else:
         tagger = Tagger(backend=args.backend, threads=args.threads)
     load_s = time.perf_counter() - t0

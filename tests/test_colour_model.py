@@ -10,7 +10,7 @@ import pytest
 
 from fashionlens.backdrop import backdrop_garment_mask, border_agreement
 from fashionlens.colour_model import N_FEATURES, PixelColourModel, colour_features
-from fashionlens.colours import whole_image_pixels
+from fashionlens.colours import garment_pixels, whole_image_pixels
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
 from fashionlens.train.colours import ColourTrainConfig, fit_pixel_colour_model
 
@@ -125,10 +125,12 @@ def test_shipped_model_matches_the_classifier_and_names_plain_colours() -> None:
 # ------------------------------------------------------------------------------ plain backdrops
 
 
-def _hanging(h: int = 200, w: int = 120, colour: tuple[int, int, int] = (190, 25, 30)) -> tuple[np.ndarray, np.ndarray]:
+def _hanging(h: int = 200, w: int = 120, colour: tuple[int, int, int] = (190, 25, 30), *,
+             size: float = 1 / 3) -> tuple[np.ndarray, np.ndarray]:
+    """A garment (an ellipse with semi-axes ``size`` of the photo's sides) hanging on a light backdrop."""
     rgb = np.full((h, w, 3), 238, np.uint8)
     garment = np.zeros((h, w), np.uint8)
-    cv2.ellipse(garment, (w // 2, h // 2), (w // 3, h // 3), 0, 0, 360, 1, -1)
+    cv2.ellipse(garment, (w // 2, h // 2), (int(w * size), int(h * size)), 0, 0, 360, 1, -1)
     rgb[garment.astype(bool)] = colour
     return rgb, garment.astype(bool)
 
@@ -152,9 +154,14 @@ def test_backdrop_mask_refuses_busy_and_full_frame_photos() -> None:
 
 
 def test_whole_image_pixels_masked_only_on_a_plain_backdrop() -> None:
-    rgb, _ = _hanging(h=600, w=400)  # downscaled to 256 px before masking
+    rgb, _ = _hanging(h=600, w=400, size=0.2)  # downscaled to 128 px before masking
     pixels, masked = whole_image_pixels(rgb)
-    assert masked and (np.abs(pixels.astype(int) - (190, 25, 30)).max(1) < 40).mean() > 0.95
+
+    def red_share(px: np.ndarray) -> float:
+        return float((np.abs(px.astype(int) - (190, 25, 30)).max(1) < 40).mean())
+
+    assert masked and red_share(pixels) > 0.9
+    assert red_share(garment_pixels(rgb)) < 0.5  # the centre of the photo is mostly backdrop
     noise = np.random.default_rng(0).integers(0, 256, (100, 80, 3), dtype=np.uint8)
     pixels, masked = whole_image_pixels(noise)
     assert not masked and len(pixels) == 60 * 48  # the central 60 %

@@ -394,7 +394,7 @@ def test_model_crash_with_parallel_streams_loses_only_that_batch(tmp_path: Path,
     first = list(tag_paths(tagger, paths, batch_size=2, progress=False))
     from fashionlens.tag_job import _decode
 
-    crash_mean = float(_decode(paths[4], max_pixels=10**7, meta=tagger.meta)[1].mean())  # batch [4, 5]
+    crash_mean = float(_decode(paths[4], max_pixels=10**7, meta=tagger.meta)[1][0].mean())  # batch [4, 5]
     monkeypatch.setattr(tagger.backend, "run", flaky_run)
     recs = list(tag_paths(tagger, paths, batch_size=2, progress=False, streams=2))
     assert [r["image"]["path"] for r in recs] == [str(p) for p in paths]

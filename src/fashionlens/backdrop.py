@@ -29,18 +29,16 @@ def _border(lab: np.ndarray) -> np.ndarray:
                            lab[:, -b:].reshape(-1, 3)])
 
 
-def plain_background_mask(rgb: np.ndarray, *, tolerance: float = 28.0, min_share: float = 0.02) -> np.ndarray | None:
-    """The garment of a photo taken on a plain backdrop (RISE: hanging on white) as an ``H×W`` bool mask.
+def _sq_distance(lab: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Squared CIELAB distance of every pixel of ``lab`` (``…×3`` float32) to ``ref`` (cheaper than a norm)."""
+    diff = lab - ref.astype(np.float32)
+    return np.einsum("...k,...k->...", diff, diff)
 
-    The backdrop colour is the median of the photo's border; pixels further than ``tolerance``
-    (CIELAB ΔE) from it are garment, closed, hole-filled, largest component kept. None when the
-    garment covers less than ``min_share`` of the photo (not a plain-backdrop photo).
-    """
-    _check_rgb(rgb)
-    h, w = rgb.shape[:2]
-    lab = _blurred_lab(rgb)
+
+def _garment_from_lab(lab: np.ndarray, *, tolerance: float, min_share: float) -> np.ndarray | None:
+    h, w = lab.shape[:2]
     bg = np.median(_border(lab), axis=0)
-    fg = (np.linalg.norm(lab - bg, axis=2) > tolerance).astype(np.uint8)
+    fg = (_sq_distance(lab, bg) > tolerance * tolerance).astype(np.uint8)
     k = max(3, (min(h, w) // 60) | 1)
     fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
@@ -57,12 +55,27 @@ def plain_background_mask(rgb: np.ndarray, *, tolerance: float = 28.0, min_share
     return filled.astype(bool)
 
 
+def _border_agreement(lab: np.ndarray, tolerance: float) -> float:
+    border = _border(lab)
+    return float((_sq_distance(border, np.median(border, axis=0)) <= tolerance * tolerance).mean())
+
+
+def plain_background_mask(rgb: np.ndarray, *, tolerance: float = 28.0, min_share: float = 0.02) -> np.ndarray | None:
+    """The garment of a photo taken on a plain backdrop (RISE: hanging on white) as an ``H×W`` bool mask.
+
+    The backdrop colour is the median of the photo's border; pixels further than ``tolerance``
+    (CIELAB ΔE) from it are garment, closed, hole-filled, largest component kept. None when the
+    garment covers less than ``min_share`` of the photo (not a plain-backdrop photo).
+    """
+    _check_rgb(rgb)
+    return _garment_from_lab(_blurred_lab(rgb), tolerance=tolerance, min_share=min_share)
+
+
 def border_agreement(rgb: np.ndarray, *, tolerance: float = 28.0) -> float:
     """The share of the photo's border pixels within ``tolerance`` (CIELAB ΔE) of the border's median
     colour: near 1 for a plain backdrop, low for a floor, a bed or a street."""
     _check_rgb(rgb)
-    border = _border(_blurred_lab(rgb))
-    return float((np.linalg.norm(border - np.median(border, axis=0), axis=1) <= tolerance).mean())
+    return _border_agreement(_blurred_lab(rgb), tolerance)
 
 
 def backdrop_garment_mask(rgb: np.ndarray, *, tolerance: float = 28.0, min_share: float = 0.05,
@@ -72,9 +85,11 @@ def backdrop_garment_mask(rgb: np.ndarray, *, tolerance: float = 28.0, min_share
     A plain-backdrop photo: at least ``min_border_agreement`` of its border is one colour, and the
     garment found by :func:`plain_background_mask` covers between ``min_share`` and ``max_share`` of it.
     """
-    if border_agreement(rgb, tolerance=tolerance) < min_border_agreement:
+    _check_rgb(rgb)
+    lab = _blurred_lab(rgb)
+    if _border_agreement(lab, tolerance) < min_border_agreement:
         return None
-    mask = plain_background_mask(rgb, tolerance=tolerance, min_share=min_share)
+    mask = _garment_from_lab(lab, tolerance=tolerance, min_share=min_share)
     if mask is None or mask.mean() > max_share:
         return None
     return mask

@@ -64,15 +64,16 @@ class GarmentPixels(NamedTuple):
     masked: bool  # True: the garment's own pixels (a mask); False: the centre of its box (may include backdrop)
 
 
-def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 256) -> GarmentPixels:
+def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 128) -> GarmentPixels:
     """The colour pixels of a photo of one garment: the garment's own pixels when it lies on a plain
     backdrop (:func:`fashionlens.backdrop.backdrop_garment_mask`, found on a copy at most ``max_side``
-    pixels long), else the central region (:func:`garment_pixels`)."""
+    pixels long, resized bilinearly — colour histograms do not need more, and this runs for every photo
+    ``tag`` sees), else the central region (:func:`garment_pixels`)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
     h, w = rgb.shape[:2]
     scale = max_side / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_LINEAR) \
         if scale < 1 else rgb
     mask = backdrop_garment_mask(small) if min(small.shape[:2]) >= 16 else None
     if mask is not None:

@@ -132,6 +132,14 @@ class Tagger:
             info["colours"] = f"head+pixels (w={self.colour_model.head_weight})"
         return info
 
+    def whole_image_pixels(self, rgb: np.ndarray) -> GarmentPixels:
+        """A whole photo's colour pixels: with the pixel colour model, the garment's own pixels when it lies
+        on a plain backdrop (:func:`~fashionlens.colours.whole_image_pixels`); without it (``colour_model=None``)
+        the central region, as before the model existed — no backdrop search, the fastest path."""
+        if self.colour_model is None:
+            return GarmentPixels(garment_pixels(rgb), False)
+        return whole_image_pixels(rgb)
+
     @property
     def input_size(self) -> int:
         return self.meta.input_size
@@ -233,14 +241,19 @@ class Tagger:
 
     def tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str],
                   decode_ms: Sequence[float] | None = None,
-                  inputs: Sequence[np.ndarray] | None = None) -> list[dict[str, Any]]:
+                  inputs: Sequence[np.ndarray] | None = None,
+                  pixels: Sequence[GarmentPixels] | None = None) -> list[dict[str, Any]]:
         """Result records (``fashionlens/result/v1``) for decoded images.
 
         With a detector: detect → crop each garment (with a margin) → classify → colours from the
         garment's mask pixels; a photo with no detection falls back to whole-image mode
         (``mode: whole_image_fallback``). Without one, each photo is one garment (``whole_image``).
-        ``inputs``: the whole images already passed through :func:`preprocess` (whole-image mode).
+        ``inputs``: the whole images already passed through :func:`preprocess` (whole-image mode);
+        ``pixels``: their :meth:`whole_image_pixels`, already found (whole-image mode; ``tag`` finds
+        both in its decode threads).
         """
+        if pixels is not None and len(pixels) != len(images):
+            raise ValueError(f"expected one GarmentPixels per image, got {len(pixels)} for {len(images)} images")
         if len(images) != len(paths):
             raise ValueError(f"expected one path per image, got {len(images)} images and {len(paths)} paths")
         if self.detector is not None:
@@ -254,7 +267,8 @@ class Tagger:
         out = []
         for i, (im, path) in enumerate(zip(images, paths)):
             t1 = time.perf_counter()
-            garment = self._garment(probs, i, whole_image_pixels(im.rgb), (0, 0, im.width, im.height))
+            px = pixels[i] if pixels is not None else self.whole_image_pixels(im.rgb)
+            garment = self._garment(probs, i, px, (0, 0, im.width, im.height))
             timing = {"infer": round(infer_ms, 2), "post": round((time.perf_counter() - t1) * 1000, 2)}
             if decode_ms is not None:
                 timing["decode"] = round(decode_ms[i], 2)
@@ -273,7 +287,7 @@ class Tagger:
             detect_ms.append((time.perf_counter() - t0) * 1000)
             if not len(garments):
                 crops.append(im.rgb)
-                jobs.append((k, -1, None, whole_image_pixels(im.rgb)))
+                jobs.append((k, -1, None, self.whole_image_pixels(im.rgb)))
                 continue
             for j in garments:
                 crop, pixels = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from fashionlens.colours import GarmentPixels, whole_image_pixels
 from fashionlens.imageio import DecodedImage, iter_image_paths, load_image
 from fashionlens.models.meta import ClassifierMeta
 from fashionlens.pipeline import Tagger, error_record, preprocess
@@ -38,16 +39,17 @@ log = logging.getLogger(__name__)
 DETECT_MIN_SIDE = 512
 
 
-def _decode(path: Path, *, max_pixels: int, meta: ClassifierMeta, detect: bool = False
-            ) -> tuple[DecodedImage | BaseException, np.ndarray | None, float]:
-    """Decode (and in whole-image mode preprocess) one input in a worker thread (PIL and NumPy
-    release the GIL)."""
+def _decode(path: Path, *, max_pixels: int, meta: ClassifierMeta, detect: bool = False,
+            pixels_of: Callable[[np.ndarray], GarmentPixels] = whole_image_pixels
+            ) -> tuple[DecodedImage | BaseException, tuple[np.ndarray, GarmentPixels] | None, float]:
+    """Decode one input in a worker thread (PIL, NumPy and OpenCV release the GIL); in whole-image mode
+    also preprocess it and find the garment's colour pixels, so that work overlaps with inference."""
     t0 = time.perf_counter()
     try:
         image = load_image(path, max_pixels=max_pixels, min_side=DETECT_MIN_SIDE if detect else meta.input_size)
     except (ValueError, OSError) as exc:  # ImageDecodeError is a ValueError
         return exc, None, (time.perf_counter() - t0) * 1000
-    x = None if detect else preprocess(image.rgb, meta)
+    x = None if detect else (preprocess(image.rgb, meta), pixels_of(image.rgb))
     return image, x, (time.perf_counter() - t0) * 1000
 
 
@@ -107,7 +109,8 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
             try:
                 recs = tagger.tag_batch([im for _, im, _, _ in ok], [str(paths[i]) for i, _, _, _ in ok],
                                         [ms for _, _, _, ms in ok],
-                                        inputs=None if detect else [x for _, _, x, _ in ok])
+                                        inputs=None if detect else [x[0] for _, _, x, _ in ok],
+                                        pixels=None if detect else [x[1] for _, _, x, _ in ok])
                 results.update({i: r for (i, _, _, _), r in zip(ok, recs)})
                 if on_image is not None:
                     for (_, im, _, _), r in zip(ok, recs):
@@ -125,7 +128,8 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool, \
             ThreadPoolExecutor(max_workers=streams, thread_name_prefix="tag-stream") as workers, \
             tqdm(total=len(paths), desc="tag", unit="img", disable=not progress, file=sys.stderr) as bar:
-        decoded = _bounded_map(pool, lambda p: _decode(p, max_pixels=max_pixels, meta=tagger.meta, detect=detect), paths,
+        decoded = _bounded_map(pool, lambda p: _decode(p, max_pixels=max_pixels, meta=tagger.meta, detect=detect,
+                                                       pixels_of=tagger.whole_image_pixels), paths,
                                ahead=(streams + 1) * batch_size + decode_threads)
         running: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
         batch: list[tuple[int, Any, Any, float]] = []
