@@ -167,3 +167,15 @@ def test_whole_image_pixels_masked_only_on_a_plain_backdrop() -> None:
     assert not masked and len(pixels) == 60 * 48  # the central 60 %
     tiny_pixels, tiny_masked = whole_image_pixels(np.full((4, 4, 3), 200, np.uint8))
     assert not tiny_masked and len(tiny_pixels) > 0
+
+
+def test_on_plain_backdrop() -> None:
+    from fashionlens.colours import on_plain_backdrop
+
+    rgb, _ = _hanging(h=600, w=400)
+    assert on_plain_backdrop(rgb)
+    patches = np.random.default_rng(0).integers(0, 256, (15, 10, 3), dtype=np.uint8)  # a busy floor: 20-px patches
+    assert not on_plain_backdrop(np.repeat(np.repeat(patches, 20, axis=0), 20, axis=1))
+    assert not on_plain_backdrop(np.full((8, 8, 3), 200, np.uint8))  # too small to tell
+    with pytest.raises(ValueError, match="H×W×3 uint8"):
+        on_plain_backdrop(np.zeros((10, 10), np.uint8))

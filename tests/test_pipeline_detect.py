@@ -293,3 +293,23 @@ def test_model_info_says_how_object_types_were_decided(tagger: Tagger, random_de
     assert _model_of({"model": {**info, "detector": "d"}}) == info  # the Ray engine binds jobs to the same
     monkeypatch.setattr(tagger, "type_fusion", None)
     assert "object_types" not in tagger.model_info
+
+
+def test_pixel_colours_join_detections_only_on_a_plain_backdrop(tagger: Tagger, random_detector_weights: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A detected garment's mask pixels feed the pixel colour model on a plain-backdrop photo, not on a
+    busy (street-like) one, where the head decides alone."""
+    thr = tagger.meta.thresholds.get("colours", 0.5)
+    monkeypatch.setattr(tagger.backend, "run", lambda b: _probs(tagger, len(b), colours={"blue": thr * 0.9}))
+    mask = np.zeros((1, 120, 100), bool)
+    mask[0, 20:100, 25:75] = True
+    g = Garments(xyxy=[[25, 20, 75, 100]], object_type=["upper-body"], confidence=[0.9], mask=mask)
+    names = {}
+    for backdrop in ("plain", "busy"):
+        rgb = np.full((120, 100, 3), 244, np.uint8) if backdrop == "plain" else _noise(120, 100)
+        rgb[20:100, 25:75] = (190, 25, 30)  # a red garment
+        monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+        [rec] = tagger.tag_batch([_decoded(rgb)], ["a.jpg"])
+        names[backdrop] = [c["id"] for c in rec["garments"][0]["attributes"]["colours"]]
+    assert names["plain"][0] == "red"  # the pixels outvote the unsure head
+    assert names["busy"] == ["blue"]  # the head alone

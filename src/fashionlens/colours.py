@@ -15,7 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fashionlens.backdrop import backdrop_garment_mask
+from fashionlens.backdrop import backdrop_garment_mask, border_agreement
 from fashionlens.taxonomy import load_taxonomy
 
 #: pixels further than this (CIE76 ΔE) from every predicted colour are not counted
@@ -64,6 +64,23 @@ class GarmentPixels(NamedTuple):
     masked: bool  # True: the garment's own pixels (a mask); False: the centre of its box (may include backdrop)
 
 
+def _small_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_LINEAR)
+
+
+def on_plain_backdrop(rgb: np.ndarray, *, max_side: int = 128) -> bool:
+    """Whether a photo's border is mostly one colour (:func:`fashionlens.backdrop.border_agreement` ≥ 0.8,
+    on a copy at most ``max_side`` pixels long): the kind of photo the pixel colour model was trained on."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+    small = _small_copy(rgb, max_side)
+    return min(small.shape[:2]) >= 16 and border_agreement(small) >= 0.8
+
+
 def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 128) -> GarmentPixels:
     """The colour pixels of a photo of one garment: the garment's own pixels when it lies on a plain
     backdrop (:func:`fashionlens.backdrop.backdrop_garment_mask`, found on a copy at most ``max_side``
@@ -71,10 +88,7 @@ def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 128) -> GarmentPixels
     ``tag`` sees), else the central region (:func:`garment_pixels`)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
-    h, w = rgb.shape[:2]
-    scale = max_side / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_LINEAR) \
-        if scale < 1 else rgb
+    small = _small_copy(rgb, max_side)
     mask = backdrop_garment_mask(small) if min(small.shape[:2]) >= 16 else None
     if mask is not None:
         return GarmentPixels(garment_pixels(small, mask=mask), True)

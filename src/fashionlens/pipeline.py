@@ -10,9 +10,9 @@ garment: the photo is classified as a whole, its object type is the category hea
 summed per object type, and colour shares come from the garment's pixels when it lies on a plain
 backdrop (:func:`~fashionlens.colours.whole_image_pixels`), else from the central region's pixels.
 
-Colour *names* come from the classifier's colour head; where the garment's own pixels are known (a
-detector mask or a plain backdrop) the pixel colour model (:mod:`fashionlens.colour_model`) is
-averaged in (``colour_model=None`` turns it off).
+Colour *names* come from the classifier's colour head; on a plain-backdrop photo, where the garment's
+own pixels are known (its detector mask, or the backdrop search in whole-image mode), the pixel colour
+model (:mod:`fashionlens.colour_model`) is averaged in (``colour_model=None`` turns it off).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from fashionlens.colours import (
     GarmentPixels,
     colour_shares,
     garment_pixels,
+    on_plain_backdrop,
     whole_image_pixels,
 )
 from fashionlens.embeddings import encode_embedding
@@ -289,11 +290,14 @@ class Tagger:
                 crops.append(im.rgb)
                 jobs.append((k, -1, None, self.whole_image_pixels(im.rgb)))
                 continue
+            # the pixel colour model joins only on plain-backdrop photos (where it was trained and measured);
+            # on a street photo a mask's pixels include skin and background it has never seen
+            plain = self.colour_model is not None and on_plain_backdrop(im.rgb)
             for j in garments:
                 crop, pixels = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
                                             margin=self.crop_margin)
                 crops.append(crop)
-                jobs.append((k, j, garments, pixels))
+                jobs.append((k, j, garments, pixels if plain else pixels._replace(masked=False)))
         t1 = time.perf_counter()
         probs = self.predict(crops)
         classify_ms = (time.perf_counter() - t1) * 1000 / max(1, len(images))
