@@ -36,7 +36,8 @@ def _cmd_evaluate_colours(args: argparse.Namespace) -> int:
 
     records = labelled_colour_records(args.data)[args.split]
     result = {"split": args.split, **evaluate_colours(records, args.weights, classifier=args.classifier,
-                                                       threads=args.threads, progress=not args.quiet)}
+                                                       threads=args.threads, progress=not args.quiet,
+                                                       detect=args.detect)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -57,6 +58,9 @@ def add_colour_parsers(train_sub: Any, eval_sub: Any) -> None:
     e.add_argument("--classifier", default=None, help="classifier weights (default: the shipped classifier)")
     e.add_argument("--data", default="../shared/datasets", help="folder that holds rise/")
     e.add_argument("--split", choices=["train", "val", "test"], default="val")
+    e.add_argument("--detect", action="store_true",
+                   help="tag through the shipped detector (tag's default mode; the top garment's colours are scored) "
+                        "instead of whole-image mode")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--out", default="runs/eval-colours", help="folder for metrics.json and the per-colour F1 chart")
     e.add_argument("-q", "--quiet", action="store_true")

@@ -70,6 +70,11 @@ def test_train_and_evaluate_colours_on_a_tiny_set(tmp_path: Path, capsys: pytest
     assert printed["head+pixels"]["macro_f1"] == pytest.approx(result["test"]["head+pixels"]["macro_f1"])
     assert (out / "colour_f1_test.png").stat().st_size > 1000
     assert "per_colour" in json.loads((out / "metrics.json").read_text())["head"]
+    # tag's default detect mode: the top garment's colours through the shipped detector
+    assert main(["evaluate", "colours", "--weights", result["model"], "--data", str(root), "--split", "test",
+                 "--detect", "--out", str(tmp_path / "eval-detect"), "-q"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["mode"] == "detect" and printed["head+pixels"]["n"] == result["test"]["photos"]
 
 
 def test_labelled_records_split_all_photos_first(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """How well ``tag`` names colours: the colours in its records against RISE's colour labels.
 
-:func:`evaluate_colours` decodes each photo as ``tag`` does, tags it in whole-image mode twice —
-with the classifier's colour head alone and with the pixel colour model joined in
-(:mod:`fashionlens.colour_model`) — and scores the colour ids of the records: macro-F1 over the
+:func:`evaluate_colours` decodes each photo as ``tag`` does, tags it twice — with the classifier's
+colour head alone and with the pixel colour model joined in (:mod:`fashionlens.colour_model`) — in
+whole-image mode, or with ``detect=True`` in ``tag``'s default detect mode (the top-scoring garment's
+colours) — and scores the colour ids of the records: macro-F1 over the
 colours present in the labels (the issue's metric), micro-F1, exact match, Hamming accuracy and
 per-colour F1, plus how many photos had a plain backdrop (where the pixel model can join).
 """
@@ -68,29 +69,38 @@ def colour_scores(y: np.ndarray, pred: np.ndarray, values: Sequence[str]) -> dic
 
 
 def _tagged_colours(records: Sequence[dict[str, Any]], values: Sequence[str]) -> np.ndarray:
+    """The colours of each record's top-scoring garment."""
     index = {v: k for k, v in enumerate(values)}
     pred = np.zeros((len(records), len(values)), bool)
     for i, rec in enumerate(records):
         if rec["error"] is not None:
             raise ValueError(f"{rec['image']['path']}: could not be tagged ({rec['error']['message']})")
-        for c in rec["garments"][0]["attributes"].get("colours", []):
+        top = max(rec["garments"], key=lambda g: g["score"])
+        for c in top["attributes"].get("colours", []):
             pred[i, index[c["id"]]] = True
     return pred
 
 
 def evaluate_colours(records: Sequence[ImageRecord], colour_model: PixelColourModel | str | Path | None = None, *,
                      classifier: str | Path | None = None, threads: int | None = 1, batch_size: int = 32,
-                     progress: bool = True) -> dict[str, Any]:
-    """``tag``'s colours on ``records`` with the head alone and with ``colour_model`` (default: shipped)."""
+                     progress: bool = True, detect: bool = False) -> dict[str, Any]:
+    """``tag``'s colours on ``records`` with the head alone and with ``colour_model`` (default: shipped);
+    ``detect``: through the shipped detector, as ``tag`` runs by default (else whole-image mode)."""
     from tqdm import tqdm
 
     from fashionlens.colours import whole_image_pixels
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import DEFAULT_COLOUR_MODEL, Tagger
+    from fashionlens.tag_job import DETECT_MIN_SIDE
 
     if not records:
         raise ValueError("expected labelled photos to evaluate, got none")
-    tagger = Tagger(classifier, threads=threads, colour_model=colour_model or DEFAULT_COLOUR_MODEL)
+    detector = None
+    if detect:
+        from fashionlens.detect import GarmentDetector
+
+        detector = GarmentDetector(threads=threads)
+    tagger = Tagger(classifier, threads=threads, colour_model=colour_model or DEFAULT_COLOUR_MODEL, detector=detector)
     if tagger.colour_model is None:
         raise ValueError("the classifier's colour head does not match the pixel colour model's colours")
     model = tagger.colour_model
@@ -100,14 +110,15 @@ def evaluate_colours(records: Sequence[ImageRecord], colour_model: PixelColourMo
     masked = 0
     for start in tqdm(range(0, len(records), batch_size), desc="colours", unit="batch", disable=not progress):
         batch = records[start:start + batch_size]
-        images = [load_image(r.path, min_side=tagger.input_size) for r in batch]
+        images = [load_image(r.path, min_side=DETECT_MIN_SIDE if detect else tagger.input_size) for r in batch]
         paths = [str(r.path) for r in batch]
         masked += sum(whole_image_pixels(im.rgb).masked for im in images)
         tagger.colour_model = None
         outputs["head"] += tagger.tag_batch(images, paths)
         tagger.colour_model = model
         outputs["head+pixels"] += tagger.tag_batch(images, paths)
-    result: dict[str, Any] = {"photos": len(records), "plain_backdrop": masked}
+    result: dict[str, Any] = {"photos": len(records), "mode": "detect" if detect else "whole_image",
+                              "plain_backdrop": masked}
     for name, recs in outputs.items():
         result[name] = colour_scores(y, _tagged_colours(recs, values), values)
     return result
