@@ -61,7 +61,14 @@ class GarmentPixels(NamedTuple):
     """A garment's colour pixels and where they come from."""
 
     pixels: np.ndarray  # (N, 3) uint8 RGB
-    masked: bool  # True: the garment's own pixels (a mask); False: the centre of its box (may include backdrop)
+    # True: the garment's own pixels (a mask) where the pixel colour model may read them; False: the centre of
+    # its box (may include backdrop), or mask pixels of a photo it does not apply to (not a plain backdrop)
+    masked: bool
+
+
+def _check_uint8_rgb(rgb: np.ndarray) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
 
 
 def _small_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
@@ -75,8 +82,7 @@ def _small_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
 def on_plain_backdrop(rgb: np.ndarray, *, max_side: int = 128) -> bool:
     """Whether a photo's border is mostly one colour (:func:`fashionlens.backdrop.border_agreement` ≥ 0.8,
     on a copy at most ``max_side`` pixels long): the kind of photo the pixel colour model was trained on."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+    _check_uint8_rgb(rgb)
     small = _small_copy(rgb, max_side)
     return min(small.shape[:2]) >= 16 and border_agreement(small) >= 0.8
 
@@ -86,8 +92,7 @@ def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 128) -> GarmentPixels
     backdrop (:func:`fashionlens.backdrop.backdrop_garment_mask`, found on a copy at most ``max_side``
     pixels long, resized bilinearly — colour histograms do not need more, and this runs for every photo
     ``tag`` sees), else the central region (:func:`garment_pixels`)."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+    _check_uint8_rgb(rgb)
     small = _small_copy(rgb, max_side)
     mask = backdrop_garment_mask(small) if min(small.shape[:2]) >= 16 else None
     if mask is not None:
