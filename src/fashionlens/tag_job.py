@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from fashionlens.models.meta import ClassifierMeta
 from fashionlens.pipeline import Tagger, error_record, preprocess
 from fashionlens.render import render_result
 from fashionlens.runtime.backends import BackendName
+from fashionlens.text_output import open_text_output
 
 if TYPE_CHECKING:  # the detector (and torch) is imported only when detecting
     from fashionlens.detect import DetectSettings
@@ -69,19 +69,6 @@ def _bounded_map(pool: ThreadPoolExecutor, fn, items: Sequence, ahead: int) -> I
 
 
 _END = object()
-
-
-@contextmanager
-def _open_output(output: str | Path | IO[str]) -> Iterator[IO[str]]:
-    if hasattr(output, "write"):
-        yield output  # type: ignore[misc]
-    elif str(output) == "-":
-        yield sys.stdout
-    else:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as fh:
-            yield fh
 
 
 def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, decode_threads: int = 2,
@@ -199,7 +186,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     on_image = _renderer(render_dir)
     t0 = time.perf_counter()
     failed = 0
-    with _open_output("-" if output is None else output) as fh:
+    with open_text_output(output) as fh:
         for record in tag_paths(tagger, paths, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
                                 on_image=on_image, streams=streams):
             if record["error"] is not None:

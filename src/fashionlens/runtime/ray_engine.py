@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from fashionlens.runtime.backends import BackendName
+from fashionlens.text_output import open_text_output
 
 if TYPE_CHECKING:
     import ray.data
@@ -314,19 +314,6 @@ def run_ray_job(job: TagJob, spec: TaggerSpec, *, batch_size: int = 16, num_acto
 # ------------------------------------------------------------------------------ the tag command
 
 
-@contextmanager
-def _open_text(output: str | Path | IO[str] | None) -> Iterator[IO[str]]:
-    if output is not None and hasattr(output, "write"):
-        yield output  # type: ignore[misc]
-    elif output is None or str(output) == "-":
-        yield sys.stdout
-    else:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as fh:
-            yield fh
-
-
 def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Path | IO[str] | None = "-",
                     ray_address: str | None = None, num_cpus: int | None = None, num_actors: int | None = None,
                     cpus_per_actor: float = 1.0, batch_size: int = 16, max_pixels: int = 40_000_000,
@@ -352,7 +339,7 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
         failed = 0
         backend = "?"
         with ray_session(ray_address, num_cpus=num_cpus, quiet=quiet), \
-                _open_text(output) as fh:
+                open_text_output(output) as fh:
             for record in iter_ray_records(paths, spec, batch_size=batch_size, num_actors=num_actors,
                                            cpus_per_actor=cpus_per_actor, max_pixels=max_pixels):
                 failed += record["error"] is not None
