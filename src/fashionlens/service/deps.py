@@ -36,6 +36,14 @@ class ServiceState:
                              + (f" (last error: {self.models.error})" if self.models.error else ""),
                              headers={"Retry-After": str(self.settings.retry_after_s)})
 
+    def require_searcher(self) -> Any:
+        """The garment searcher, once the models are loaded; a ``not_configured`` problem without an index."""
+        self.require_ready()
+        if self.models.searcher is None:
+            raise ApiProblem("not_configured", "expected a garment index configured on the server (FASHIONLENS_INDEX "
+                             "or `fashionlens serve --index DIR`); none is")
+        return self.models.searcher
+
 
 class Problem(BaseModel):
     """An RFC 9457 problem document."""

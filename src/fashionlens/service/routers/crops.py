@@ -58,11 +58,7 @@ async def crop(
     state: Annotated[ServiceState, Depends(get_state)],
     size: Annotated[int, Query(ge=32, le=512, description="longest side of the thumbnail in pixels")] = 256,
 ) -> Any:
-    state.require_ready()
-    searcher = state.models.searcher
-    if searcher is None:
-        raise ApiProblem("not_configured", "expected a garment index configured on the server (FASHIONLENS_INDEX "
-                         "or `fashionlens serve --index DIR`); none is")
+    searcher = state.require_searcher()
 
     def job() -> bytes:
         from fashionlens.imageio import ImageDecodeError

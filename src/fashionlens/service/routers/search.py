@@ -66,11 +66,7 @@ async def search(
     material: Annotated[list[str] | None, _filter_query("only these materials")] = None,
     object_type: Annotated[list[str] | None, _filter_query("only these object types")] = None,
 ) -> Any:
-    state.require_ready()
-    searcher = state.models.searcher
-    if searcher is None:
-        raise ApiProblem("not_configured", "expected a garment index configured on the server (FASHIONLENS_INDEX "
-                         "or `fashionlens serve --index DIR`); none is")
+    searcher = state.require_searcher()
     has_text = text is not None and text.strip() != ""
     if (image is None) == (not has_text):
         raise ApiProblem("invalid_request", "expected exactly one of a query photo (image) or query words (text); "
