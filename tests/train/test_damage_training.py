@@ -52,6 +52,32 @@ def test_config_rejects_sizes_that_are_not_multiples_of_32():
         DamageTrainConfig(height=100)
 
 
+def test_decoding_budget_defaults_to_the_epoch_budget_and_is_checked():
+    assert DamageTrainConfig().decoding_budget == 0.05
+    assert DamageTrainConfig(max_false_rate=0.05, decoding_max_false_rate=0.035).decoding_budget == 0.035
+    with pytest.raises(ValueError, match="decoding_max_false_rate must be in"):
+        DamageTrainConfig(decoding_max_false_rate=1.5)
+
+
+def test_epochs_are_chosen_under_max_false_rate_and_the_decoding_under_its_own_budget(tmp_path, monkeypatch):
+    import fashionlens.train.damage as damage_training
+
+    seen = []
+    real = damage_training.choose_threshold
+
+    def spy(*args, max_false_rate, per_type=False, **kwargs):
+        seen.append((per_type, max_false_rate))
+        return real(*args, max_false_rate=max_false_rate, per_type=per_type, **kwargs)
+
+    monkeypatch.setattr(damage_training, "choose_threshold", spy)
+    root = _fake_rise(tmp_path / "data")
+    config = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "run"), height=64, width=64, epochs=1,
+                               batch_size=4, workers=0, decoder_channels=8, max_false_rate=0.05,
+                               decoding_max_false_rate=0.01)
+    train_damage(config, progress=False)
+    assert seen == [(False, 0.05), (True, 0.01)]
+
+
 def test_init_from_starts_at_saved_weights_and_rejects_other_shapes(tmp_path):
     root = _fake_rise(tmp_path / "data")
     first = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "a"), height=64, width=64, epochs=1,
