@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from fashionlens.io.records import decode_mask, encode_mask
@@ -16,10 +17,12 @@ from fashionlens.models.detector_weights import load_detector, set_detector_defa
 from fashionlens.models.fcos_seg import FCOSSeg
 from fashionlens.train.config import ConfigError, load_config
 from fashionlens.train.detector import (
+    ZOOM_MIN_VISIBLE,
     DetectorTrainConfig,
     mask_training_views,
     read_detection_data,
     train_detector,
+    zoom_crop,
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -50,6 +53,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ({"weight_decay": None}, "weight_decay"),
     ({"grad_clip": False}, "grad_clip"),
     ({"size": 32}, "size: expected >= 64 px, got 32"),
+    ({"zoom_views": -1}, "zoom_views: expected a non-negative integer, got -1"),
+    ({"zoom_views": True}, "zoom_views"),
+    ({"zoom_min_scale": 0.1}, "zoom_min_scale: expected a number in \\[0.2, 1\\], got 0.1"),
     ({"size": 0}, "size: expected a positive integer"),
     ({"roi_mask_only": True, "roi_mask_epochs": 2}, "roi_mask_only: expected init_from"),
     ({"roi_mask_only": True, "init_from": "model.pt"}, "roi_mask_epochs >= 1, got init_from='model.pt', roi_mask_epochs=0"),
@@ -256,3 +262,76 @@ def test_mask_training_views_can_leave_out_flat_lay_photos() -> None:
     assert mask_training_views(views, records, DetectorTrainConfig()) == views  # type: ignore[arg-type]
     kept = mask_training_views(views, records, DetectorTrainConfig(roi_mask_flatlay=False))  # type: ignore[arg-type]
     assert [v.record_index for v in kept] == [0, 0, 2]
+
+
+# ------------------------------------------------------------------------------ zoom-crop views
+
+
+def _zoom_scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    image = torch.rand(3, 100, 80)
+    masks = torch.zeros((3, 100, 80), dtype=torch.uint8)
+    masks[0, 10:50, 10:40] = 1   # a garment in the upper left
+    masks[1, 60:100, 0:80] = 1   # one across the bottom
+    masks[2] = 0                 # a box-only garment (flat-lay style): its mask is not used
+    boxes = torch.tensor([[10, 10, 40, 50], [0, 60, 80, 100], [70, 0, 80, 10]], dtype=torch.float32)
+    return image, boxes, masks, torch.tensor([False, False, True])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_zoom_crop_keeps_targets_consistent(seed: int) -> None:
+    import random
+
+    image, boxes, masks, from_box = _zoom_scene()
+    crop, b, m, fb, idx = zoom_crop(image, boxes, masks, from_box, random.Random(seed), 0.6)
+    ch, cw = crop.shape[-2:]
+    assert 0.6 * 100 - 1 <= ch <= 100 and 0.6 * 80 - 1 <= cw <= 80
+    assert abs(cw / ch - 0.8) < 0.03  # aspect kept
+    assert len(b) == len(m) == len(fb) == len(idx) and m.shape[-2:] == (ch, cw)
+    assert ((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= cw) & (b[:, 3] <= ch)).all()
+    for box, mask, is_box, i in zip(b, m, fb, idx.tolist()):
+        assert bool(is_box) == bool(from_box[i])
+        if not is_box:  # box re-fitted to the mask pixels left in the crop
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            assert box.tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+            assert mask.sum() >= ZOOM_MIN_VISIBLE * masks[i].sum()
+
+
+def test_zoom_crop_drops_garments_mostly_cut_away() -> None:
+    import random
+
+    image, boxes, masks, from_box = _zoom_scene()
+    kept = dropped = 0
+    for seed in range(100):
+        crop, _, _, _, idx = zoom_crop(image, boxes, masks, from_box, random.Random(seed), 0.3)
+        ch, cw = crop.shape[-2:]
+        # where the crop came from: the unique offset whose pixels match (the image is random noise)
+        [(y0, x0)] = [(y, x) for y in range(100 - ch + 1) for x in range(80 - cw + 1)
+                      if torch.equal(image[0, y, x:x + cw], crop[0, 0]) and torch.equal(image[:, y:y + ch, x:x + cw], crop)]
+        visible = float(masks[0, y0:y0 + ch, x0:x0 + cw].sum() / masks[0].sum())
+        assert (0 in idx.tolist()) == (visible >= ZOOM_MIN_VISIBLE)
+        kept += 0 in idx.tolist()
+        dropped += 0 not in idx.tolist()
+    assert kept and dropped  # both cases occur at this zoom range
+
+
+def test_build_views_adds_seeded_zoom_views(coco_data: tuple[Path, Path]) -> None:
+    from fashionlens.train.detector import build_model, build_views
+
+    annotations, images = coco_data
+    records = read_detection_data({"format": "coco", "annotations": str(annotations), "images": str(images)})[:3]
+    config = DetectorTrainConfig(size=128, builder_kwargs={"fpn_channels": 64, "seg_channels": 16})
+    model = build_model(config)
+    plain = build_views(model, records, flips=(False, True), freeze_stem=True)
+    zoomed = build_views(model, records, flips=(False, True), freeze_stem=True, zooms=2, seed=5)
+    again = build_views(model, records, flips=(False, True), freeze_stem=True, zooms=2, seed=5)
+    assert len(plain) == 6 and len(zoomed) == 12
+    assert [v.record_index for v in zoomed] == [i for i in range(3) for _ in range(4)]
+    for a, b in zip(zoomed, again):  # seeded: the same crops every time
+        assert a.original_size == b.original_size and torch.equal(a.target["boxes"], b.target["boxes"])
+    for v in zoomed:
+        h, w = v.image_size
+        assert max(h, w) == 128 and v.inputs.shape[0] > 3  # resized like any view; stem features cached
+        boxes = v.target["boxes"]
+        assert ((boxes[:, 2] <= w + 1e-3) & (boxes[:, 3] <= h + 1e-3)).all()
+        assert len(boxes) == len(v.target["labels"]) == len(v.target["masks"])
+    assert any(v.original_size != (H, W) for v in zoomed)  # the zoom views are crops of the photo

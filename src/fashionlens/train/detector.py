@@ -9,7 +9,8 @@ The recipe (``configs/detector_*.yaml``; ``fashionlens train detector --config â
 2. every image is resized by the detector's own transform (longer side ``size`` px) and, with
    ``freeze_stem``, passed once through the frozen stem (stem + blocks up to stride 8); those
    features (fp16), the resized boxes, instance masks and the stride-4 semantic map are cached in
-   memory and on disk (``cache_dir``), two views per training image (as is and mirrored);
+   memory and on disk (``cache_dir``), two views per training image (as is and mirrored) plus
+   ``zoom_views`` seeded random crops (:func:`zoom_crop`);
 3. each epoch draws one view per training image; the remaining backbone blocks, the FPN and the
    heads train with AdamW (linear warm-up, cosine decay), batch norm frozen;
 4. every ``eval_every`` epochs the model is evaluated on the validation split (COCO box and mask
@@ -71,6 +72,10 @@ class DetectorTrainConfig:
     size: int = 384
     freeze_stem: bool = True
     hflip: bool = True
+    # extra cached views per training photo: a random crop of zoom_min_scale..1 of each side (aspect kept,
+    # so the garments appear up to 1/zoom_min_scale larger), mirrored at random; 0 = only as-is and mirror
+    zoom_views: int = 0
+    zoom_min_scale: float = 0.6
     epochs: int = 30
     batch_size: int = 8
     lr: float = 1e-3
@@ -118,6 +123,10 @@ class DetectorTrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name}: expected a non-negative number, got {value!r}")
+        if isinstance(self.zoom_views, bool) or not isinstance(self.zoom_views, int) or self.zoom_views < 0:
+            raise ConfigError(f"zoom_views: expected a non-negative integer, got {self.zoom_views!r}")
+        if not 0.2 <= float(self.zoom_min_scale) <= 1.0:
+            raise ConfigError(f"zoom_min_scale: expected a number in [0.2, 1], got {self.zoom_min_scale!r}")
         if self.size < 64:
             raise ConfigError(f"size: expected >= 64 px, got {self.size}")
         if self.roi_mask_only and (not self.init_from or self.roi_mask_epochs < 1):
@@ -224,14 +233,54 @@ class CachedView:
 def _cache_key(config: DetectorTrainConfig, split: str, n: int) -> str:
     fields = {k: getattr(config, k) for k in ("data_root", "sources", "data", "flatlay", "arch", "size",
                                               "freeze_stem", "hflip", "seed", "split_fractions", "limit")}
+    if split == "train" and config.zoom_views:
+        fields.update(zoom_views=config.zoom_views, zoom_min_scale=config.zoom_min_scale)
     fields["builder_kwargs"] = {k: v for k, v in config.builder_kwargs.items() if k in ("fpn_channels",)}
     blob = json.dumps({"split": split, "n": n, **fields}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+ZOOM_MIN_VISIBLE = 0.25  # a garment keeps its label in a zoom crop if this share of it stays visible
+
+
+def zoom_crop(image: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor, from_box: torch.Tensor,
+              rng: random.Random, min_scale: float
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random crop of ``min_scale``..1 of each side of a ``(3, h, w)`` image, with its targets.
+
+    Boxes of garments with masks are re-fitted to the mask pixels left in the crop; box-only garments
+    (``from_box``) are clipped. A garment with less than :data:`ZOOM_MIN_VISIBLE` of its mask (or box)
+    area left is dropped. Returns the crop, boxes, masks, ``from_box`` and the kept garments' indices."""
+    _, h, w = image.shape
+    s = rng.uniform(min_scale, 1.0)
+    cw, ch = max(1, round(w * s)), max(1, round(h * s))
+    x0, y0 = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    crop_masks = masks[:, y0:y0 + ch, x0:x0 + cw]
+    keep, new_boxes = [], []
+    for i in range(len(boxes)):
+        if from_box[i]:
+            bx = boxes[i].clone()
+            area = float((bx[2] - bx[0]) * (bx[3] - bx[1]))
+            bx[[0, 2]] = (bx[[0, 2]] - x0).clamp(0, cw)
+            bx[[1, 3]] = (bx[[1, 3]] - y0).clamp(0, ch)
+            visible = float((bx[2] - bx[0]) * (bx[3] - bx[1])) / max(area, 1e-6)
+        else:
+            total = float(masks[i].sum())
+            ys, xs = torch.nonzero(crop_masks[i], as_tuple=True)
+            visible = len(ys) / max(total, 1.0)
+            bx = (torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
+                  if len(ys) else torch.zeros(4))
+        if visible >= ZOOM_MIN_VISIBLE and bx[2] - bx[0] >= 2 and bx[3] - bx[1] >= 2:
+            keep.append(i)
+            new_boxes.append(bx)
+    idx = torch.tensor(keep, dtype=torch.int64)
+    return (image[:, y0:y0 + ch, x0:x0 + cw], torch.stack(new_boxes) if keep else torch.zeros((0, 4)),
+            crop_masks[idx], from_box[idx], idx)
+
+
 @torch.no_grad()
 def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequence[bool], freeze_stem: bool,
-                desc: str = "cache") -> list[CachedView]:
+                desc: str = "cache", zooms: int = 0, zoom_min_scale: float = 0.6, seed: int = 0) -> list[CachedView]:
     """Resize with the model's transform, run the frozen stem, keep targets (see module docstring)."""
     from fashionlens.models.fcos_seg import semantic_targets
 
@@ -248,12 +297,19 @@ def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequ
         h, w = rgb.shape[:2]
         boxes, labels, masks, from_box = ds.full_size_targets(item, h, w)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-        for flip in flips:
-            img, m = (image.flip(-1), masks.flip(-1)) if flip else (image, masks)
-            b = boxes.clone()
-            if flip and len(b):
-                b[:, [0, 2]] = w - boxes[:, [2, 0]]
-            target = {"boxes": b, "labels": labels.clone(), "masks": m, "mask_from_box": from_box.clone()}
+        variants = [(image, boxes, labels, masks, from_box, flip) for flip in flips]
+        rng = random.Random(f"{seed}/zoom/{item.record_index}")
+        for _ in range(zooms):
+            ci, cb, cm, cf, idx = zoom_crop(image, boxes, masks, from_box, rng, zoom_min_scale)
+            variants.append((ci, cb, labels[idx], cm, cf, rng.random() < 0.5))
+        for img, bxs, lbl, m, fb, flip in variants:
+            vw = img.shape[-1]
+            b = bxs.clone()
+            if flip:
+                img, m = img.flip(-1), m.flip(-1)
+                if len(b):
+                    b[:, [0, 2]] = vw - bxs[:, [2, 0]]
+            target = {"boxes": b, "labels": lbl.clone(), "masks": m, "mask_from_box": fb.clone()}
             image_list, (t,) = model.transform([img], [target])
             padded = tuple(image_list.tensors.shape[-2:])
             if t["masks"].shape[-2:] != padded:
@@ -264,7 +320,7 @@ def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequ
             t = {k: v[keep] for k, v in t.items()}
             inputs = model.backbone.forward_stem(image_list.tensors) if freeze_stem else image_list.tensors
             views.append(CachedView(item.record_index, inputs[0].half(), tuple(image_list.image_sizes[0]), padded,
-                                    (h, w), t, semantic_targets([t], padded)[0].to(torch.uint8)))
+                                    tuple(img.shape[-2:]), t, semantic_targets([t], padded)[0].to(torch.uint8)))
     return views
 
 
@@ -275,7 +331,9 @@ def cached_views(model: nn.Module, config: DetectorTrainConfig, split: str, reco
     if path.is_file():
         log.info("reading cached %s views from %s", split, path)
         return [CachedView(**v) for v in torch.load(path, weights_only=False)]
-    views = build_views(model, records, flips=flips, freeze_stem=config.freeze_stem, desc=f"cache {split}")
+    zooms = config.zoom_views if split == "train" else 0
+    views = build_views(model, records, flips=flips, freeze_stem=config.freeze_stem, desc=f"cache {split}",
+                        zooms=zooms, zoom_min_scale=config.zoom_min_scale, seed=config.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save([dataclasses.asdict(v) for v in views], tmp)
