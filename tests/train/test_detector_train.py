@@ -56,6 +56,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ({"zoom_views": -1}, "zoom_views: expected a non-negative integer, got -1"),
     ({"zoom_views": True}, "zoom_views"),
     ({"zoom_min_scale": 0.1}, "zoom_min_scale: expected a number in \\[0.2, 1\\], got 0.1"),
+    ({"zoom_min_scale": "small"}, "zoom_min_scale: expected a number in \\[0.2, 1\\], got 'small'"),
     ({"size": 0}, "size: expected a positive integer"),
     ({"roi_mask_only": True, "roi_mask_epochs": 2}, "roi_mask_only: expected init_from"),
     ({"roi_mask_only": True, "init_from": "model.pt"}, "roi_mask_epochs >= 1, got init_from='model.pt', roi_mask_epochs=0"),

@@ -125,7 +125,8 @@ class DetectorTrainConfig:
                 raise ConfigError(f"{name}: expected a non-negative number, got {value!r}")
         if isinstance(self.zoom_views, bool) or not isinstance(self.zoom_views, int) or self.zoom_views < 0:
             raise ConfigError(f"zoom_views: expected a non-negative integer, got {self.zoom_views!r}")
-        if not 0.2 <= float(self.zoom_min_scale) <= 1.0:
+        if (isinstance(self.zoom_min_scale, bool) or not isinstance(self.zoom_min_scale, (int, float))
+                or not 0.2 <= self.zoom_min_scale <= 1.0):
             raise ConfigError(f"zoom_min_scale: expected a number in [0.2, 1], got {self.zoom_min_scale!r}")
         if self.size < 64:
             raise ConfigError(f"size: expected >= 64 px, got {self.size}")
