@@ -51,8 +51,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         from fashionlens.detect import DetectSettings
 
         settings = DetectSettings(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
-                                  rules=tuple(r for r in (args.rules or "").split(",") if r),
-                                  mirror_tta=args.mirror_tta)
+                                  rules=tuple(r for r in (args.rules or "").split(",") if r))
     output = args.output if args.output is not None or args.job_dir else "-"
     if args.engine == "ray":
         return _tag_on_ray(args, settings, output)
@@ -126,8 +125,7 @@ def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
     if args.limit:
         records = records[: args.limit]
     detector = GarmentDetector(args.weights, settings=DetectSettings(score_thresh=args.score_thresh,
-                                                                     nms_thresh=args.nms_thresh,
-                                                                     mirror_tta=args.mirror_tta))
+                                                                     nms_thresh=args.nms_thresh))
     fusion = {} if args.type_fusion == "on" else {"type_fusion": None}
     tagger = None if args.no_classify else Tagger(args.classifier, detector=detector, **fusion)
     if args.task == "top1":
@@ -320,9 +318,6 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--nms-thresh", type=float, default=None, help="IoU for same-type suppression")
     tag.add_argument("--rules", default=None, help="post-processing rules, comma-separated: "
                      "duplicates, hand_footwear, sparse_mask")
-    tag.add_argument("--mirror-tta", choices=["nms", "wbf"], default=None,
-                     help="also detect on the mirrored photo and merge the two views this way "
-                     "(more accurate, about twice the detector time)")
     tag.add_argument("--type-fusion", choices=["on", "off"], default="on",
                      help="on: a confident classifier's object type replaces the detector's (docs/detection.md); "
                           "off: the detector's types (street photos: +1.3 box AP, product photos: -4.5 points top-1)")
@@ -374,8 +369,6 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--score-thresh", type=float, default=None, help="operating threshold for end-to-end metrics")
     ed.add_argument("--rules", action="append", metavar="R1,R2", help="rule set to measure (repeatable; '' = none)")
     ed.add_argument("--nms-thresh", type=float, default=None, help="same-type NMS IoU (default: stored)")
-    ed.add_argument("--mirror-tta", choices=["nms", "wbf"], default=None,
-                    help="mirror test-time augmentation: merge the photo's and its mirror's detections")
     ed.add_argument("--save-defaults", action="store_true",
                     help="store the F1-best score threshold (first rule set) in the detector weights")
     ed.add_argument("--no-classify", action="store_true",

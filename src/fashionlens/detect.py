@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from fashionlens.detect_rules import RULES, apply_rules
-from fashionlens.detect_tta import MERGES, merge_views, unmirror
 from fashionlens.garments import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.detector_weights import load_detector
@@ -33,9 +32,7 @@ class DetectSettings:
 
     ``score_thresh``: keep detections scoring at least this; ``nms_thresh``: IoU above which
     same-type boxes are suppressed; ``rules``: names from :data:`fashionlens.detect_rules.RULES`;
-    ``mask_thresh``: mask probability threshold; ``mirror_tta``: also run the photo's mirror and
-    merge the two views' detections with this method from :data:`fashionlens.detect_tta.MERGES`
-    (about twice the detector time; ``None``: one view).
+    ``mask_thresh``: mask probability threshold.
     """
 
     score_thresh: float | None = None
@@ -43,7 +40,6 @@ class DetectSettings:
     max_detections: int = 20
     rules: tuple[str, ...] = ()
     mask_thresh: float = 0.5
-    mirror_tta: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("score_thresh", "nms_thresh"):
@@ -53,8 +49,6 @@ class DetectSettings:
         unknown = [r for r in self.rules if r not in RULES]
         if unknown:
             raise ValueError(f"unknown post-processing rule(s) {unknown}; expected some of {sorted(RULES)}")
-        if self.mirror_tta is not None and self.mirror_tta not in MERGES:
-            raise ValueError(f"mirror_tta: expected one of {MERGES} or None, got {self.mirror_tta!r}")
         if self.max_detections < 1:
             raise ValueError(f"max_detections: expected >= 1, got {self.max_detections}")
 
@@ -105,12 +99,8 @@ class GarmentDetector:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-        if self.settings.mirror_tta is None:
-            [out] = self.run([image])
-            return out
-        out, mirrored = self.run([image, image.flip(-1)])
-        return merge_views([out, unmirror(mirrored, rgb.shape[1])], self.settings.mirror_tta,
-                           iou_thresh=self.nms_thresh, max_detections=int(self.model.detections_per_img))
+        [out] = self.run([image])
+        return out
 
     def _as_garments(self, out: dict[str, torch.Tensor]) -> Garments:
         masks = out.get("masks")
