@@ -255,6 +255,30 @@ def test_roi_mask_only_retrains_the_mask_head_and_keeps_the_rest(coco_data: tupl
         assert same != key.startswith("roi_mask."), key  # the head changed, nothing else did
 
 
+def test_roi_mask_only_adds_a_mask_head_to_a_detector_without_one(coco_data: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    annotations, images = coco_data
+    common: dict[str, Any] = {
+        "data_root": str(tmp_path), "sources": (),
+        "data": [{"format": "coco", "annotations": str(annotations), "images": str(images)}],
+        "builder_kwargs": {"fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50, "detections_per_img": 10},
+        "size": 128, "epochs": 1, "eval_every": 1, "batch_size": 4, "warmup_iters": 0, "threads": 1,
+        "evaluate_test": False, "cache_dir": str(tmp_path / "cache"), "model_name": "smoke"}
+    train_detector(DetectorTrainConfig(**common, out_dir=str(tmp_path / "base")))
+    base = tmp_path / "base" / "model.pt"
+    assert load_detector(base)[0].roi_mask is None
+
+    with_head = {**common["builder_kwargs"], "roi_masks": True}
+    train_detector(DetectorTrainConfig(**{**common, "builder_kwargs": with_head}, roi_mask_epochs=1,
+                                       out_dir=str(tmp_path / "masks"), init_from=str(base), roi_mask_only=True))
+    before, _ = load_detector(base)
+    after, _ = load_detector(tmp_path / "masks" / "model.pt")
+    assert after.roi_mask is not None
+    old, new = before.state_dict(), after.state_dict()
+    assert set(new) - set(old) == {k for k in new if k.startswith("roi_mask.")}
+    assert all(bool((old[k] == new[k]).all()) for k in old)  # everything else is init_from's
+
+
 def test_mask_training_views_can_leave_out_flat_lay_photos() -> None:
     from types import SimpleNamespace
 

@@ -473,7 +473,10 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
         trained, trained_meta = load_detector(config.init_from)
         if trained_meta.arch != config.arch:
             raise ConfigError(f"init_from: {config.init_from} is a {trained_meta.arch!r} detector, config arch is {config.arch!r}")
-        model.load_state_dict(trained.state_dict())
+        if config.roi_mask_only:  # the mask head is trained fresh: init_from may have none
+            _load_partial(model, trained.state_dict())
+        else:
+            model.load_state_dict(trained.state_dict())
         log.info("initialised from %s", config.init_from)
     if config.freeze_stem:
         _freeze_stem(model)
