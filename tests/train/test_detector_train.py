@@ -223,15 +223,21 @@ def test_train_detector_smoke_and_resume(coco_data: tuple[Path, Path], tmp_path:
     assert load_detector(out / "model.pt")[1].name == "smoke"
 
 
-def test_roi_mask_only_retrains_the_mask_head_and_keeps_the_rest(coco_data: tuple[Path, Path], tmp_path: Path) -> None:
+def _small_run(coco_data: tuple[Path, Path], tmp_path: Path, *, roi_masks: bool) -> dict[str, Any]:
+    """Settings of a one-epoch run of a tiny detector on the generated COCO data."""
     annotations, images = coco_data
-    common: dict[str, Any] = {
+    builder: dict[str, Any] = {"fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50, "detections_per_img": 10}
+    return {
         "data_root": str(tmp_path), "sources": (),
         "data": [{"format": "coco", "annotations": str(annotations), "images": str(images)}],
-        "builder_kwargs": {"fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50, "detections_per_img": 10,
-                           "roi_masks": True},
+        "builder_kwargs": {**builder, "roi_masks": True} if roi_masks else builder,
         "size": 128, "epochs": 1, "eval_every": 1, "batch_size": 4, "warmup_iters": 0, "threads": 1,
-        "evaluate_test": False, "cache_dir": str(tmp_path / "cache"), "model_name": "smoke", "roi_mask_epochs": 1}
+        "evaluate_test": False, "cache_dir": str(tmp_path / "cache"), "model_name": "smoke",
+        "roi_mask_epochs": 1 if roi_masks else 0}
+
+
+def test_roi_mask_only_retrains_the_mask_head_and_keeps_the_rest(coco_data: tuple[Path, Path], tmp_path: Path) -> None:
+    common = _small_run(coco_data, tmp_path, roi_masks=True)
     train_detector(DetectorTrainConfig(**common, out_dir=str(tmp_path / "base")))
     base = tmp_path / "base" / "model.pt"
     defaults = {"score_thresh": 0.4, "nms_thresh": 0.6, "rules": [], "measured_on": "test fixture"}
@@ -257,19 +263,12 @@ def test_roi_mask_only_retrains_the_mask_head_and_keeps_the_rest(coco_data: tupl
 
 def test_roi_mask_only_adds_a_mask_head_to_a_detector_without_one(coco_data: tuple[Path, Path],
                                                                    tmp_path: Path) -> None:
-    annotations, images = coco_data
-    common: dict[str, Any] = {
-        "data_root": str(tmp_path), "sources": (),
-        "data": [{"format": "coco", "annotations": str(annotations), "images": str(images)}],
-        "builder_kwargs": {"fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50, "detections_per_img": 10},
-        "size": 128, "epochs": 1, "eval_every": 1, "batch_size": 4, "warmup_iters": 0, "threads": 1,
-        "evaluate_test": False, "cache_dir": str(tmp_path / "cache"), "model_name": "smoke"}
-    train_detector(DetectorTrainConfig(**common, out_dir=str(tmp_path / "base")))
+    train_detector(DetectorTrainConfig(**_small_run(coco_data, tmp_path, roi_masks=False),
+                                       out_dir=str(tmp_path / "base")))
     base = tmp_path / "base" / "model.pt"
     assert load_detector(base)[0].roi_mask is None
 
-    with_head = {**common["builder_kwargs"], "roi_masks": True}
-    train_detector(DetectorTrainConfig(**{**common, "builder_kwargs": with_head}, roi_mask_epochs=1,
+    train_detector(DetectorTrainConfig(**_small_run(coco_data, tmp_path, roi_masks=True),
                                        out_dir=str(tmp_path / "masks"), init_from=str(base), roi_mask_only=True))
     before, _ = load_detector(base)
     after, _ = load_detector(tmp_path / "masks" / "model.pt")
