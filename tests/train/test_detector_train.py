@@ -278,6 +278,46 @@ def test_roi_mask_only_adds_a_mask_head_to_a_detector_without_one(coco_data: tup
     assert all(bool((old[k] == new[k]).all()) for k in old)  # everything else is init_from's
 
 
+def test_an_interrupted_mask_stage_resumes_where_it_stopped(coco_data: tuple[Path, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import fashionlens.train.detector as detector_training
+
+    common = _small_run(coco_data, tmp_path, roi_masks=True)
+    train_detector(DetectorTrainConfig(**common, out_dir=str(tmp_path / "base")))
+    masks = {**common, "roi_mask_epochs": 3, "init_from": str(tmp_path / "base" / "model.pt"), "roi_mask_only": True}
+    train_detector(DetectorTrainConfig(**masks, out_dir=str(tmp_path / "straight")))
+
+    real_tqdm = detector_training.tqdm
+
+    def crash_in_epoch_2(items: Any, desc: str = "", **kwargs: Any) -> Any:
+        if desc == "mask head 2/3":
+            raise KeyboardInterrupt
+        return real_tqdm(items, desc=desc, **kwargs)
+
+    config = DetectorTrainConfig(**masks, out_dir=str(tmp_path / "resumed"))
+    monkeypatch.setattr(detector_training, "tqdm", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(config)
+    out = tmp_path / "resumed"
+    assert (out / "roi_mask_last.pt").is_file() and not (out / "model.pt").exists()
+    monkeypatch.setattr(detector_training, "tqdm", real_tqdm)
+    train_detector(config)
+
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["mask_head_epoch"] for r in logged] == [1, 2, 3]  # epoch 1 is not trained twice
+    assert not (out / "roi_mask_last.pt").exists() and (out / "roi_mask.pt").is_file()
+    straight = torch.load(tmp_path / "straight" / "roi_mask.pt", weights_only=True)
+    resumed = torch.load(out / "roi_mask.pt", weights_only=True)
+    for key, value in straight.items():  # the same head as without the interruption
+        torch.testing.assert_close(resumed[key], value, msg=key)
+
+    trained = (out / "roi_mask.pt").stat().st_mtime_ns
+    train_detector(config, resume=False)  # --restart: the stage is trained again, the log starts over
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["mask_head_epoch"] for r in logged] == [1, 2, 3]
+    assert (out / "roi_mask.pt").stat().st_mtime_ns != trained
+
+
 def test_mask_training_views_can_leave_out_flat_lay_photos() -> None:
     from types import SimpleNamespace
 

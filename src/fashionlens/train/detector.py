@@ -14,7 +14,8 @@ The recipe (``configs/detector_*.yaml``; ``fashionlens train detector --config â
 3. each epoch draws one view per training image; the remaining backbone blocks, the FPN and the
    heads train with AdamW (linear warm-up, cosine decay), batch norm frozen;
 4. every ``eval_every`` epochs the model is evaluated on the validation split (COCO box and mask
-   AP via pycocotools); ``best.pt`` keeps the best box AP, ``last.pt`` resumes an interrupted run;
+   AP via pycocotools); ``best.pt`` keeps the best box AP, ``last.pt`` resumes an interrupted run
+   (and ``roi_mask_last.pt`` an interrupted RoI mask-head stage; ``resume=False`` starts over);
    training stops after ``patience`` evaluations without improvement;
 5. the best model is evaluated on the test split and saved fp16 with its metadata (``model.pt``,
    ``eval.json``, a PR-curve PNG).
@@ -463,6 +464,9 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
     torch.manual_seed(config.seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if not resume:  # start over: no epoch, mask-head stage or log of an earlier run is reused
+        for name in ("last.pt", "best.pt", "roi_mask.pt", "roi_mask_last.pt", "metrics.jsonl"):
+            (out / name).unlink(missing_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
     splits = split_records(config)
     log.info("detector data: %s", {k: len(v) for k, v in splits.items()})
@@ -495,7 +499,7 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
 
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "evals_since_best": 0}
     last = out / "last.pt"
-    if resume and last.is_file():
+    if last.is_file():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         _load_partial(model, ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -587,7 +591,9 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
     """Second stage: the RoI mask head on ground-truth boxes (jittered), everything else frozen.
 
     Instances whose mask is only their box (``mask_from_box``) are left out. The trained head is
-    saved to ``roi_mask.pt`` in ``out_dir``; a rerun loads it instead of training again.
+    saved to ``roi_mask.pt`` in ``out_dir``; a rerun loads it instead of training again. Every
+    epoch writes ``roi_mask_last.pt`` (head, optimiser, step, RNG state), so an interrupted stage
+    resumes at its next epoch and ends as an uninterrupted one would.
     """
     head = model.roi_mask
     path = Path(config.out_dir) / "roi_mask.pt"
@@ -600,14 +606,22 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
     for p in head.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.roi_mask_lr, weight_decay=config.weight_decay)
+    last = Path(config.out_dir) / "roi_mask_last.pt"
+    start = step = 0
+    if last.is_file():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        head.load_state_dict(ckpt["head"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, step = ckpt["epoch"], ckpt["step"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        log.info("RoI mask head resumed from %s after epoch %d", last, start)
     by_record: dict[int, list[CachedView]] = defaultdict(list)
     for v in views:
         by_record[v.record_index].append(v)
     model.eval()
     head.train()
     steps = config.roi_mask_epochs * math.ceil(len(by_record) / config.batch_size)
-    step = 0
-    for epoch in range(config.roi_mask_epochs):
+    for epoch in range(start, config.roi_mask_epochs):
         rng = random.Random(f"{config.seed}/roi/{epoch}")
         chosen = [rng.choice(vs) for _, vs in sorted(by_record.items())]
         total = 0.0
@@ -630,8 +644,13 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
         log.info("mask head epoch %d: loss %.4f", epoch + 1, total)
         with (Path(config.out_dir) / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"mask_head_epoch": epoch + 1, "loss": round(total, 4)}) + "\n")
+        tmp = last.with_suffix(".tmp")
+        torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                    "step": step, "torch_rng": torch.get_rng_state()}, tmp)
+        tmp.replace(last)
     head.eval()
     torch.save(head.state_dict(), path)
+    last.unlink(missing_ok=True)
 
 
 def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]],
