@@ -596,7 +596,8 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
     resumes at its next epoch and ends as an uninterrupted one would.
     """
     head = model.roi_mask
-    path = Path(config.out_dir) / "roi_mask.pt"
+    out = Path(config.out_dir)
+    path = out / "roi_mask.pt"
     if path.is_file():
         head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         log.info("RoI mask head read from %s", path)
@@ -606,7 +607,7 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
     for p in head.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.roi_mask_lr, weight_decay=config.weight_decay)
-    last = Path(config.out_dir) / "roi_mask_last.pt"
+    last = out / "roi_mask_last.pt"
     start = step = 0
     if last.is_file():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
@@ -642,7 +643,7 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
             step += 1
             total += float(loss.detach()) / len(batches)
         log.info("mask head epoch %d: loss %.4f", epoch + 1, total)
-        with (Path(config.out_dir) / "metrics.jsonl").open("a") as f:
+        with (out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"mask_head_epoch": epoch + 1, "loss": round(total, 4)}) + "\n")
         tmp = last.with_suffix(".tmp")
         torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
