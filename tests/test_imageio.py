@@ -548,15 +548,23 @@ def test_missing_file_kept_and_duplicates_dropped(tree: Path) -> None:
     assert [p.name for p in got[2:-1]] == ["a.PNG", "d.jpeg", "e.TIFF", "z.webp"]
 
 
-def test_empty_glob_and_empty_folder_raise(tmp_path: Path, tree: Path) -> None:
+def test_empty_glob_raises(tree: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"glob pattern .*\*\.gif"):
         iter_image_paths([str(tree / "*.gif")])
     with pytest.raises(FileNotFoundError, match="glob pattern"):
         iter_image_paths([str(tree / "*.txt")])  # matches, but no image
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="folder"):
-        iter_image_paths([tmp_path / "empty"])
     assert iter_image_paths([]) == []
+
+
+@pytest.mark.parametrize("name", ["empty", "x.jpg"])
+def test_a_folder_without_images_is_an_input_of_its_own(tmp_path: Path, tree: Path, name: str) -> None:
+    folder = tmp_path / name
+    folder.mkdir()
+    got = iter_image_paths([tree / "b.jpg", folder])
+    assert got == [tree / "b.jpg", folder]
+    with pytest.raises(ImageDecodeError) as info:
+        load_image(folder)
+    assert info.value.code == "not_an_image"
 
 
 @pytest.mark.parametrize("data", [b"a", b"ab", b"abc", b"\x00\x01", b"II*"])

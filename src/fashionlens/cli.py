@@ -441,8 +441,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"fashionlens: error: {exc}", file=sys.stderr)
+        print(f"fashionlens: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``| head``): nothing more to say
+        sys.stderr.close()
+        return 1
+    except OSError as exc:  # a full disk, a permission, an I/O error: one line, never a traceback
+        print(f"fashionlens: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_OS_ERROR
+
+
+#: exit code of a command stopped by an operating-system error (full disk, permission denied, I/O error)
+EXIT_OS_ERROR = 3
+
+
+def _one_line(exc: BaseException, limit: int = 1000) -> str:
+    """An exception as one line of at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 if __name__ == "__main__":

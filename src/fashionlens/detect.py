@@ -25,6 +25,9 @@ from fashionlens.models.fcos_seg import FCOSSeg
 
 log = logging.getLogger(__name__)
 
+#: photos more elongated than this (long side over short side) are letterboxed before the network
+MAX_ASPECT = 8
+
 
 @dataclass(frozen=True)
 class DetectSettings:
@@ -98,9 +101,45 @@ class GarmentDetector:
     def _network(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+        h, w = rgb.shape[:2]
+        if max(h, w) > MAX_ASPECT * min(h, w):
+            return self._network_letterboxed(rgb)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         [out] = self.run([image])
         return out
+
+    def _network_letterboxed(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+        """The network on a photo more elongated than :data:`MAX_ASPECT` (a 1×10000 strip, say):
+        resized so its long side is the detector's input size (as the network's own transform would),
+        padded with its mean colour on the bottom/right up to ``MAX_ASPECT``, then boxes and masks
+        mapped back to the photo's pixels. Without this the network's resize rounds the short side to
+        zero pixels and fails."""
+        h, w = rgb.shape[:2]
+        long_side = int(self.meta.builder_kwargs.get("max_size", 384))
+        scale = long_side / max(h, w)
+        sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        ph, pw = (max(sh, -(-sw // MAX_ASPECT)), sw) if sw > sh else (sh, max(sw, -(-sh // MAX_ASPECT)))
+        canvas = np.empty((ph, pw, 3), np.uint8)
+        canvas[:] = small.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+        canvas[:sh, :sw] = small
+        image = torch.from_numpy(canvas).permute(2, 0, 1).float().div_(255.0)
+        [out] = self.run([image])
+        boxes = out["boxes"].clone()
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, sw) / scale
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, sh) / scale
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # boxes wholly in the padding go
+        result = {k: v[keep] for k, v in out.items() if k != "boxes"}
+        result["boxes"] = boxes[keep]
+        masks = result.get("masks")
+        if masks is not None:
+            crop = masks[:, 0, :sh, :sw].float().numpy()
+            result["masks"] = torch.from_numpy(
+                np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in crop])
+                if len(crop) else np.zeros((0, h, w), np.float32))[:, None]
+        return result
 
     def _as_garments(self, out: dict[str, torch.Tensor]) -> Garments:
         masks = out.get("masks")

@@ -156,7 +156,8 @@ def iter_image_paths(inputs: Sequence[str | os.PathLike[str]], *, recursive: boo
       not exist (so the caller can report an error record for it instead of dropping it).
     * A folder yields its image files (extensions in :data:`IMAGE_EXTENSIONS`, any case), sorted by
       path, descending into sub-folders when ``recursive``; hidden files and folders (name starting
-      with ``.``) are skipped.
+      with ``.``) are skipped. A folder with no image file (an empty one, or one named ``x.jpg``) is
+      returned itself, so that it gets an error record like any other unusable input.
     * A pattern containing ``*``, ``?`` or ``[`` that is not an existing path is globbed (``**``
       spans folders when ``recursive``); matched files with image extensions are kept, matched
       folders are expanded like folders, results sorted.
@@ -164,7 +165,7 @@ def iter_image_paths(inputs: Sequence[str | os.PathLike[str]], *, recursive: boo
     A path seen twice (after ``abspath``/``normpath``) is kept at its first occurrence.
 
     Raises:
-        FileNotFoundError: a folder or glob pattern yields no image file.
+        FileNotFoundError: a glob pattern yields no image file.
     """
     out: list[Path] = []
     seen: set[str] = set()
@@ -180,11 +181,10 @@ def iter_image_paths(inputs: Sequence[str | os.PathLike[str]], *, recursive: boo
         path = Path(text)
         if path.is_dir():
             found = _images_in_folder(path, recursive=recursive)
-            if not found:
-                raise FileNotFoundError(
-                    f"expected folder {text!r} to contain image files ({_ext_list()}); found none"
-                    + ("" if recursive else " (sub-folders not searched)")
-                )
+            if not found:  # kept as an input of its own, so the caller reports it (load_image: not_an_image)
+                logger.warning("folder %r holds no image files (%s)%s", text, _ext_list(),
+                               "" if recursive else "; sub-folders not searched")
+                add(path)
             for p in found:
                 add(p)
         elif not path.exists() and any(c in text for c in "*?["):

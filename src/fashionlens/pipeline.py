@@ -17,6 +17,7 @@ model (:mod:`fashionlens.colour_model`) is averaged in (``colour_model=None`` tu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,8 @@ from fashionlens.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 if TYPE_CHECKING:
     from fashionlens.detect import GarmentDetector
 
+log = logging.getLogger(__name__)
+
 RESULT_SCHEMA = "fashionlens/result/v1"
 #: ``Tagger(colour_model=...)``: the shipped pixel colour model when it fits the classifier's colour head
 DEFAULT_COLOUR_MODEL = "default"
@@ -73,6 +76,13 @@ def error_record(path: str, exc: BaseException, *, model: dict[str, str]) -> dic
     code = getattr(exc, "code", None) or type(exc).__name__
     return {"schema": RESULT_SCHEMA, "image": {"path": path, "width": None, "height": None}, "model": model,
             "mode": None, "garments": [], "error": {"type": code, "message": str(exc)}, "timing_ms": {}}
+
+
+def inference_failed_record(path: str, exc: BaseException, *, model: dict[str, str]) -> dict[str, Any]:
+    """The error record of a photo that decoded but could not be tagged (a model or pipeline failure)."""
+    record = error_record(path, exc, model=model)
+    record["error"] = {"type": "inference_failed", "message": f"{type(exc).__name__}: {exc}"[:500]}
+    return record
 
 
 class Tagger:
@@ -257,6 +267,34 @@ class Tagger:
             raise ValueError(f"expected one GarmentPixels per image, got {len(pixels)} for {len(images)} images")
         if len(images) != len(paths):
             raise ValueError(f"expected one path per image, got {len(images)} images and {len(paths)} paths")
+        if inputs is not None and len(inputs) != len(images):
+            raise ValueError(f"expected one preprocessed input per image, got {len(inputs)} for {len(images)} images")
+        try:
+            return self._tag_batch(images, paths, decode_ms, inputs, pixels)
+        except Exception:
+            if len(images) <= 1:
+                raise
+        # one photo's failure must not take its neighbours down: tag each photo on its own
+        log.warning("a batch of %d photos failed; tagging them one by one", len(images), exc_info=True)
+        return [self._tag_one(k, images, paths, decode_ms, inputs, pixels) for k in range(len(images))]
+
+    def _tag_one(self, k: int, images: Sequence[DecodedImage], paths: Sequence[str],
+                 decode_ms: Sequence[float] | None, inputs: Sequence[np.ndarray] | None,
+                 pixels: Sequence[GarmentPixels] | None) -> dict[str, Any]:
+        """Photo ``k`` of a batch on its own; a failure becomes its ``inference_failed`` error record."""
+        def one(seq: Sequence[Any] | None) -> Sequence[Any] | None:
+            return None if seq is None else [seq[k]]
+
+        try:
+            [record] = self._tag_batch([images[k]], [paths[k]], one(decode_ms), one(inputs), one(pixels))
+            return record
+        except Exception as exc:
+            log.error("inference failed for %s: %s", paths[k], exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            return inference_failed_record(paths[k], exc, model=self.model_info)
+
+    def _tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str], decode_ms: Sequence[float] | None,
+                   inputs: Sequence[np.ndarray] | None, pixels: Sequence[GarmentPixels] | None
+                   ) -> list[dict[str, Any]]:
         if self.detector is not None:
             return self._tag_detected(images, paths, decode_ms)
         t0 = time.perf_counter()

@@ -49,8 +49,23 @@ def _decode(path: Path, *, max_pixels: int, meta: ClassifierMeta, detect: bool =
         image = load_image(path, max_pixels=max_pixels, min_side=DETECT_MIN_SIDE if detect else meta.input_size)
     except (ValueError, OSError) as exc:  # ImageDecodeError is a ValueError
         return exc, None, (time.perf_counter() - t0) * 1000
-    x = None if detect else (preprocess(image.rgb, meta), pixels_of(image.rgb))
+    if detect:
+        return image, None, (time.perf_counter() - t0) * 1000
+    try:
+        x = (preprocess(image.rgb, meta), pixels_of(image.rgb))
+    except Exception as exc:  # a decoded photo the preprocessing cannot use fails alone, never the job
+        log.error("preprocessing failed for %s: %s", path, exc)
+        return _InferenceFailed(exc), None, (time.perf_counter() - t0) * 1000
     return image, x, (time.perf_counter() - t0) * 1000
+
+
+class _InferenceFailed(Exception):
+    """A decoded photo whose preprocessing failed: reported as ``inference_failed``."""
+
+    code = "inference_failed"
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}"[:500])
 
 
 def _bounded_map(pool: ThreadPoolExecutor, fn, items: Sequence, ahead: int) -> Iterator:
@@ -99,9 +114,6 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
                                         inputs=None if detect else [x[0] for _, _, x, _ in ok],
                                         pixels=None if detect else [x[1] for _, _, x, _ in ok])
                 results.update({i: r for (i, _, _, _), r in zip(ok, recs)})
-                if on_image is not None:
-                    for (_, im, _, _), r in zip(ok, recs):
-                        on_image(im, r)
             except Exception as exc:  # a model failure loses one batch's results, never the job
                 log.exception("inference failed for a batch of %d images", len(ok))
                 for i, _, _, _ in ok:
@@ -110,6 +122,11 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
         for i, im, _, _ in batch:
             if i not in results:
                 results[i] = error_record(str(paths[i]), im, model=tagger.model_info)
+            elif on_image is not None and results[i]["error"] is None:
+                try:
+                    on_image(im, results[i])
+                except Exception as exc:  # a failed picture loses the picture, never the record
+                    log.error("could not render %s: %s", paths[i], exc)
         return [results[i] for i, _, _, _ in batch]
 
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool, \
