@@ -23,7 +23,7 @@ from torch import nn
 
 from fashionlens.grading.item import DAMAGE_TYPES
 from fashionlens.models.backbones import backbone_spec
-from fashionlens.models.detector import load_packaged_features_weights
+from fashionlens.models.fpn import load_packaged_features_weights
 from fashionlens.weights_io import load_torch_weights, save_torch_weights
 
 DAMAGE_WEIGHTS_FORMAT = "fashionlens/damage-segmenter/v1"

