@@ -8,8 +8,8 @@ from fashionlens.grading.region_verifier import (
     FEATURES,
     RegionVerifier,
     candidate_regions,
-    fit_region_verifier,
 )
+from fashionlens.train.region_verifier import fit_region_verifier
 from fashionlens.grading.synthetic_damage import DamageRegion
 from fashionlens.models.damage import DamageMeta, DamageSegmenter, save_damage_model
 

@@ -103,11 +103,8 @@ def test_init_from_starts_at_saved_weights_and_rejects_other_shapes(tmp_path):
 def test_region_verifier_is_fitted_measured_and_stored(tmp_path, monkeypatch, caplog):
     import fashionlens.train.damage as damage_training
     from fashionlens.evaluate.damage import DamageEvaluation
-    from fashionlens.grading.region_verifier import (
-        FEATURES,
-        RegionVerifier,
-        VerifierFit,
-    )
+    from fashionlens.grading.region_verifier import FEATURES, RegionVerifier
+    from fashionlens.train.region_verifier import VerifierFit
 
     root = _fake_rise(tmp_path / "data")
     config = DamageTrainConfig(data_root=str(root), out_dir=str(tmp_path / "run"), height=64, width=64, epochs=1,

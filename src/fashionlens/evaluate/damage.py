@@ -18,73 +18,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
-from fashionlens.grading.item import DAMAGE_TYPES
+from fashionlens.models.damage import (  # noqa: F401 - decode_damage re-exported for the metrics' callers
+    MinRegionShare,
+    decode_damage,
+    decode_prepared,
+    prepare_damage,
+)
+from fashionlens.taxonomy import DAMAGE_TYPES
 
 REGION_HIT = 0.3
 THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 MIN_REGION_SHARES: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.004)
-
-
-MinRegionShare = float | Sequence[float]
-
-
-def _per_type(min_region_share: MinRegionShare) -> tuple[float, ...] | None:
-    if isinstance(min_region_share, (int, float)):
-        return None
-    values = tuple(float(v) for v in min_region_share)
-    if len(values) != len(DAMAGE_TYPES):
-        raise ValueError(f"min_region_share: expected one number or {len(DAMAGE_TYPES)} (one per damage type "
-                         f"{DAMAGE_TYPES}), got {list(min_region_share)}")
-    return values
-
-
-def _prepare(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(damage probability 1 − p(none), most probable damage type + 1)`` of ``(K, H, W)`` probabilities."""
-    probs = np.asarray(probs, dtype=np.float32)
-    if probs.ndim != 3 or probs.shape[0] != len(DAMAGE_TYPES) + 1:
-        raise ValueError(f"expected ({len(DAMAGE_TYPES) + 1}, H, W) probabilities, got {probs.shape}")
-    return 1.0 - probs[0], (probs[1:].argmax(0) + 1).astype(np.uint8)
-
-
-def _decode_prepared(prepared: tuple[np.ndarray, np.ndarray], *, threshold: float, garment: np.ndarray | None,
-                     min_region_share: MinRegionShare) -> np.ndarray:
-    damage_prob, types = prepared
-    damaged = damage_prob >= threshold
-    if garment is not None:
-        damaged &= garment
-    out = np.where(damaged, types, 0).astype(np.uint8)
-    if not damaged.any():
-        return out
-    area = float(garment.sum()) if garment is not None else float(damaged.size)
-    per_type = _per_type(min_region_share)
-    if per_type is None:
-        if min_region_share > 0:
-            _n, labels, stats, _ = cv2.connectedComponentsWithStats(damaged.astype(np.uint8), connectivity=8)
-            small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < min_region_share * area)[0] + 1
-            if len(small):
-                out[np.isin(labels, small)] = 0
-        return out
-    for k, share in enumerate(per_type, start=1):
-        if share <= 0 or not (out == k).any():
-            continue
-        _n, labels, stats, _ = cv2.connectedComponentsWithStats((out == k).astype(np.uint8), connectivity=8)
-        small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < share * area)[0] + 1
-        if len(small):
-            out[np.isin(labels, small)] = 0
-    return out
-
-
-def decode_damage(probs: np.ndarray, *, threshold: float, garment: np.ndarray | None = None,
-                  min_region_share: MinRegionShare = 0.0) -> np.ndarray:
-    """``(K, H, W)`` probabilities → ``H×W`` uint8 damage map (0 none, k = ``DAMAGE_TYPES[k-1]``).
-
-    ``min_region_share``: one number (regions of any damage smaller than that share of the garment
-    are dropped) or one per damage type (regions of each type are measured on their own).
-    """
-    return _decode_prepared(_prepare(probs), threshold=threshold, garment=garment, min_region_share=min_region_share)
 
 
 @dataclass
@@ -110,7 +56,7 @@ class DamageEvaluation:
 
 
 def _as_prepared(p: Any) -> tuple[np.ndarray, np.ndarray]:
-    return p if isinstance(p, tuple) else _prepare(p)
+    return p if isinstance(p, tuple) else prepare_damage(p)
 
 
 def _garment_for(garments: Sequence[np.ndarray] | None, i: int) -> np.ndarray | None:
@@ -128,7 +74,7 @@ def evaluate_damage_predictions(probs: Sequence[np.ndarray], targets: Sequence[n
                          f"{len(probs)}, {len(targets)}, {len(regions)}")
 
     def decode(p: Any, i: int) -> np.ndarray:
-        return _decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
+        return decode_prepared(_as_prepared(p), threshold=threshold, garment=_garment_for(garments, i),
                                 min_region_share=min_region_share)
 
     share = min_region_share if isinstance(min_region_share, (int, float)) else [float(v) for v in min_region_share]
@@ -191,8 +137,8 @@ def choose_threshold(probs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
     ``per_type``: after the grid over one shared minimum region, refine one minimum per damage type
     (coordinate search over :data:`MIN_REGION_SHARES`, two passes) at each threshold.
     """
-    prepared = [_prepare(p) for p in probs]
-    clean = [_prepare(p) for p in clean_probs]
+    prepared = [prepare_damage(p) for p in probs]
+    clean = [prepare_damage(p) for p in clean_probs]
 
     def run(t: float, m: MinRegionShare) -> DamageEvaluation:
         return evaluate_damage_predictions(prepared, targets, regions, clean, garments, threshold=t, min_region_share=m)

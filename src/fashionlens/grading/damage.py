@@ -20,17 +20,15 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from fashionlens.evaluate.damage import decode_damage
-from fashionlens.grading.item import DAMAGE_TYPES
 from fashionlens.grading.region_verifier import RegionVerifier
 from fashionlens.models.damage import (
     DamageMeta,
     damage_probabilities,
+    decode_damage,
     load_damage_model,
 )
-from fashionlens.models.registry import default_weights_path
-
-DEFAULT_DAMAGE_MODEL = "damage-segmenter-lite0"
+from fashionlens.models.registry import DEFAULT_DAMAGE_MODEL, default_weights_path
+from fashionlens.taxonomy import DAMAGE_TYPES
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ DEFAULT_CLASSIFIER = "garment-classifier-lite0"
 DEFAULT_DETECTOR = "garment-detector-fcos-seg-lite0"
 DEFAULT_ALIGNMENT = "garment-text-align-lite0"
 DEFAULT_PIXEL_COLOURS = "garment-colours-pixels"
+DEFAULT_DAMAGE_MODEL = "damage-segmenter-lite0"
+DEFAULT_GRADER = "rise-grader-lite0"
 
 _SHIPPED: dict[str, str] = {
     "garment-classifier-lite0": "garment-classifier-lite0.pt",

@@ -36,8 +36,7 @@ def damage_onnx_path(weights: str | Path) -> Path:
 def export_damage_onnx(weights: str | Path | None = None, output: str | Path | None = None, *,
                        opset: int = 17) -> Path:
     """Write the damage head of ``weights`` (default: the shipped one) to ONNX, atomically."""
-    from fashionlens.grading.damage import DEFAULT_DAMAGE_MODEL
-    from fashionlens.models.registry import default_weights_path
+    from fashionlens.models.registry import DEFAULT_DAMAGE_MODEL, default_weights_path
 
     weights = Path(weights) if weights else default_weights_path(DEFAULT_DAMAGE_MODEL)
     output = Path(output) if output else damage_onnx_path(weights)

@@ -23,8 +23,11 @@ from fashionlens.taxonomy._taxonomy import (
     TaxonomyError,
     load_taxonomy,
 )
+from fashionlens.taxonomy.second_hand import DAMAGE_TYPES, ROUTES
 
 __all__ = [
+    "DAMAGE_TYPES",
+    "ROUTES",
     "AttributeGroup",
     "LabelMapping",
     "MappedLabel",

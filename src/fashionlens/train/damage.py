@@ -35,12 +35,7 @@ from fashionlens.evaluate.damage import (
     evaluate_damage_maps,
     evaluate_damage_predictions,
 )
-from fashionlens.grading.item import DAMAGE_TYPES
-from fashionlens.grading.region_verifier import (
-    RegionVerifier,
-    VerifierFit,
-    fit_region_verifier,
-)
+from fashionlens.grading.region_verifier import RegionVerifier
 from fashionlens.grading.synthetic_damage import (
     DamageStyle,
     add_synthetic_damage,
@@ -54,6 +49,8 @@ from fashionlens.models.damage import (
     damage_probabilities,
     save_damage_model,
 )
+from fashionlens.taxonomy import DAMAGE_TYPES
+from fashionlens.train.region_verifier import VerifierFit, fit_region_verifier
 
 log = logging.getLogger(__name__)
 
