@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from fashionlens.cli_search import _subcommands
 
+log = logging.getLogger(__name__)
+
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
     from tqdm import tqdm
 
-    from fashionlens.grading.grade import ItemGrader, items_from_inputs
-    from fashionlens.grading.item import empty_item
-    from fashionlens.grading.render_item import render_item
+    from fashionlens.grading.grade import ItemGrader, discover_items
 
-    items = items_from_inputs(args.inputs)
+    found = discover_items(args.inputs)
+    for note in found.notes:
+        print(f"fashionlens grade: {note}", file=sys.stderr)
     grader = ItemGrader.default(rules=args.rules, ocr=not args.no_ocr, damage=not args.no_damage,
                                 grades=not args.no_grades, threads=args.threads, backend=args.backend)
     if grader.grader is not None and grader.grader.untrained:
@@ -31,25 +32,59 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     render_dir = Path(args.render) if args.render else None
     if render_dir:
         render_dir.mkdir(parents=True, exist_ok=True)
-    failed = 0
+    failed: list[str] = []
+    warned = 0
     try:
-        for item in tqdm(items, desc="grade", unit="item", disable=args.quiet, file=sys.stderr):
-            try:
-                rec, details = grader.grade(item)
-            except Exception as exc:  # noqa: BLE001 - one item's failure is its error record; the batch goes on
-                rec = empty_item(item.item_id, [{"role": r, "path": str(p), "error": None} for r, p in item.views.items()])
-                rec["error"] = f"{type(exc).__name__}: {exc}"
-                details = {}
-            failed += rec["error"] is not None
+        for item in tqdm(found.items, desc="grade", unit="item", disable=args.quiet, file=sys.stderr):
+            rec = _grade_one(grader, item, render_dir)
+            if rec["error"] is not None:
+                failed.append(item.item_id)
+            warned += bool(rec["warnings"])
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
             out.flush()
-            if render_dir and details:
-                pic = render_item(rec, details)
-                Image.fromarray(np.ascontiguousarray(pic)).save(render_dir / f"{item.item_id}.png")
     finally:
         if out is not sys.stdout:
             out.close()
+    _summary(len(found.items), failed, warned)
     return 1 if failed else 0
+
+
+def _grade_one(grader: Any, item: Any, render_dir: Path | None) -> dict[str, Any]:
+    """One item's record: an error record when grading fails as a whole; a picture that cannot be
+    rendered is a warning. Never raises, so one item cannot stop the others."""
+    from fashionlens.grading.grade import failed_item
+
+    try:
+        rec, details = grader.grade(item)
+    except Exception as exc:  # noqa: BLE001 - one item's failure is its error record; the batch goes on
+        log.error("item %s: grading failed: %s: %s", item.item_id, type(exc).__name__, exc)
+        return failed_item(item, exc)
+    if render_dir and details:
+        try:
+            _render(rec, details, render_dir / f"{item.item_id}.png")
+        except Exception as exc:  # noqa: BLE001 - the record stands without its picture
+            rec["warnings"].append({"type": "render_failed", "path": str(render_dir / f"{item.item_id}.png"),
+                                    "message": f"the picture was not written: {type(exc).__name__}: {exc}"})
+    return rec
+
+
+def _render(rec: dict[str, Any], details: dict[str, Any], path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from fashionlens.grading.render_item import render_item
+
+    Image.fromarray(np.ascontiguousarray(render_item(rec, details))).save(path)
+
+
+def _summary(total: int, failed: list[str], warned: int) -> None:
+    """One stderr line when some item failed or has warnings (records say which and why)."""
+    if not failed and not warned:
+        return
+    shown = ", ".join(failed[:10]) + (", …" if len(failed) > 10 else "")
+    print(f"fashionlens grade: {total - len(failed)} of {total} items graded; "
+          f"{len(failed)} error record(s)" + (f" ({shown})" if failed else "")
+          + f"; {warned} with warnings (see each record's error and warnings)", file=sys.stderr)
 
 
 def _cmd_train_damage(args: argparse.Namespace) -> int:

@@ -106,7 +106,7 @@ def test_items_from_folders_and_manifests(tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing", "missing path"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "found neither"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "found an empty folder"),
     (lambda p: (p / "x.txt").write_text("hi") and p / "x.txt", "manifest"),
     (lambda p: (p / "bad.csv").write_text("front\nitems/a.jpg\n") and p / "bad.csv", "item_id"),
 ])
@@ -159,7 +159,7 @@ def test_unreadable_view_is_reported_and_the_rest_graded(tmp_path):
     assert back["error"] and rec["error"] is None and rec["category"]["id"] == "sweaters"
     (d / "front.jpg").write_bytes(b"")
     rec2, _ = ItemGrader(tagger=FakeTagger([])).grade(items_from_inputs([d])[0])
-    assert rec2["error"] == "no readable front or back photo"
+    assert rec2["error"]["type"] == "no_usable_view" and "front: empty_file" in rec2["error"]["message"]
 
 
 def test_a_label_that_cannot_be_read_keeps_the_item(tmp_path):
@@ -171,7 +171,8 @@ def test_a_label_that_cannot_be_read_keeps_the_item(tmp_path):
     rec, _ = ItemGrader(tagger=FakeTagger([("sweaters", 0.6), ("sweaters", 0.7)]), labels=BrokenLabels(),
                         rules=FakeRules()).grade(item)
     label = next(v for v in rec["views"] if v["role"] == "label")
-    assert rec["error"] is None and label["error"].startswith("label_unreadable")
+    assert rec["error"] is None and label["error"] == {"type": "label_unreadable",
+                                                        "message": "RuntimeError: OCR engine failed"}
     assert rec["composition"] is None and rec["category"]["id"] == "sweaters" and rec["route"]["decision"] == "reuse"
 
 
@@ -192,4 +193,7 @@ def test_cli_keeps_going_when_one_item_crashes(tmp_path, monkeypatch, capsys):
     assert main(["grade", str(tmp_path / "items"), "-o", str(out), "-q"]) == 1  # some item failed
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["item_id"] for r in recs] == ["A1", "A2"]
-    assert recs[0]["error"] == "RuntimeError: boom" and recs[1]["error"] is None
+    # the tagger fails on both of A1's photos: each view reports it, and A1 is an error record
+    assert recs[0]["error"]["type"] == "no_usable_view" and recs[1]["error"] is None
+    assert [v["error"]["type"] for v in recs[0]["views"]] == ["inference_failed", "inference_failed"]
+    assert "boom" in recs[0]["views"][0]["error"]["message"]

@@ -77,7 +77,7 @@ def test_search_by_photo_and_text_with_filters(client: Any, service_data: dict[s
     assert r.status_code == 200 and r.json()["filters"] == {"category": cat}
     assert all(h["category"] == cat for h in r.json()["hits"])
     r = client.post("/v1/search", params={"pattern": "no-such-pattern"}, data={"text": "boots"})
-    assert r.status_code == 200 and r.json()["hits"] == []
+    assert r.status_code == 422 and r.json()["code"] == "invalid_filter"  # not a silent empty answer
 
 
 @pytest.mark.parametrize(("kwargs", "code"), [

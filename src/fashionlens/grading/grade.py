@@ -5,8 +5,15 @@ largest confident detection of each view. Category and attributes are agreed acr
 summed per value), damage is looked for inside the garment's mask on every garment view, the
 label photo is read as text (composition and brand, which then overrule the image's material
 guess), the grading heads that have a trained model add their grades, and the sorting rules
-choose a route with reasons. A view that cannot be decoded is reported in ``views[].error`` and
-the item is graded from the rest; an item with no usable garment view is an error record.
+choose a route with reasons.
+
+Every input is accounted for. A view that cannot be decoded, or whose tagging or damage search
+fails, is reported in ``views[].error`` (``{"type", "message"}``) and the item is graded from the
+other views; an item with no usable garment view is an error record (``error``). Item discovery
+(:func:`discover_items`) turns every item folder and manifest row into an :class:`ItemInput` — one
+without a front or back photo carries its ``error`` and is graded as an error record — and
+reports files it does not use (no role in the name, a second photo of a role, not a photo) as the
+item's ``warnings``.
 """
 
 from __future__ import annotations
@@ -24,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from fashionlens.grading.item import DAMAGE_TYPES, VIEW_ROLES, empty_item
+from fashionlens.grading.item import DAMAGE_TYPES, VIEW_ROLES, empty_item, item_error
 from fashionlens.imageio import (
     IMAGE_EXTENSIONS,
     DecodedImage,
     ImageDecodeError,
     load_image,
 )
-from fashionlens.io.rise_release import view_role
+from fashionlens.io.rise_release import IMAGE_SUFFIXES, view_role
 
 log = logging.getLogger(__name__)
 
@@ -40,31 +47,148 @@ GARMENT_ROLES: tuple[str, ...] = ("front", "back")
 
 @dataclass
 class ItemInput:
-    """An item to grade: its id and a photo path per role (``front``, ``back``, ``label``)."""
+    """An item to grade: its id, a photo path per role (``front``, ``back``, ``label``), the files of
+    its folder that discovery did not use (``warnings``) and, for an input that cannot be graded (no
+    front or back photo), the ``error`` its record gets."""
 
     item_id: str
     views: dict[str, Path] = field(default_factory=dict)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    error: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.views) - set(VIEW_ROLES)
         if unknown:
             raise ValueError(f"item {self.item_id}: unknown view roles {sorted(unknown)}; expected {VIEW_ROLES}")
-        if not any(r in self.views for r in GARMENT_ROLES):
+        if self.error is None and not any(r in self.views for r in GARMENT_ROLES):
             raise ValueError(f"item {self.item_id}: expected a front or back photo, got roles {sorted(self.views)}")
 
 
-def _item_from_dir(folder: Path) -> ItemInput | None:
-    views: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and (role := view_role(p)) and role not in views:
-            views[role] = p
-    if not any(r in views for r in GARMENT_ROLES):
+@dataclass
+class ItemDiscovery:
+    """The items found in the inputs, and notes on files that belong to no item (loose files in a
+    folder of item folders)."""
+
+    items: list[ItemInput]
+    notes: list[str] = field(default_factory=list)
+
+
+#: file suffixes taken for photos (what :func:`fashionlens.imageio.load_image` reads, plus HEIC, which
+#: then fails as an unsupported format in ``views[].error`` instead of vanishing)
+PHOTO_SUFFIXES: frozenset[str] = frozenset(IMAGE_EXTENSIONS | IMAGE_SUFFIXES)
+#: file stems preferred when a folder holds several photos of one role (``front.jpg`` over ``Front2.jpg``)
+_CANONICAL_STEMS: dict[str, frozenset[str]] = {"front": frozenset({"front"}), "back": frozenset({"back"}),
+                                              "label": frozenset({"label", "brand", "care"})}
+_ROLE_HINT = "'front', 'back' or 'brand'/'label'/'care' in the file name"
+_MAX_LISTED = 8
+
+
+def photo_role(path: Path) -> str | None:
+    """``front``/``back``/``label`` of a photo file by its name (``IMG_front.JPG`` → ``front``), else None."""
+    if path.suffix.lower() not in PHOTO_SUFFIXES:
         return None
-    return ItemInput(folder.name, views)
+    return view_role(path.with_suffix(".jpg"))
 
 
-def _items_from_manifest(path: Path) -> list[ItemInput]:
-    """CSV or JSONL with ``item_id`` and ``front``/``back``/``label`` paths (relative to the manifest)."""
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f", … ({len(names)} in all)" if len(names) > _MAX_LISTED else "")
+
+
+def _warning(kind: str, path: Path, message: str) -> dict[str, str]:
+    return {"type": kind, "path": str(path), "message": f"{path.name}: {message}"}
+
+
+def _visible(folder: Path) -> list[Path]:
+    """The folder's entries without hidden ones (``.DS_Store``, ``.thumbnails/``), sorted by name."""
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def _unused_file_warning(path: Path) -> dict[str, str]:
+    if path.is_dir():
+        return _warning("subfolder", path, "a folder inside an item folder; its files are not graded "
+                        "(an item folder holds the item's photos directly)")
+    if path.suffix.lower() in PHOTO_SUFFIXES:
+        return _warning("no_role", path, f"the name says no role; expected {_ROLE_HINT}; not graded")
+    return _warning("not_a_photo", path, f"not a photo (expected {', '.join(sorted(IMAGE_EXTENSIONS))}); ignored")
+
+
+def _pick_views(candidates: dict[str, list[Path]]) -> tuple[dict[str, Path], list[dict[str, str]]]:
+    """One photo per role; every further photo of a role is a ``duplicate_role`` warning naming the one used."""
+    views: dict[str, Path] = {}
+    warnings: list[dict[str, str]] = []
+    for role in VIEW_ROLES:
+        ranked = sorted(candidates.get(role, []),
+                        key=lambda p: (p.stem.lower() not in _CANONICAL_STEMS[role], p.name.lower(), p.name))
+        if not ranked:
+            continue
+        views[role] = ranked[0]
+        warnings += [_warning("duplicate_role", p, f"a second {role} photo; {ranked[0].name} was graded, "
+                              "this one was not") for p in ranked[1:]]
+    return views, warnings
+
+
+def _no_garment_error(where: str, found: str) -> dict[str, str]:
+    return {"type": "no_garment_photo",
+            "message": f"{where}: expected a front or back photo (a file name containing 'front' or 'back', "
+                       f"e.g. front.jpg, IMG_back.JPG); found {found}"}
+
+
+def _item_from_dir(folder: Path) -> ItemInput:
+    """The item of one item folder; without a front or back photo, an input that becomes an error record."""
+    try:
+        entries = _visible(folder)
+    except OSError as exc:
+        return ItemInput(folder.name, error={"type": "unreadable_folder",
+                                             "message": f"{folder}: expected a readable item folder; {exc}"})
+    candidates: dict[str, list[Path]] = defaultdict(list)
+    unused: list[dict[str, str]] = []
+    for p in entries:
+        role = photo_role(p) if p.is_file() else None
+        if role is None:
+            unused.append(_unused_file_warning(p))
+        else:
+            candidates[role].append(p)
+    views, duplicates = _pick_views(candidates)
+    warnings = unused + duplicates
+    if any(r in views for r in GARMENT_ROLES):
+        return ItemInput(folder.name, views, warnings)
+    found = _listing([p.name + ("/" if p.is_dir() else "") for p in entries]) if entries else "an empty folder"
+    return ItemInput(folder.name, views, warnings, _no_garment_error(str(folder), found))
+
+
+def _has_role_photos(folder: Path) -> bool:
+    return any(p.is_file() and photo_role(p) is not None for p in _visible(folder))
+
+
+def _items_from_dir(folder: Path) -> ItemDiscovery:
+    """An item folder (photos directly inside, no sub-folder) or a folder of item folders (every
+    visible sub-folder is an item; loose files there are noted, not graded)."""
+    entries = _visible(folder)
+    subs = [p for p in entries if p.is_dir()]
+    if not entries:
+        raise ValueError(f"{folder}: expected an item folder (photos named front/back/label) or a folder of "
+                         "item folders; found an empty folder")
+    own_photos = _has_role_photos(folder)
+    if own_photos and any(_has_role_photos(d) for d in subs):
+        raise ValueError(f"{folder}: expected an item folder (photos named front/back/label) or a folder of item "
+                         f"folders; found both: role photos and item folders ({_listing([d.name for d in subs])}). "
+                         "Move the loose photos into their item folder")
+    if own_photos or not subs:
+        return ItemDiscovery([_item_from_dir(folder)])
+    notes = [f"{p}: a file directly in a folder of item folders is not graded (expected it inside an item "
+             "folder)" for p in entries if not p.is_dir()]
+    return ItemDiscovery([_item_from_dir(d) for d in subs], notes)
+
+
+def _manifest_rows(path: Path) -> list[Any]:
+    try:
+        return _read_manifest(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path}: expected a readable UTF-8 manifest (CSV with a header, or JSONL); {exc}") from None
+
+
+def _read_manifest(path: Path) -> list[Any]:
     if path.suffix.lower() == ".jsonl":
         rows = []
         for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
@@ -73,44 +197,88 @@ def _items_from_manifest(path: Path) -> list[ItemInput]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{n}: expected a JSON object per line ({exc.msg})") from None
-    else:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    items = []
-    for n, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not (row.get("item_id") or row.get("id")):
-            raise ValueError(f"{path}: row {n}: expected an item_id and front/back/label paths, got {row!r}")
-        views = {r: (path.parent / str(row[r])) for r in VIEW_ROLES if row.get(r)}
-        items.append(ItemInput(str(row.get("item_id") or row.get("id")), views))
-    return items
+        return rows
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
-def items_from_inputs(inputs: Sequence[str | Path]) -> list[ItemInput]:
-    """Items from folders (an item folder, or a folder of item folders) and manifests (``.csv``/``.jsonl``)."""
-    items: list[ItemInput] = []
+def _item_from_row(path: Path, n: int, row: Any) -> ItemInput:
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}: row {n}: expected an item_id and front/back/label paths, got {row!r}")
+    cells = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+    raw_id = next((cells[k] for k in ("item_id", "id") if cells.get(k) not in (None, "")), None)
+    item_id = "" if raw_id is None else str(raw_id).strip()
+    if not item_id:
+        raise ValueError(f"{path}: row {n}: expected an item_id and front/back/label paths, got {row!r}")
+    views = {r: path.parent / str(cells[r]).strip() for r in VIEW_ROLES if cells.get(r) and str(cells[r]).strip()}
+    warnings = [_warning("unused_column", Path(str(v)), f"a photo path in column {k!r}, which is not front, back "
+                         "or label; not graded")
+                for k, v in cells.items() if k not in (*VIEW_ROLES, "item_id", "id") and isinstance(v, str)
+                and Path(v.strip()).suffix.lower() in PHOTO_SUFFIXES]
+    if any(r in views for r in GARMENT_ROLES):
+        return ItemInput(item_id, views, warnings)
+    filled = ", ".join(k for k, v in cells.items() if v not in (None, ""))
+    return ItemInput(item_id, views, warnings,
+                     _no_garment_error(f"{path}: row {n}", f"no front or back path (filled columns: {filled})"))
+
+
+def _items_from_manifest(path: Path) -> list[ItemInput]:
+    """CSV or JSONL with ``item_id`` and ``front``/``back``/``label`` paths (relative to the manifest).
+
+    A row without a front or back path becomes an item that is graded as an error record; a manifest
+    without rows, or a row without an id, is a usage error."""
+    rows = _manifest_rows(path)
+    if not rows:
+        raise ValueError(f"{path}: expected one row per item (columns item_id, front, back, label); found no rows")
+    return [_item_from_row(path, n, row) for n, row in enumerate(rows, start=1)]
+
+
+def discover_items(inputs: Sequence[str | Path]) -> ItemDiscovery:
+    """Items from folders (an item folder, or a folder of item folders) and manifests (``.csv``/``.jsonl``).
+
+    Every item folder and manifest row gives one item, usable or not (see :class:`ItemInput`).
+    Raises ValueError for what cannot be an input at all (a missing path, another kind of file, an empty
+    folder or manifest, a manifest row without an id, an id given twice)."""
+    found = ItemDiscovery([])
     for raw in inputs:
         p = Path(raw)
         if p.is_file() and p.suffix.lower() in (".csv", ".jsonl"):
-            items += _items_from_manifest(p)
+            found.items += _items_from_manifest(p)
         elif p.is_dir():
-            own = _item_from_dir(p)
-            if own is not None:
-                items.append(own)
-                continue
-            subs = [i for d in sorted(p.iterdir()) if d.is_dir() and (i := _item_from_dir(d)) is not None]
-            if not subs:
-                raise ValueError(f"{p}: expected an item folder (photos named front/back/label) or a folder of "
-                                 "item folders; found neither")
-            items += subs
+            try:
+                sub = _items_from_dir(p)
+            except OSError as exc:
+                raise ValueError(f"{p}: expected a readable folder; {exc}") from None
+            found.items += sub.items
+            found.notes += sub.notes
         else:
             raise ValueError(f"{p}: expected an item folder or a manifest (.csv/.jsonl), got "
-                             f"{'a missing path' if not p.exists() else 'a ' + p.suffix + ' file'}")
+                             f"{'a missing path' if not p.exists() else 'a ' + (p.suffix or 'suffix-less') + ' file'}")
+    if not found.items:
+        raise ValueError(f"expected at least one item in {', '.join(map(str, inputs)) or 'the inputs'}; found none")
     seen: set[str] = set()
-    for it in items:
+    for it in found.items:
         if it.item_id in seen:
             raise ValueError(f"item id {it.item_id!r} appears twice in the inputs")
         seen.add(it.item_id)
-    return items
+    return found
+
+
+def items_from_inputs(inputs: Sequence[str | Path]) -> list[ItemInput]:
+    """The items of :func:`discover_items` (its notes are logged as warnings)."""
+    found = discover_items(inputs)
+    for note in found.notes:
+        log.warning("%s", note)
+    return found.items
+
+
+def failed_item(item: ItemInput, exc: BaseException) -> dict[str, Any]:
+    """The error record of an item whose grading failed as a whole (``error.type`` = the exception's code
+    or class name)."""
+    views = [{"role": r, "path": str(p), "error": None} for r, p in item.views.items()]
+    rec = empty_item(item.item_id, views, warnings=list(item.warnings))
+    rec["error"] = item_error(getattr(exc, "code", None) or type(exc).__name__, str(exc))
+    return rec
 
 
 def _timed(func: Any, *args: Any) -> tuple[Any, float]:
@@ -237,75 +405,42 @@ class ItemGrader:
         return info
 
     def grade(self, item: ItemInput) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(item record, per-view details for rendering: role → {"image", "record", "garment_mask"})``."""
+        """``(item record, per-view details for rendering: role → {"image", "record", "garment_mask"})``.
+
+        A view that cannot be decoded, tagged or searched for damage gets ``views[].error`` and the
+        item is graded from the other views; with no usable front or back view (or an ``item.error``
+        from discovery) the record is an error record and the details are empty."""
         t_start = time.perf_counter()
         views = [{"role": r, "path": str(item.views[r]), "error": None} for r in VIEW_ROLES if r in item.views]
-        rec = empty_item(item.item_id, views)
+        rec = empty_item(item.item_id, views, warnings=list(item.warnings))
         rec["model"] = self.model_info
         timing: dict[str, float] = defaultdict(float)
-        decoded: dict[str, DecodedImage] = {}
-        for v in views:
-            t0 = time.perf_counter()
-            try:
-                decoded[v["role"]] = load_image(v["path"], min_side=self.decode_side)
-            except (ImageDecodeError, OSError) as exc:
-                v["error"] = f"{getattr(exc, 'code', 'unreadable')}: {exc}"
-            timing["decode"] += (time.perf_counter() - t0) * 1000
-        garment_views = [r for r in GARMENT_ROLES if r in decoded]
-        if not garment_views:
-            rec["error"] = "no readable front or back photo"
-            rec["timing_ms"] = {k: round(v, 1) for k, v in timing.items()}
-            return rec, {}
+        if item.error is not None:
+            return self._failed(rec, dict(item.error), timing), {}
+        by_role = {v["role"]: v for v in views}
+        decoded = self._decode(views, timing)
+        label_job = self._start_label(decoded)
         details: dict[str, Any] = {}
         main: dict[str, dict[str, Any]] = {}
-        label_job = None
+        for role in (r for r in GARMENT_ROLES if r in decoded):
+            try:
+                detail, garment, regions = self._grade_view(role, str(item.views[role]), decoded[role], timing)
+            except _ViewFailed as exc:
+                log.warning("item %s: %s view not graded: %s", item.item_id, role, exc.error["message"])
+                by_role[role]["error"] = exc.error
+                continue
+            details[role] = detail
+            rec["damage"]["regions"] += regions
+            if garment is not None:
+                main[role] = garment
+        garment_views = [r for r in GARMENT_ROLES if r in details]
+        if not garment_views:
+            return self._failed(rec, _no_usable_view(views), timing), {}
+        rec.update(fuse_views(main))
+        self._sum_damage(rec, garment_views)
         if "label" in decoded and self.labels is not None:
             details["label"] = {"image": decoded["label"]}
-            if self.parallel_label:
-                pool = ThreadPoolExecutor(max_workers=1)
-                label_job = pool.submit(_timed, self.labels.read, decoded["label"].rgb)
-                pool.shutdown(wait=False)
-        for role in garment_views:
-            im = decoded[role]
-            t0 = time.perf_counter()
-            record = self.tagger.tag_batch([im], [str(item.views[role])])[0] if self.tagger is not None else None
-            timing["tag"] += (time.perf_counter() - t0) * 1000
-            g = _main_garment(record) if record is not None else None
-            if g is not None:
-                main[role] = g
-            mask = _garment_mask(g, im)
-            details[role] = {"image": im, "record": record, "garment_mask": mask}
-            if self.damage is not None:
-                t0 = time.perf_counter()
-                for d in self.damage.find(im.rgb, mask):
-                    region = d.to_dict(role)
-                    if im.scale != 1.0:
-                        region["bbox"] = [round(v / im.scale, 1) for v in region["bbox"]]
-                    rec["damage"]["regions"].append(region)
-                timing["damage"] += (time.perf_counter() - t0) * 1000
-        rec.update(fuse_views(main))
-        for t in DAMAGE_TYPES:
-            per_view = [sum(r["area_share"] for r in rec["damage"]["regions"] if r["type"] == t and r["view"] == v)
-                        for v in garment_views]
-            rec["damage"]["area_share"][t] = round(max(per_view), 5) if per_view else 0.0
-        rec["damage"]["any"] = bool(rec["damage"]["regions"])
-        reading = None
-        if "label" in decoded and self.labels is not None:
-            try:
-                reading, ms = label_job.result() if label_job is not None else _timed(self.labels.read,
-                                                                                       decoded["label"].rgb)
-                timing["label"] += ms
-            except Exception as exc:  # noqa: BLE001 - a label that cannot be read must not lose the item
-                log.warning("item %s: label photo not read: %s", item.item_id, exc)
-                next(v for v in views if v["role"] == "label")["error"] = f"label_unreadable: {exc}"
-        if reading is not None:
-            rec["label_text"] = [line.text for line in reading.lines]
-            rec["brand"] = reading.brand
-            if reading.composition is not None and reading.composition.fibres:
-                comp = reading.composition
-                rec["composition"] = {"text": comp.text, "main_fibre": comp.main_fibre,
-                                      "fibres": [{"fibre": f, "percent": p} for f, p in comp.fibres]}
-                rec["attributes"]["material"] = {"id": comp.main_fibre, "score": None, "source": "label"}
+            self._read_label(rec, by_role["label"], decoded["label"], label_job, timing, item.item_id)
         if self.grader is not None:
             t0 = time.perf_counter()
             rec["grades"] = self.grader.grade_views({r: decoded[r].rgb for r in garment_views})
@@ -315,3 +450,114 @@ class ItemGrader:
         timing["total"] = (time.perf_counter() - t_start) * 1000
         rec["timing_ms"] = {k: round(v, 1) for k, v in timing.items()}
         return rec, details
+
+    @staticmethod
+    def _failed(rec: dict[str, Any], error: dict[str, str], timing: dict[str, float]) -> dict[str, Any]:
+        rec["error"] = error
+        rec["timing_ms"] = {k: round(v, 1) for k, v in timing.items()}
+        return rec
+
+    def _decode(self, views: list[dict[str, Any]], timing: dict[str, float]) -> dict[str, DecodedImage]:
+        """Each view's photo; one that cannot be decoded gets its ``error`` (the decoder's code)."""
+        decoded: dict[str, DecodedImage] = {}
+        for v in views:
+            t0 = time.perf_counter()
+            try:
+                decoded[v["role"]] = load_image(v["path"], min_side=self.decode_side)
+            except Exception as exc:  # noqa: BLE001 - any photo that cannot be read is that view's error
+                v["error"] = item_error(getattr(exc, "code", None) or "decode_failed", str(exc))
+            timing["decode"] += (time.perf_counter() - t0) * 1000
+        return decoded
+
+    def _start_label(self, decoded: dict[str, DecodedImage]) -> Any:
+        """Read the label photo in a thread while the garment views run (None: read it later, or not at all)."""
+        if "label" not in decoded or self.labels is None or not self.parallel_label:
+            return None
+        if not any(r in decoded for r in GARMENT_ROLES):  # an error record: the label would not be used
+            return None
+        pool = ThreadPoolExecutor(max_workers=1)
+        job = pool.submit(_timed, self.labels.read, decoded["label"].rgb)
+        pool.shutdown(wait=False)
+        return job
+
+    def _grade_view(self, role: str, path: str, im: DecodedImage, timing: dict[str, float]
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
+        """One garment view: tagging, its main garment and mask, damage regions. Raises :class:`_ViewFailed`."""
+        t0 = time.perf_counter()
+        record = None
+        if self.tagger is not None:
+            try:
+                record = self.tagger.tag_batch([im], [path])[0]
+            except Exception as exc:  # noqa: BLE001 - one view's failure is that view's error
+                raise _ViewFailed(_view_error("inference_failed", "tagging", exc)) from exc
+            finally:
+                timing["tag"] += (time.perf_counter() - t0) * 1000
+            if record.get("error"):  # a tagger that returns an error record instead of raising
+                raise _ViewFailed(_view_error("inference_failed", "tagging", record["error"]))
+        g = _main_garment(record) if record is not None else None
+        mask = _garment_mask(g, im)
+        regions: list[dict[str, Any]] = []
+        if self.damage is not None:
+            t0 = time.perf_counter()
+            try:
+                for d in self.damage.find(im.rgb, mask):
+                    region = d.to_dict(role)
+                    if im.scale != 1.0:
+                        region["bbox"] = [round(v / im.scale, 1) for v in region["bbox"]]
+                    regions.append(region)
+            except Exception as exc:  # noqa: BLE001 - a view whose damage is unknown is not a graded view
+                raise _ViewFailed(_view_error("inference_failed", "damage search", exc)) from exc
+            finally:
+                timing["damage"] += (time.perf_counter() - t0) * 1000
+        return {"image": im, "record": record, "garment_mask": mask}, g, regions
+
+    @staticmethod
+    def _sum_damage(rec: dict[str, Any], garment_views: list[str]) -> None:
+        for t in DAMAGE_TYPES:
+            per_view = [sum(r["area_share"] for r in rec["damage"]["regions"] if r["type"] == t and r["view"] == v)
+                        for v in garment_views]
+            rec["damage"]["area_share"][t] = round(max(per_view), 5) if per_view else 0.0
+        rec["damage"]["any"] = bool(rec["damage"]["regions"])
+
+    def _read_label(self, rec: dict[str, Any], view: dict[str, Any], image: DecodedImage, job: Any,
+                    timing: dict[str, float], item_id: str) -> None:
+        """Composition and brand from the label photo; a label that cannot be read is the label view's error."""
+        try:
+            reading, ms = job.result() if job is not None else _timed(self.labels.read, image.rgb)
+            timing["label"] += ms
+        except Exception as exc:  # noqa: BLE001 - a label that cannot be read must not lose the item
+            log.warning("item %s: label photo not read: %s", item_id, exc)
+            view["error"] = item_error("label_unreadable", f"{type(exc).__name__}: {exc}")
+            return
+        if reading is None:
+            return
+        rec["label_text"] = [line.text for line in reading.lines]
+        rec["brand"] = reading.brand
+        if reading.composition is not None and reading.composition.fibres:
+            comp = reading.composition
+            rec["composition"] = {"text": comp.text, "main_fibre": comp.main_fibre,
+                                  "fibres": [{"fibre": f, "percent": p} for f, p in comp.fibres]}
+            rec["attributes"]["material"] = {"id": comp.main_fibre, "score": None, "source": "label"}
+
+
+class _ViewFailed(Exception):
+    """A garment view that could not be graded; ``error`` is its ``views[].error``."""
+
+    def __init__(self, error: dict[str, str]) -> None:
+        super().__init__(error["message"])
+        self.error = error
+
+
+def _view_error(kind: str, stage: str, cause: BaseException | Any) -> dict[str, str]:
+    """``{"type", "message"}`` of a failed stage, from an exception or a tag record's ``error``."""
+    if isinstance(cause, BaseException):
+        return item_error(kind, f"{stage}: {type(cause).__name__}: {cause}"[:500])
+    if isinstance(cause, dict):
+        return item_error(str(cause.get("type") or kind), f"{stage}: {cause.get('message')}"[:500])
+    return item_error(kind, f"{stage}: {cause}"[:500])
+
+
+def _no_usable_view(views: list[dict[str, Any]]) -> dict[str, str]:
+    garment = [v for v in views if v["role"] in GARMENT_ROLES]
+    why = "; ".join(f"{v['role']}: {v['error']['type']} ({v['error']['message']})" for v in garment if v["error"])
+    return item_error("no_usable_view", f"expected a front or back photo that can be decoded and graded; {why}")

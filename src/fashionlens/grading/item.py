@@ -8,7 +8,7 @@ per-view results into one plain-JSON dict with the keys below; the sorting rules
 
     schema        "fashionlens/item/v1"
     item_id       str
-    views         [{"role": "front"|"back"|"label", "path": str, "error": str|None}]
+    views         [{"role": "front"|"back"|"label", "path": str, "error": Error|None}]
     object_type   str|None                       agreed across the garment views
     category      {"id": str, "score": float}|None
     attributes    {"pattern": {"id","score"}, "colours": [{"id","share","score"}],
@@ -19,7 +19,19 @@ per-view results into one plain-JSON dict with the keys below; the sorting rules
     damage        {"any": bool, "regions": [DamageRegion], "area_share": {damage type: float}}
     grades        {head: {"id": str|int, "score": float}}   only heads with a trained model
     route         {"decision": route, "reasons": [str], "rules": str}|None
-    error         str|None
+    warnings      [{"type": str, "path": str, "message": str}]   inputs found but not graded
+    error         Error|None                     set when the item could not be graded at all
+
+An ``Error`` is ``{"type": str, "message": str}``, like the tag records' ``error``. A view's error
+says why that photo was not used (its decoding code such as ``truncated`` or ``not_found``,
+``inference_failed`` when tagging or the damage search failed on it, ``label_unreadable`` when OCR
+failed); the item is then graded from its other views. The item's ``error`` types:
+``no_garment_photo`` (the item folder or manifest row has no front or back photo),
+``no_usable_view`` (no front or back photo could be decoded and graded), ``unreadable_folder``, or
+the exception's class name when grading failed as a whole. ``warnings`` types: ``no_role`` (a
+photo whose name says no role), ``duplicate_role`` (a second photo of a role; the message names
+the one graded), ``not_a_photo``, ``subfolder`` and ``unused_column`` (a photo path in a manifest
+column other than front/back/label). Warnings do not make the item fail.
 
 A ``DamageRegion`` is ``{"view", "type", "area_share", "score", "bbox": [x, y, w, h], "mask": RLE}``;
 ``area_share`` is the region's pixels over the garment's pixels in that view.
@@ -40,7 +52,13 @@ DAMAGE_TYPES: tuple[str, ...] = ("stain", "hole", "pilling", "fading")
 ROUTES: tuple[str, ...] = ("reuse", "repair", "export", "recycle")
 
 
-def empty_item(item_id: str, views: list[dict[str, Any]]) -> dict[str, Any]:
+def item_error(kind: str, message: str) -> dict[str, str]:
+    """An ``error`` of an item record or of one of its views: ``{"type": kind, "message": message}``."""
+    return {"type": kind, "message": message}
+
+
+def empty_item(item_id: str, views: list[dict[str, Any]], *,
+               warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """An item record with every key present and nothing found yet."""
     return {
         "schema": ITEM_SCHEMA,
@@ -55,5 +73,6 @@ def empty_item(item_id: str, views: list[dict[str, Any]]) -> dict[str, Any]:
         "damage": {"any": False, "regions": [], "area_share": {t: 0.0 for t in DAMAGE_TYPES}},
         "grades": {},
         "route": None,
+        "warnings": list(warnings or []),
         "error": None,
     }

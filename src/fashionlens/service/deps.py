@@ -18,7 +18,7 @@ from fashionlens.service.models import ServiceModels
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
 from fashionlens.service.settings import ServiceSettings
 
-__all__ = ["PROBLEM_RESPONSES", "Problem", "ServiceState", "get_state", "require_api_key"]
+__all__ = ["BODY_RESPONSES", "PROBLEM_RESPONSES", "Problem", "ServiceState", "get_state", "require_api_key"]
 
 
 @dataclass
@@ -65,6 +65,12 @@ def _problem(description: str) -> dict[str, Any]:
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _problem("API key missing (auth on)"), 403: _problem("API key not accepted"),
     422: _problem("invalid option or field"), 503: _problem("queue full (Retry-After) or models not loaded"),
+}
+
+#: OpenAPI entries for the routes that take a multipart body: it may not parse (``bad_request``)
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem("the body could not be parsed: malformed multipart/form-data (no boundary, a broken part) "
+                  "or a form field over 1 MiB"),
 }
 
 

@@ -26,7 +26,7 @@ TYPE_PREFIX = "urn:fashionlens:problem:"
 
 #: code → (HTTP status, title). Codes are stable: clients may branch on them.
 PROBLEM_CODES: dict[str, tuple[int, str]] = {
-    "bad_request": (400, "Bad request"),
+    "bad_request": (400, "Request body could not be parsed"),
     "unauthorized": (401, "API key required"),
     "forbidden": (403, "API key not accepted"),
     "not_found": (404, "Not found"),
@@ -131,7 +131,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
         detail = exc.detail if isinstance(exc.detail, str) else PROBLEM_CODES[code][1]
-        if exc.status_code == 404:
+        if exc.status_code == 400:
+            detail = ("expected a well-formed request body (multipart/form-data with a boundary, each part "
+                      f"named, form fields up to 1 MiB); got one that could not be parsed: {detail}")
+        elif exc.status_code == 404:
             detail = f"expected one of the documented paths (see /openapi.json); got {request.url.path}"
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"

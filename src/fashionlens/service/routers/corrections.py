@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 
-from fashionlens.service.deps import PROBLEM_RESPONSES, Problem, ServiceState, get_state
+from fashionlens.service.deps import BODY_RESPONSES, PROBLEM_RESPONSES, Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
 
@@ -69,7 +69,7 @@ def _json_field(text: str, field: str, kind: type) -> Any:
 
 
 @router.post("/corrections", summary="save a sorter's corrections of a graded item (with its photos)",
-             responses={**_RESPONSES, 200: {"description": "the stored correction's id"}})
+             responses={**BODY_RESPONSES, **_RESPONSES, 200: {"description": "the stored correction's id"}})
 async def add_correction(
     state: Annotated[ServiceState, Depends(get_state)],
     item: Annotated[str, Form(max_length=2_000_000, description="the item record (fashionlens/item/v1) as JSON")],

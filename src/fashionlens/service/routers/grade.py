@@ -4,6 +4,11 @@ The photos are checked with the service's limits (decoded in memory), then writt
 folder for :class:`fashionlens.grading.grade.ItemGrader` (which reads paths) and deleted after
 grading — unless storage is enabled, when they are kept under ``storage/grade/``. ``views[].path``
 in the record is the uploaded file's name, never a server path.
+
+An upload the limits refuse fails the request (413/415/422 naming the field). A view whose tagging
+or damage search fails is that view's ``views[].error`` and the item is graded from the others, as
+in ``fashionlens grade``; with no usable front or back view the answer is the error record
+(``error.type`` ``no_usable_view``), still 200.
 """
 
 from __future__ import annotations

@@ -2,12 +2,16 @@
 with taxonomy filters, against the index configured in the settings (``FASHIONLENS_INDEX``).
 
 The answer has the shape of ``fashionlens search --json``: ``query``, ``filters``, ``hits``. A photo
-query is tagged with the worker's loaded models (no model is loaded per request).
+query is tagged with the worker's loaded models (no model is loaded per request). Filter values must
+be the taxonomy's ids (``GET /v1/taxonomy``): an unknown one is a 422 ``invalid_filter`` naming the
+parameter, the value and the allowed values — never a silent empty answer.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -35,17 +39,53 @@ class SearchResponse(BaseModel):
     hits: list[dict[str, Any]]
 
 
+@lru_cache(maxsize=1)
+def allowed_filter_values() -> dict[str, tuple[str, ...]]:
+    """Query parameter → the taxonomy ids it accepts."""
+    from fashionlens.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    return {"category": tuple(tax.categories), "colour": tuple(tax.attributes["colours"].values),
+            "pattern": tuple(tax.attributes["pattern"].values), "material": tuple(tax.attributes["material"].values),
+            "object_type": tuple(tax.object_types)}
+
+
+def _filter_values(values: dict[str, list[str] | None]) -> dict[str, list[str]]:
+    """Query parameter → its values (repeated and comma-separated), blanks dropped."""
+    return {arg: [v.strip() for item in values.get(arg) or [] for v in item.split(",") if v.strip()]
+            for arg, _ in _FILTER_FIELDS}
+
+
+def _unknown_filter_values(given: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """One ``errors`` entry per value that is not an id of the taxonomy."""
+    allowed = allowed_filter_values()
+    errors = []
+    for arg, items in given.items():
+        for value in items:
+            if value in allowed[arg]:
+                continue
+            close = difflib.get_close_matches(value.lower(), allowed[arg], n=1)
+            errors.append({"field": f"query.{arg}", "type": "enum", "value": value, "allowed": list(allowed[arg]),
+                           "message": f"unknown {arg} {value!r}; expected one of {', '.join(allowed[arg])}"
+                                      + (f" (did you mean {close[0]!r}?)" if close else "")})
+    return errors
+
+
 def _filters(values: dict[str, list[str] | None]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for arg, field in _FILTER_FIELDS:
-        items = [v.strip() for item in values.get(arg) or [] for v in item.split(",") if v.strip()]
-        if items:
-            out[field] = items if len(items) > 1 else items[0]
-    return out
+    """The index filters of the query parameters; an :class:`ApiProblem` (422 ``invalid_filter``) when a
+    value is not in the taxonomy."""
+    given = _filter_values(values)
+    errors = _unknown_filter_values(given)
+    if errors:
+        raise ApiProblem("invalid_filter", "expected filter values from the taxonomy (GET /v1/taxonomy); "
+                         + "; ".join(e["message"] for e in errors[:5]), extra={"errors": errors})
+    return {field: items if len(items) > 1 else items[0] for (arg, field) in _FILTER_FIELDS
+            if (items := given[arg])}
 
 
 def _filter_query(description: str) -> Any:
-    return Query(max_length=20, description=description + " (repeat or comma-separate)")
+    return Query(max_length=20, description=description + " (taxonomy ids, GET /v1/taxonomy; repeat or "
+                 "comma-separate; an unknown id is a 422 invalid_filter)")
 
 
 @router.post("/search", summary="find garments like a photo's or matching words, with filters",

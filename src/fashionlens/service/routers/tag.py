@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from fashionlens.detect import DetectSettings
 from fashionlens.detect_rules import RULES
-from fashionlens.service.deps import PROBLEM_RESPONSES, Problem, ServiceState, get_state
+from fashionlens.service.deps import BODY_RESPONSES, PROBLEM_RESPONSES, Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
 from fashionlens.service.uploads import display_name, store_uploads
@@ -26,6 +26,7 @@ from fashionlens.tag_job import DETECT_MIN_SIDE
 router = APIRouter(prefix="/v1", tags=["tag"])
 
 IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **BODY_RESPONSES,
     **PROBLEM_RESPONSES,
     413: {"description": "photo or request too large, too many pixels or photos", "model": Problem,
           "content": {PROBLEM_MEDIA_TYPE: {}}},

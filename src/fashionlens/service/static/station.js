@@ -74,10 +74,15 @@
 
   let currentView = "front";
 
+  /** An item or view error ({type, message}; a plain string in records from older versions). */
+  function problemText(e) {
+    return typeof e === "object" && e !== null ? `${e.message} (${e.type})` : String(e);
+  }
+
   function showResult() {
     const r = record;
     $("result").hidden = false;
-    say(r.error ? `Graded with a problem: ${r.error}` : `Graded item ${r.item_id}.`, r.error ? "error" : "ok");
+    say(r.error ? `Not graded: ${problemText(r.error)}` : `Graded item ${r.item_id}.`, r.error ? "error" : "ok");
     const route = r.route;
     const routeEl = $("route");
     routeEl.textContent = route ? route.decision : "no route (no sorting rules)";
@@ -95,7 +100,8 @@
     if (r.composition) fact("Composition", r.composition.text);
     fact("Brand", r.brand);
     for (const [head, g] of Object.entries(r.grades || {})) fact(`${head} (grading head)`, String(g.id));
-    for (const v of r.views || []) if (v.error) fact(`${v.role} photo`, "unreadable: " + v.error);
+    for (const v of r.views || []) if (v.error) fact(`${v.role} photo`, "not used: " + problemText(v.error));
+    for (const w of r.warnings || []) fact("warning", w.message || String(w));
     $("facts").replaceChildren(...facts);
     const regions = (r.damage && r.damage.regions) || [];
     $("damage").replaceChildren(...(regions.length
