@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -343,20 +344,24 @@ def test_a_crash_while_committing_loses_and_repeats_nothing(crash_at: str, uncom
     assert job_status(tmp_path / "job").uncommitted_files == []
 
 
-@pytest.mark.parametrize("damage, where", [
-    (lambda p: p.unlink(), "open"),
-    (lambda p: p.write_bytes(p.read_bytes()[:-5]), "open"),  # truncated: the size check on resume catches it
-    (lambda p: p.write_bytes(p.read_bytes().replace(b"in/p00", b"in/pXX")), "verify"),  # same size
+@pytest.mark.parametrize("damage, problem", [
+    (lambda p: p.unlink(), "chunks/000000.jsonl: missing"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-5]), r"chunks/000000.jsonl: \d+ bytes, expected \d+"),
+    (lambda p: p.write_bytes(p.read_bytes().replace(b"in/p00", b"in/pXX")),  # same size
+     "chunks/000000.jsonl: checksum differs from job.json"),
 ], ids=["missing", "truncated", "edited"])
-def test_damaged_committed_chunks_are_reported(damage, where: str, tmp_path: Path) -> None:
+def test_damaged_committed_chunks_are_reported(damage, problem: str, tmp_path: Path) -> None:
     with TagJob.open(tmp_path / "job", inputs=names(4), settings=SETTINGS, chunk_size=2, formats=["jsonl"]) as job:
         commit_all(job, skip=(1,))
     damage(tmp_path / "job" / "chunks" / "000000.jsonl")
-    if where == "open":
-        with pytest.raises(JobError, match="000000.jsonl' is (missing|7\\d* bytes|\\d+ bytes), expected"):
-            TagJob.open(tmp_path / "job", inputs=names(4), settings=SETTINGS, resume=True)
-    else:
-        assert job_status(tmp_path / "job", verify=True).problems == ["chunks/000000.jsonl: checksum differs from job.json"]
+    message = f"committed chunk 0 of the job in .* is damaged: {problem}; the job folder was changed"
+    with pytest.raises(batch_job.ChunkDamagedError, match=message):
+        TagJob.open(tmp_path / "job", inputs=names(4), settings=SETTINGS, resume=True)
+    with pytest.raises(batch_job.ChunkDamagedError, match=message):
+        merge_job(tmp_path / "job", tmp_path / "out.jsonl", partial=True)
+    assert not (tmp_path / "out.jsonl").exists()
+    [found] = job_status(tmp_path / "job", verify=True).problems
+    assert re.fullmatch(problem, found)
 
 
 @pytest.mark.parametrize("content, message", [
@@ -430,6 +435,31 @@ def test_cli_job_matches_the_plain_run(shared_tagger: Tagger, tmp_path: Path,
     assert "whole_image: job has True, this run False" in capsys.readouterr().err
     assert main(["tag", "--job-dir", str(tmp_path / "job"), "--resume", "--whole-image", "-q"]) == 1
     assert "nothing left to tag; job" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: b"".join([*reversed(data.splitlines(keepends=True))]),  # the two records swapped
+    lambda data: data.replace(b'"whole_image"', b'"whole_imagE"', 1),  # one character
+], ids=["swapped-lines", "one-char"])
+def test_cli_resume_and_merge_refuse_a_tampered_chunk(damage, shared_tagger: Tagger, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    photos(tmp_path / "in", 4)
+    job = tmp_path / "job"
+    common = ["tag", str(tmp_path / "in"), "--whole-image", "-q", "--job-dir", str(job), "--chunk-size", "2"]
+    assert main(common) == 0
+    capsys.readouterr()
+    chunk = job / "chunks" / "000001.jsonl"
+    data = chunk.read_bytes()
+    chunk.write_bytes(damage(data))
+    assert chunk.read_bytes() != data and chunk.stat().st_size == len(data)
+    for argv in ([*common, "--resume", "-o", str(tmp_path / "out.jsonl")],
+                 ["job", "merge", str(job), str(tmp_path / "out.jsonl")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"fashionlens: error: committed chunk 1 of the job in {str(job)!r} is damaged: "
+                              "chunks/000001.jsonl: checksum differs from job.json")
+        assert not (tmp_path / "out.jsonl").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

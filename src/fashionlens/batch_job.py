@@ -15,6 +15,12 @@ way. A process killed at any point therefore leaves either a listed chunk whose 
 leftovers (temporary files, or chunk files not yet listed) that the next run deletes or overwrites.
 Readers (:func:`job_status`, :func:`merge_job`, :func:`iter_job_records`) only read listed chunks.
 
+Integrity: ``job.json`` records each chunk file's size, SHA-256 and record count; every chunk entry
+carries ``entry_sha256`` (over the entry) and the manifest ``header_sha256`` (over everything but the
+chunk list and the ``updated`` time). Resuming (:meth:`TagJob.open`) and reading results
+(:func:`merge_job`, :func:`iter_job_records`) check every committed chunk file against them first
+and refuse a job whose committed bytes changed (:class:`ChunkDamagedError`), naming the chunk.
+
 The format does not depend on who computes the records: :class:`TagJob` hands out pending chunks
 (:meth:`TagJob.pending_chunks`, :meth:`TagJob.chunk_inputs`) and commits finished ones
 (:meth:`TagJob.commit_chunk`) from one process; :func:`run_job` is the local engine.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -83,11 +90,25 @@ PARQUET_COLUMNS: tuple[tuple[str, str, str], ...] = (
 
 _CHUNK_NAME = re.compile(r"^\d{6,}\.(jsonl|parquet)$")
 _TMP_MARK = ".tmp-"
+#: job.json key sealing everything but ``chunks`` and ``updated`` (chunk entries carry ENTRY_SEAL)
+HEADER_SEAL = "header_sha256"
+ENTRY_SEAL = "entry_sha256"
 
 
 class JobError(ValueError):
     """A job folder that cannot be used as asked: another job, other inputs or settings, a damaged
     chunk, a second process on the same job."""
+
+
+class ChunkDamagedError(JobError):
+    """A committed chunk whose files are not what ``job.json`` recorded at the commit (missing, another
+    size or SHA-256, other records). ``chunk``: its index; ``problem``: what is wrong, e.g.
+    ``chunks/000003.jsonl: checksum differs from job.json``."""
+
+    def __init__(self, folder: Path, chunk: int, problem: str) -> None:
+        self.chunk, self.problem = chunk, problem
+        super().__init__(f"committed chunk {chunk} of the job in {str(folder)!r} is damaged: {problem}; the job "
+                         "folder was changed after the commit: restore the file or start a new job")
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -258,33 +279,55 @@ def _jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def read_chunk_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The result records of one chunk file (``.jsonl`` or ``.parquet``), in input order.
+    """The result records of one chunk file (``.jsonl`` or ``.parquet``), in input order. Not checked
+    against a job's checksums: :func:`iter_job_records` reads a job's chunks with the checks.
 
     Raises:
         ValueError: the file is not valid JSONL / Parquet of this format.
     """
     path = Path(path)
-    if path.suffix == ".jsonl":
-        out = []
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.endswith("\n"):
-                    raise ValueError(f"{path}: line {n} is not terminated (truncated chunk)")
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}: line {n} is not JSON: {exc}") from None
-        return out
-    if path.suffix == ".parquet":
-        pa, pq = _arrow()
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowException, OSError) as exc:
-            raise ValueError(f"{path}: not a readable Parquet file: {exc}") from None
-        if table.schema.names != parquet_schema().names:
-            raise ValueError(f"{path}: expected Parquet columns {parquet_schema().names}, got {table.schema.names}")
-        return [row_to_record(row) for row in table.to_pylist()]
-    raise ValueError(f"expected a .jsonl or .parquet chunk file, got {str(path)!r}")
+    if path.suffix not in (".jsonl", ".parquet"):
+        raise ValueError(f"expected a .jsonl or .parquet chunk file, got {str(path)!r}")
+    return parse_chunk(path.read_bytes(), path.suffix[1:], str(path))
+
+
+def parse_chunk(data: bytes, fmt: str, name: str) -> list[dict[str, Any]]:
+    """The result records in the bytes of a ``fmt`` (``jsonl``/``parquet``) chunk file called ``name``.
+
+    Raises:
+        ValueError: not valid JSONL (UTF-8, one JSON object per terminated line) / Parquet of this format.
+    """
+    if fmt == "parquet":
+        return [row_to_record(row) for row in _parquet_table(data, name).to_pylist()]
+    out = []
+    try:
+        for n, line in enumerate(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"), start=1):
+            if not line.endswith("\n"):
+                raise ValueError(f"{name}: line {n} is not terminated (truncated chunk)")
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{name}: line {n} is not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name}: expected UTF-8 JSON lines, got {exc}") from None
+    return out
+
+
+def _parquet_table(data: bytes, name: str) -> pa.Table:
+    pa, pq = _arrow()
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{name}: not a readable Parquet file: {' '.join(str(exc).split())}") from None
+    if table.schema.names != parquet_schema().names:
+        raise ValueError(f"{name}: expected Parquet columns {parquet_schema().names}, got {table.schema.names}")
+    return table
+
+
+def _json_digest(obj: Any) -> str:
+    """SHA-256 of ``obj`` as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------------------ the job
@@ -303,13 +346,29 @@ class ChunkEntry:
     committed: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "start": self.start, "stop": self.stop, "failed": self.failed,
-                "files": self.files, "committed": self.committed}
+        """The entry as in ``job.json``, sealed with :data:`ENTRY_SEAL`."""
+        d = {"index": self.index, "start": self.start, "stop": self.stop, "failed": self.failed,
+             "files": self.files, "committed": self.committed}
+        return {**d, ENTRY_SEAL: _json_digest(d)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ChunkEntry:
-        return cls(index=int(d["index"]), start=int(d["start"]), stop=int(d["stop"]), failed=int(d["failed"]),
-                   files=dict(d["files"]), committed=str(d.get("committed", "")))
+        """Parse an entry of ``job.json``, checking its seal (entries of older jobs have none).
+
+        Raises:
+            JobError: not an entry, or it does not match its seal.
+        """
+        try:
+            entry = cls(index=int(d["index"]), start=int(d["start"]), stop=int(d["stop"]), failed=int(d["failed"]),
+                        files=dict(d["files"]), committed=str(d.get("committed", "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JobError(f"job.json: expected a chunk entry (index, start, stop, failed, files), got "
+                           f"{str(d)[:120]} ({type(exc).__name__}: {exc})") from None
+        seal = d.get(ENTRY_SEAL)
+        if seal is not None and seal != _json_digest({k: v for k, v in d.items() if k != ENTRY_SEAL}):
+            raise JobError(f"job.json: the entry of committed chunk {entry.index} does not match its {ENTRY_SEAL}: "
+                           "job.json was changed after the commit; restore it or start a new job")
+        return entry
 
 
 def _chunk_name(index: int, fmt: str) -> str:
@@ -446,9 +505,7 @@ class TagJob:
             problems.append(f"formats: job has {manifest['formats']}, this run {list(formats)}")
         if problems:
             raise JobError(f"cannot resume the job in {str(folder)!r} with other settings: " + "; ".join(problems))
-        for entry in map(ChunkEntry.from_json, manifest["chunks"]):
-            for info in entry.files.values():
-                _check_file_size(folder, info)
+        _check_chunks(folder, _entries(folder, manifest))  # before any result of this job is used
         log.info("resuming job in %s: %d/%d inputs done", folder, done, total)
         return cls(folder, manifest, stored, lock)
 
@@ -559,7 +616,15 @@ class TagJob:
 
 
 def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    return (json.dumps(manifest, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    """``job.json``'s bytes, with :data:`HEADER_SEAL` (re)computed and last."""
+    body = {k: v for k, v in manifest.items() if k != HEADER_SEAL}
+    body[HEADER_SEAL] = _header_digest(body)
+    return (json.dumps(body, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def _header_digest(manifest: Mapping[str, Any]) -> str:
+    """The seal of everything in ``job.json`` but the chunk list (each entry has its own) and ``updated``."""
+    return _json_digest({k: v for k, v in manifest.items() if k not in ("chunks", "updated", HEADER_SEAL)})
 
 
 def _preview(items: Sequence[str], n: int = 3) -> str:
@@ -586,47 +651,194 @@ def _remove_temporaries(folder: Path) -> None:
                     p.unlink()
 
 
-def _check_file_size(folder: Path, info: Mapping[str, Any]) -> None:
-    path = folder / info["name"]
-    size = path.stat().st_size if path.exists() else None
-    if size != info["bytes"]:
-        found = "missing" if size is None else f"{size} bytes"
-        raise JobError(f"committed chunk file {str(path)!r} is {found}, expected {info['bytes']} bytes: "
-                       "the job folder was changed after the commit; restore the file or start a new job")
-
-
 # ------------------------------------------------------------------------------ reading a job
 
 
 def load_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """``job.json`` of a job folder, checked for its schema.
+    """``job.json`` of a job folder, checked for its schema, shape and :data:`HEADER_SEAL`.
 
     Raises:
         FileNotFoundError: no job in ``folder``.
-        JobError: not a ``fashionlens/tag-job/v1`` manifest.
+        JobError: not a ``fashionlens/tag-job/v1`` manifest, malformed, or changed after it was written.
     """
     path = Path(folder) / JOB_FILE
     if not path.exists():
         raise FileNotFoundError(f"expected a job manifest {str(path)!r}; there is none (not a job folder)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JobError(f"{path}: expected a JSON job manifest: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != JOB_SCHEMA:
         got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
         raise JobError(f"{path}: expected schema {JOB_SCHEMA!r}, got {got!r}")
+    seal = manifest.pop(HEADER_SEAL, None)  # jobs started before seals existed have none
+    if seal is not None and seal != _header_digest(manifest):
+        raise JobError(f"{path}: expected the contents sealed by its {HEADER_SEAL}, got other contents: job.json "
+                       "was changed after it was written; restore it or start a new job")
+    _check_shape(path, manifest)
     return manifest
 
 
+def _is_count(value: object, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_shape(path: Path, m: Mapping[str, Any]) -> None:
+    inputs = m.get("inputs")
+    checks = (
+        ("inputs", f"{{'file': {INPUTS_FILE!r}, 'count': n, 'sha256': …}}",
+         isinstance(inputs, dict) and inputs.get("file") == INPUTS_FILE and _is_count(inputs.get("count"))
+         and isinstance(inputs.get("sha256"), str)),
+        ("settings", "an object", isinstance(m.get("settings"), dict)),
+        ("model", "an object or null", m.get("model") is None or isinstance(m.get("model"), dict)),
+        ("chunk_size", "a positive integer", _is_count(m.get("chunk_size"), 1)),
+        ("formats", f"a list from {list(FORMATS)}", isinstance(m.get("formats"), list) and bool(m["formats"])
+         and all(f in FORMATS for f in m["formats"])),
+        ("chunks", "a list", isinstance(m.get("chunks"), list)),
+    )
+    for key, expected, ok in checks:
+        if not ok:
+            raise JobError(f"{path}: expected {key!r} to be {expected}, got {m.get(key)!r}")
+
+
+def _entries(folder: Path, manifest: Mapping[str, Any]) -> list[ChunkEntry]:
+    """The committed chunk entries of ``job.json``, by index, each checked against the job's shape.
+
+    Raises:
+        JobError: an entry is malformed, changed (:data:`ENTRY_SEAL`), listed twice or does not fit the job.
+    """
+    entries = sorted((ChunkEntry.from_json(c) for c in manifest["chunks"]), key=lambda e: e.index)
+    for a, b in itertools.pairwise(entries):
+        if a.index == b.index:
+            raise JobError(f"{folder / JOB_FILE}: expected each chunk listed once, got chunk {a.index} twice")
+    for e in entries:
+        _check_entry(folder, manifest, e)
+    return entries
+
+
+def _check_entry(folder: Path, manifest: Mapping[str, Any], e: ChunkEntry) -> None:
+    size, count = manifest["chunk_size"], manifest["inputs"]["count"]
+    start = e.index * size
+    stop = min(start + size, count)
+    n = stop - start
+    problems = []
+    if not 0 <= start < count:
+        problems.append(f"a chunk index in [0, {-(-count // size)}), got {e.index}")
+    if (e.start, e.stop) != (start, stop):
+        problems.append(f"inputs [{start}, {stop}), got [{e.start}, {e.stop})")
+    if sorted(e.files) != sorted(manifest["formats"]):
+        problems.append(f"files in {manifest['formats']}, got {sorted(e.files)}")
+    for fmt, info in e.files.items():
+        if not (isinstance(info, dict) and info.get("name") == _chunk_name(e.index, fmt) and _is_count(info.get("bytes"))
+                and isinstance(info.get("sha256"), str) and info.get("records", n) == n):
+            problems.append(f"files.{fmt} = {{'name': {_chunk_name(e.index, fmt)!r}, 'bytes': …, 'sha256': …, "
+                            f"'records': {n}}}, got {info!r}")
+    if not 0 <= e.failed <= n:
+        problems.append(f"failed in [0, {n}], got {e.failed}")
+    if problems:
+        raise JobError(f"{folder / JOB_FILE}: committed chunk {e.index}: expected " + "; expected ".join(problems))
+
+
 def _read_inputs(folder: Path, manifest: Mapping[str, Any]) -> list[str]:
-    data = (folder / manifest["inputs"]["file"]).read_bytes()
+    path = folder / manifest["inputs"]["file"]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JobError(f"{path}: expected the job's input list, got {exc.strerror or exc}") from None
     if hashlib.sha256(data).hexdigest() != manifest["inputs"]["sha256"]:
-        raise JobError(f"{folder / manifest['inputs']['file']}: the input list does not match its fingerprint "
-                       "in job.json (the file was changed)")
+        raise JobError(f"{path}: the input list does not match its fingerprint in job.json (the file was changed)")
     inputs = [json.loads(line) for line in data.decode("utf-8").splitlines()]
     if len(inputs) != manifest["inputs"]["count"]:
         raise JobError(f"{folder}: job.json says {manifest['inputs']['count']} inputs, inputs file has {len(inputs)}")
     return inputs
+
+
+# ------------------------------------------------------------------------------ checking committed chunks
+
+
+def _chunk_bytes(folder: Path, entry: ChunkEntry, fmt: str) -> bytes:
+    """The bytes of one file of a committed chunk, read once and checked against ``job.json``: size,
+    SHA-256, record count.
+
+    Raises:
+        ChunkDamagedError: the file is missing, unreadable or differs.
+    """
+    info = entry.files[fmt]
+    name = info["name"]
+    try:
+        data = (folder / name).read_bytes()
+    except FileNotFoundError:
+        raise ChunkDamagedError(folder, entry.index, f"{name}: missing") from None
+    except OSError as exc:
+        raise ChunkDamagedError(folder, entry.index, f"{name}: unreadable ({exc.strerror or exc})") from None
+    if len(data) != info["bytes"]:
+        raise ChunkDamagedError(folder, entry.index, f"{name}: {len(data)} bytes, expected {info['bytes']}")
+    if hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise ChunkDamagedError(folder, entry.index, f"{name}: checksum differs from job.json")
+    try:
+        n = _count_records(data, fmt, name)
+    except ValueError as exc:
+        raise ChunkDamagedError(folder, entry.index, str(exc)) from None
+    if n != entry.stop - entry.start:
+        raise ChunkDamagedError(folder, entry.index, f"{name}: {n} records, expected {entry.stop - entry.start}")
+    return data
+
+
+def _count_records(data: bytes, fmt: str, name: str) -> int:
+    if fmt == "jsonl":
+        return data.count(b"\n")
+    pa, pq = _arrow()
+    try:
+        return int(pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{name}: not a readable Parquet file: {' '.join(str(exc).split())}") from None
+
+
+def _check_chunks(folder: Path, entries: Sequence[ChunkEntry]) -> None:
+    """Every file of every committed chunk against ``job.json`` (:func:`_chunk_bytes`).
+
+    Raises:
+        ChunkDamagedError: naming the first damaged chunk.
+    """
+    for e in entries:
+        for fmt in e.files:
+            _chunk_bytes(folder, e, fmt)
+
+
+def _chunk_records(folder: Path, entry: ChunkEntry, fmt: str, inputs: Sequence[str]) -> list[dict[str, Any]]:
+    """The records of a committed chunk, from its checked ``fmt`` file, checked to be its inputs in order."""
+    name = entry.files[fmt]["name"]
+    data = _chunk_bytes(folder, entry, fmt)
+    try:
+        records = parse_chunk(data, fmt, name)
+    except ValueError as exc:
+        raise ChunkDamagedError(folder, entry.index, str(exc)) from None
+    paths = [(r.get("image") or {}).get("path") if isinstance(r, dict) else None for r in records]
+    _check_paths(folder, entry, name, paths, inputs)
+    return records
+
+
+def _chunk_table(folder: Path, entry: ChunkEntry, fmt: str, inputs: Sequence[str]) -> pa.Table:
+    """A committed chunk as an Arrow table (:func:`parquet_schema`), checked like :func:`_chunk_records`."""
+    if fmt != "parquet":
+        return records_to_table(_chunk_records(folder, entry, fmt, inputs), first_index=entry.start)
+    name = entry.files[fmt]["name"]
+    data = _chunk_bytes(folder, entry, fmt)
+    try:
+        table = _parquet_table(data, name)
+    except ValueError as exc:
+        raise ChunkDamagedError(folder, entry.index, str(exc)) from None
+    _check_paths(folder, entry, name, table.column("path").to_pylist(), inputs)
+    if table.column("input_index").to_pylist() != list(range(entry.start, entry.stop)):
+        raise ChunkDamagedError(folder, entry.index, f"{name}: expected input_index {entry.start}…{entry.stop - 1}")
+    return table
+
+
+def _check_paths(folder: Path, entry: ChunkEntry, name: str, paths: Sequence[Any], inputs: Sequence[str]) -> None:
+    expected = list(inputs[entry.start:entry.stop])
+    if list(paths) != expected:
+        raise ChunkDamagedError(folder, entry.index,
+                                f"{name}: expected records for {_preview(expected)}, got {_preview(list(paths))}")
 
 
 @dataclass
@@ -649,10 +861,14 @@ class JobStatus:
 
 def job_status(folder: str | os.PathLike[str], *, verify: bool = False) -> JobStatus:
     """Progress of a job (readable while it runs). ``verify``: read every committed chunk file and
-    check its checksum, record count and paths; what is wrong goes to ``problems``."""
+    check its size, checksum, record count and paths; what is wrong goes to ``problems``.
+
+    Raises:
+        JobError: ``job.json`` is malformed or was changed (its seals).
+    """
     folder = Path(folder)
     manifest = load_manifest(folder)
-    entries = [ChunkEntry.from_json(c) for c in manifest["chunks"]]
+    entries = _entries(folder, manifest)
     n = manifest["inputs"]["count"]
     total = -(-n // manifest["chunk_size"])
     listed = {info["name"] for e in entries for info in e.files.values()}
@@ -663,7 +879,7 @@ def job_status(folder: str | os.PathLike[str], *, verify: bool = False) -> JobSt
     if verify:
         inputs = _read_inputs(folder, manifest)
         for e in entries:
-            problems.extend(_verify_chunk(folder, e, inputs))
+            problems.extend(_chunk_problems(folder, e, inputs))
     done = sum(e.stop - e.start for e in entries)
     return JobStatus(folder=str(folder), n_inputs=n, n_done=done, n_failed=sum(e.failed for e in entries),
                      chunk_size=manifest["chunk_size"], chunks_committed=len(entries), chunks_total=total,
@@ -671,62 +887,58 @@ def job_status(folder: str | os.PathLike[str], *, verify: bool = False) -> JobSt
                      uncommitted_files=uncommitted, problems=problems)
 
 
-def _verify_chunk(folder: Path, entry: ChunkEntry, inputs: Sequence[str]) -> list[str]:
+def _chunk_problems(folder: Path, entry: ChunkEntry, inputs: Sequence[str]) -> list[str]:
     problems = []
-    expected = list(inputs[entry.start:entry.stop])
-    for info in entry.files.values():
-        path = folder / info["name"]
-        if not path.exists():
-            problems.append(f"{info['name']}: missing")
-            continue
-        if hashlib.sha256(path.read_bytes()).hexdigest() != info["sha256"]:
-            problems.append(f"{info['name']}: checksum differs from job.json")
-            continue
+    for fmt in entry.files:
         try:
-            records = read_chunk_file(path)
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
-        paths = [r["image"]["path"] for r in records]
-        if paths != expected:
-            problems.append(f"{info['name']}: expected records for {_preview(expected)}, got {_preview(paths)}")
+            _chunk_records(folder, entry, fmt, inputs)
+        except ChunkDamagedError as exc:
+            problems.append(exc.problem)
     return problems
 
 
-def _committed(folder: Path, *, partial: bool) -> tuple[dict[str, Any], list[ChunkEntry]]:
+def _committed(folder: Path, *, partial: bool) -> tuple[dict[str, Any], list[ChunkEntry], list[str]]:
+    """``job.json``, its committed chunks and the input list, after checking every committed chunk file."""
     manifest = load_manifest(folder)
-    entries = sorted((ChunkEntry.from_json(c) for c in manifest["chunks"]), key=lambda e: e.index)
+    entries = _entries(folder, manifest)
     done, total = sum(e.stop - e.start for e in entries), manifest["inputs"]["count"]
     if done != total and not partial:
         raise JobError(f"job in {str(folder)!r} is not complete ({done}/{total} inputs done): "
                        "resume it first, or ask for the partial results")
-    return manifest, entries
+    inputs = _read_inputs(folder, manifest)
+    _check_chunks(folder, entries)  # every committed byte, before the first result is used
+    return manifest, entries, inputs
 
 
 def iter_job_records(folder: str | os.PathLike[str], *, fmt: str | None = None, partial: bool = False
                      ) -> Iterator[dict[str, Any]]:
     """The result records of a job's committed chunks, in input order, read from ``fmt`` chunks
-    (default: JSONL when the job writes it).
+    (default: JSONL when the job writes it). Every committed chunk file is checked against
+    ``job.json`` before the first record is yielded, and each chunk again as it is read.
 
     Raises:
         JobError: the job is not complete and ``partial`` is not set.
+        ChunkDamagedError: a committed chunk file is missing or differs from ``job.json``.
     """
     folder = Path(folder)
-    manifest, entries = _committed(folder, partial=partial)
+    manifest, entries, inputs = _committed(folder, partial=partial)
     source = fmt or ("jsonl" if "jsonl" in manifest["formats"] else manifest["formats"][0])
     if source not in manifest["formats"]:
         raise JobError(f"job in {str(folder)!r} writes {manifest['formats']}, not {source!r}")
     for e in entries:
-        yield from read_chunk_file(folder / e.files[source]["name"])
+        yield from _chunk_records(folder, e, source, inputs)
 
 
 def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | IO[str], *, partial: bool = False
               ) -> int:
     """Write a job's results as one file, atomically: ``.parquet`` → Parquet (:data:`PARQUET_COLUMNS`),
-    anything else (or a text stream) → JSONL. Returns the number of records.
+    anything else (or a text stream) → JSONL. Returns the number of records. Every committed chunk
+    file is checked against ``job.json`` first (size, SHA-256, record count), and each chunk's records
+    against the input list as it is merged.
 
     Raises:
         JobError: the job is not complete and ``partial`` is not set.
+        ChunkDamagedError: a committed chunk file is missing or differs from ``job.json`` (nothing is written).
     """
     if hasattr(output, "write"):
         n = 0
@@ -741,14 +953,11 @@ def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | I
     try:
         if out.suffix.lower() == ".parquet":
             _, pq = _arrow()
-            manifest, entries = _committed(Path(folder), partial=partial)
+            manifest, entries, inputs = _committed(Path(folder), partial=partial)
+            source = "parquet" if "parquet" in manifest["formats"] else "jsonl"
             with pq.ParquetWriter(tmp, parquet_schema()) as writer:
                 for e in entries:
-                    if "parquet" in manifest["formats"]:
-                        table = pq.read_table(Path(folder) / e.files["parquet"]["name"])
-                    else:
-                        table = records_to_table(read_chunk_file(Path(folder) / e.files["jsonl"]["name"]),
-                                                 first_index=e.start)
+                    table = _chunk_table(Path(folder), e, source, inputs)
                     writer.write_table(table)
                     n += table.num_rows
         else:

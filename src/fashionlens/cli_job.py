@@ -1,5 +1,8 @@
 """Command line for resumable tag jobs (issue 8, part 3): ``job status DIR`` and ``job merge DIR OUT``.
-Parses arguments and calls :mod:`fashionlens.batch_job`. Jobs are run by ``fashionlens tag --job-dir``."""
+Parses arguments and calls :mod:`fashionlens.batch_job`. Jobs are run by ``fashionlens tag --job-dir``.
+
+Errors, a damaged job included (:class:`~fashionlens.batch_job.ChunkDamagedError`, a ``JobError``),
+reach ``fashionlens.cli.main``, which prints them as one line and exits 2."""
 
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ def add_job_parsers(sub: Any) -> None:
     st.add_argument("--verify", action="store_true",
                     help="read every committed chunk and check its checksum, records and paths (exit 1 on problems)")
     st.set_defaults(func=_cmd_job_status)
-    mg = job.add_parser("merge", help="a job's results as one file, in input order (.parquet → Parquet, else JSONL)")
+    mg = job.add_parser("merge", help="a job's results as one file, in input order (.parquet → Parquet, else JSONL); "
+                                      "every committed chunk is checked against job.json first (damaged: exit 2)")
     mg.add_argument("job_dir", metavar="DIR")
     mg.add_argument("output", metavar="OUT", help="OUT.jsonl or OUT.parquet (written atomically)")
     mg.add_argument("--partial", action="store_true", help="merge the committed chunks of an unfinished job")

@@ -1,5 +1,9 @@
-"""Command line for garment search (issue 5): ``index build/add/remove/info``, ``search``,
-``train alignment``, ``evaluate search`` and ``tag --embed``. Parses arguments and calls the library."""
+"""Command line for garment search (issue 5): ``index build/add/remove/info/verify``, ``search``,
+``train alignment``, ``evaluate search`` and ``tag --embed``. Parses arguments and calls the library.
+
+Errors (a damaged index included: :class:`~fashionlens.search.IndexFormatError` is a ``ValueError``)
+reach ``fashionlens.cli.main``, which prints them as one line and exits 2. ``index build``/``index add``
+name every failed input on stderr and exit 1 when there is one, like ``tag``."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from fashionlens.paths import default_data_root, runs_path
 
 _FILTERS = (("category", "category"), ("colour", "colours"), ("pattern", "pattern"), ("material", "material"),
             ("object_type", "object_type"))
@@ -24,22 +30,42 @@ def _alignment(args: argparse.Namespace):
     return False if getattr(args, "no_text", False) else args.alignment
 
 
+def _report_failure(failure: Any) -> None:
+    """One stderr line per failed input (a :class:`~fashionlens.search.catalogue.FailedInput`)."""
+    print(f"fashionlens: failed: {failure}", file=sys.stderr)
+
+
 def _cmd_index_build(args: argparse.Namespace) -> int:
     from fashionlens.search.catalogue import build_index
 
     summary = build_index(args.inputs, args.index, kind=args.kind, alignment=_alignment(args),
-                          options=_tag_options(args), progress=not args.quiet, ivf_storage=args.ivf_storage)
+                          options=_tag_options(args), progress=not args.quiet, ivf_storage=args.ivf_storage,
+                          on_failure=_report_failure)
     print(json.dumps(summary, indent=2))
-    return 0
+    return 1 if summary["errors"] else 0
 
 
 def _cmd_index_add(args: argparse.Namespace) -> int:
     from fashionlens.search.catalogue import add_to_index
 
     summary = add_to_index(args.inputs, args.index, alignment=args.alignment, options=_tag_options(args),
-                           progress=not args.quiet)
+                           progress=not args.quiet, on_failure=_report_failure)
     print(json.dumps(summary, indent=2))
-    return 0
+    return 1 if summary["errors"] else 0
+
+
+def _cmd_index_verify(args: argparse.Namespace) -> int:
+    from fashionlens.search.index import verify_index
+
+    problems = verify_index(args.index)
+    if not problems:
+        print(f"OK {args.index}: manifest seal, file checksums, FAISS vectors, SQLite integrity_check, "
+              "counts and ids agree")
+        return 0
+    print(f"{args.index}: {len(problems)} problem(s)")
+    for problem in problems:
+        print(f"  - {problem}")
+    return 1
 
 
 def _cmd_index_remove(args: argparse.Namespace) -> int:
@@ -138,7 +164,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> Any:
 def add_search_parsers(sub: Any) -> None:
     """Register the search commands on the ``fashionlens`` sub-command action ``sub``; adds
     ``alignment`` to ``train``, ``search`` to ``evaluate`` and ``--embed`` to ``tag`` when those exist."""
-    index = sub.add_parser("index", help="garment vector index: build, add, remove, info") \
+    index = sub.add_parser("index", help="garment vector index: build, add, remove, info, verify") \
         .add_subparsers(dest="what", required=True)
     for name, func, helptext in (("build", _cmd_index_build, "build (or atomically rebuild) an index"),
                                  ("add", _cmd_index_add, "add photos / tag results (photos already there are replaced)")):
@@ -165,6 +191,10 @@ def add_search_parsers(sub: Any) -> None:
     info = index.add_parser("info", help="print the index manifest")
     info.add_argument("--index", required=True, metavar="DIR")
     info.set_defaults(func=_cmd_index_info)
+    verify = index.add_parser("verify", help="check the index files completely (checksums, FAISS, SQLite "
+                                             "integrity_check, ids): prints OK (exit 0) or the problems (exit 1)")
+    verify.add_argument("--index", required=True, metavar="DIR")
+    verify.set_defaults(func=_cmd_index_verify)
 
     s = sub.add_parser("search", help="find garments like a photo's (--image) or matching words (--text)")
     s.add_argument("--index", required=True, metavar="DIR")
@@ -198,11 +228,11 @@ def add_search_parsers(sub: Any) -> None:
             "search", help="text→image recall/MRR, zero-shot vs probe vs supervised, image→image mAP")
         es.add_argument("--alignment", default=None, help="alignment heads (default: the shipped ones)")
         es.add_argument("--classifier", default=None, help="classifier weights (default: the shipped model)")
-        es.add_argument("--cache", default="runs/cache/classifier-224-s0", help="prepared sample cache")
-        es.add_argument("--data-root", default="../shared/datasets")
+        es.add_argument("--cache", default=runs_path("cache", "classifier-224-s0"), help="prepared sample cache")
+        es.add_argument("--data-root", default=default_data_root())
         es.add_argument("--sources", default="clothing,rise")
         es.add_argument("--split", choices=["train", "val", "test"], default="test")
-        es.add_argument("--out", default="runs/eval-search")
+        es.add_argument("--out", default=runs_path("eval-search"))
         es.add_argument("--no-baseline", action="store_true", help="skip the ImageNet-backbone baseline")
         es.add_argument("-q", "--quiet", action="store_true")
         es.set_defaults(func=_cmd_evaluate_search)

@@ -373,7 +373,7 @@ def test_storage_mismatch_between_manifest_and_file_is_reported(tmp_path: Path) 
     GarmentIndex.build(unit(300), metas(300), tmp_path, kind="ivf", nlist=4, ivf_storage="fastscan")
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     manifest["params"]["storage"] = "float16"
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "manifest.json").write_text(_store.render_manifest(manifest))  # re-sealed: consistent but wrong
     with pytest.raises(IndexFormatError, match="expected float16 ivf storage"):
         GarmentIndex.load(tmp_path)
 
@@ -385,6 +385,8 @@ def test_ivf_index_written_before_storage_option_loads_as_float32(tmp_path: Path
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     del manifest["params"]["storage"]
     manifest["params"]["variant"] = "IVF-Flat"
+    for key in ("checksums", _store.SEAL_KEY):  # nor checksums, which came later
+        del manifest[key]
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     idx = GarmentIndex.load(tmp_path)
     assert idx.search(x[[9]], k=1)[0][0].id == 9
@@ -476,9 +478,10 @@ def test_bad_build_arguments(tmp_path: Path, kwargs: dict, error: type[Exception
 
 
 def _break_manifest(directory: Path, **changes: object) -> None:
+    """Change manifest fields and re-seal it: a manifest consistent in itself but not with the files."""
     m = json.loads((directory / "manifest.json").read_text())
     m.update(changes)
-    (directory / "manifest.json").write_text(json.dumps(m))
+    (directory / "manifest.json").write_text(_store.render_manifest(m))
 
 
 @pytest.mark.parametrize(("damage", "error", "match"), [
@@ -493,8 +496,10 @@ def _break_manifest(directory: Path, **changes: object) -> None:
     (lambda d: _break_manifest(d, count="12"), IndexFormatError, "'count' to be int"),
     (lambda d: next(d.glob("vectors-*")).unlink(), FileNotFoundError, "vectors file .* is missing"),
     (lambda d: next(d.glob("metadata-*")).unlink(), FileNotFoundError, "metadata file .* is missing"),
-    (lambda d: next(d.glob("vectors-*")).write_bytes(b"garbage"), IndexFormatError, "expected a FAISS index"),
-    (lambda d: next(d.glob("metadata-*")).write_bytes(b"garbage" * 100), IndexFormatError, "SQLite"),
+    (lambda d: next(d.glob("vectors-*")).write_bytes(b"garbage"), IndexFormatError,
+     r"vectors file .*: expected \d+ bytes \(manifest.json\); got 7 bytes"),
+    (lambda d: next(d.glob("metadata-*")).write_bytes(b"garbage" * 100), IndexFormatError,
+     r"metadata file .*: expected \d+ bytes \(manifest.json\); got 700 bytes"),
 ])
 def test_load_errors_say_expected_and_got(tmp_path: Path, damage, error: type[Exception], match: str) -> None:
     GarmentIndex.build(unit(12), metas(12), tmp_path, kind="flat")

@@ -15,6 +15,13 @@ single commit point: until it happens, a crash (or an exception) leaves the prev
 pointing at the previous, complete files. Files of older generations are deleted only after the
 new manifest is durable.
 
+Integrity: the manifest records the size and SHA-256 of both data files (``checksums``) and seals
+itself with ``manifest_sha256`` (the SHA-256 of its own JSON text without that key); a reader
+checks the seal and that the text is exactly what the writer produced, then each data file before
+using it (:func:`read_checked`, :func:`check_file`), and opens the metadata with ``PRAGMA
+quick_check``. Manifests written before checksums existed have neither key: they still load (the
+index module logs a warning); ``fashionlens index verify`` reports them as unverifiable.
+
 Why SQLite rather than Parquet for the metadata: it is in the standard library (no pyarrow
 dependency), lookups by id, path or category use B-tree indexes without loading the table,
 filters run as SQL (``json_each`` gives "value in list" containment on JSON attributes), and an
@@ -25,6 +32,7 @@ instead of rewriting and re-reading a whole columnar file.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import os
@@ -32,6 +40,7 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +51,12 @@ FORMAT = "fashionlens/garment-index"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 TMP_PREFIX = ".tmp-"
+#: the manifest key holding the SHA-256 of the manifest's own text without that key (the last key)
+SEAL_KEY = "manifest_sha256"
+#: data files whose size and SHA-256 the manifest records (``checksums``)
+CHECKED_FILES = ("vectors", "metadata")
+_READ_BLOCK = 1 << 22  # bytes hashed per read
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _GENERATION_FILE = re.compile(r"^(vectors-[0-9a-f-]+\.faiss|metadata-[0-9a-f-]+\.sqlite)$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -64,7 +79,7 @@ class GarmentMeta:
     * ``path``: the source image (stored as given; relative paths are relative to whatever root the
       caller uses);
     * ``xyxy``: the garment box ``(x_min, y_min, x_max, y_max)`` in original-image pixels (after
-      EXIF orientation, as :class:`fashionlens.garments.Garments` uses), or ``None`` for the whole image;
+      EXIF orientation, as :class:`fashionlens.result.Garments` uses), or ``None`` for the whole image;
     * ``category``, ``object_type``: taxonomy ids or ``None``;
     * ``attributes``: name → a scalar (str/int/float/bool) or a list of scalars, e.g.
       ``{"colours": ["red", "white"], "pattern": "striped", "material": "wool"}``. Names are
@@ -160,7 +175,9 @@ class IndexManifest:
     FAISS index, which exceeds ``count`` by ``tombstones`` for HNSW (removed but not yet compacted).
     ``params`` holds the kind's parameters (``nlist``/``nprobe`` for ``ivf``, ``M``,
     ``ef_construction``/``ef_search`` for ``hnsw``) and ``auto_threshold``. ``info`` is free-form
-    caller metadata (e.g. which encoder produced the vectors).
+    caller metadata (e.g. which encoder produced the vectors). ``checksums`` maps ``vectors`` and
+    ``metadata`` to ``{"bytes": size, "sha256": hex digest}`` of the files named in ``files``
+    (empty for indexes written before checksums existed).
     """
 
     dim: int
@@ -180,13 +197,15 @@ class IndexManifest:
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
     metric: str = "inner_product"
+    checksums: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """The sealed text of ``manifest.json`` (see :func:`render_manifest`)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         order = ["format", "format_version", "dim", "metric", "kind", "requested_kind", "params", "count",
-                 "ntotal", "tombstones", "next_id", "generation", "files", "attribute_keys", "info",
+                 "ntotal", "tombstones", "next_id", "generation", "files", "checksums", "attribute_keys", "info",
                  "created", "updated"]
-        return json.dumps({k: data[k] for k in order}, indent=2, ensure_ascii=False) + "\n"
+        return render_manifest({k: data[k] for k in order})
 
     @classmethod
     def read(cls, directory: Path) -> IndexManifest:
@@ -202,11 +221,13 @@ class IndexManifest:
         if not path.is_file():
             raise FileNotFoundError(f"no garment index at {directory}: {MANIFEST_NAME} not found")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_bytes().decode("utf-8")
+            data = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise IndexFormatError(f"corrupt manifest {path}: expected JSON; got a parse error ({e})") from None
         if not isinstance(data, dict):
             raise IndexFormatError(f"corrupt manifest {path}: expected a JSON object; got {type(data).__name__}")
+        _check_seal(path, text, data)
         if data.get("format") != FORMAT:
             raise IndexFormatError(f"manifest {path}: expected format {FORMAT!r}; got {data.get('format')!r}")
         if data.get("format_version") != FORMAT_VERSION:
@@ -228,8 +249,104 @@ class IndexManifest:
             name = data["files"].get(key)
             if not isinstance(name, str) or not _GENERATION_FILE.match(name):
                 raise IndexFormatError(f"manifest {path}: expected files.{key} to name a generation file; got {name!r}")
+        _check_checksums(path, data.get("checksums", {}))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def render_manifest(data: Mapping[str, Any]) -> str:
+    """``data`` as manifest text sealed with :data:`SEAL_KEY`: the SHA-256 of the JSON text of
+    ``data`` without the seal, appended as the last key (an existing seal in ``data`` is replaced)."""
+    body = {k: v for k, v in data.items() if k != SEAL_KEY}
+    digest = hashlib.sha256(_manifest_text(body).encode("utf-8")).hexdigest()
+    return _manifest_text({**body, SEAL_KEY: digest})
+
+
+def _manifest_text(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _check_seal(path: Path, text: str, data: Mapping[str, Any]) -> None:
+    """A sealed manifest must be byte for byte what :func:`render_manifest` makes of its contents
+    (this checks the seal and catches changes that JSON parsing would hide, such as whitespace)."""
+    if SEAL_KEY not in data:
+        if "checksums" in data:
+            raise IndexFormatError(f"manifest {path}: expected {SEAL_KEY!r} next to 'checksums' (both are written "
+                                   "together); got none: the manifest was changed after it was written")
+        return  # written before checksums existed
+    if render_manifest(data) != text:
+        raise IndexFormatError(f"manifest {path}: expected the text sealed by its {SEAL_KEY}; got a file that differs "
+                               "(changed or damaged after it was written): restore it or rebuild the index")
+
+
+def _check_checksums(path: Path, checksums: object) -> None:
+    if checksums == {}:
+        return
+    ok = isinstance(checksums, dict) and sorted(checksums) == sorted(CHECKED_FILES) and all(
+        isinstance(c, dict) and sorted(c) == ["bytes", "sha256"] and isinstance(c["bytes"], int)
+        and not isinstance(c["bytes"], bool) and c["bytes"] >= 0
+        and isinstance(c["sha256"], str) and _SHA256_HEX.match(c["sha256"]) for c in checksums.values())
+    if not ok:
+        raise IndexFormatError(f"manifest {path}: expected 'checksums' to map {list(CHECKED_FILES)} to "
+                               f"{{'bytes': size, 'sha256': hex digest}}; got {checksums!r}")
+
+
+# ------------------------------------------------------------------------------------ checksums
+
+
+def file_checksum(path: Path) -> dict[str, Any]:
+    """``{"bytes": size, "sha256": hex digest}`` of a file, read once in blocks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while block := fh.read(_READ_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def _mismatch(path: Path, what: str, expected: Mapping[str, Any], size: int, sha256: str | None) -> IndexFormatError:
+    got = f"{size} bytes" if sha256 is None else f"sha256 {sha256[:16]}…"
+    want = f"{expected['bytes']} bytes" if sha256 is None else f"sha256 {expected['sha256'][:16]}…"
+    return IndexFormatError(f"index {what} file {path}: expected {want} ({MANIFEST_NAME}); got {got}: the file was "
+                            "changed or damaged after it was written; rebuild the index")
+
+
+def check_file(path: Path, expected: Mapping[str, Any], what: str) -> None:
+    """Check a data file's size, then its SHA-256, against the manifest's ``checksums`` entry.
+
+    Raises:
+        IndexFormatError: the file differs.
+    """
+    size = path.stat().st_size
+    if size != expected["bytes"]:
+        raise _mismatch(path, what, expected, size, None)
+    got = file_checksum(path)
+    if got["sha256"] != expected["sha256"]:
+        raise _mismatch(path, what, expected, size, got["sha256"])
+
+
+def read_checked(path: Path, expected: Mapping[str, Any], what: str) -> np.ndarray:
+    """The bytes of a data file as a ``uint8`` array, hashed while they are read (one pass) and checked
+    against the manifest's ``checksums`` entry before anyone parses them.
+
+    Raises:
+        IndexFormatError: the file differs.
+    """
+    size = path.stat().st_size
+    if size != expected["bytes"]:
+        raise _mismatch(path, what, expected, size, None)
+    buf = np.empty(size, dtype=np.uint8)
+    view, digest, pos = memoryview(buf), hashlib.sha256(), 0
+    with open(path, "rb", buffering=0) as fh:
+        while pos < size:
+            n = fh.readinto(view[pos:pos + _READ_BLOCK])
+            if not n:
+                break
+            digest.update(view[pos:pos + n])
+            pos += n
+    if pos != size or digest.hexdigest() != expected["sha256"]:
+        raise _mismatch(path, what, expected, pos, digest.hexdigest())
+    return buf
 
 
 def new_generation_token(generation: int) -> str:
@@ -329,23 +446,61 @@ _SELECT_COLUMNS = "id, path, x_min, y_min, x_max, y_max, category, object_type, 
 _CHUNK = 900  # bound parameters per statement (SQLite's historical limit is 999)
 
 
-def open_read_only(path: Path) -> sqlite3.Connection:
-    """Open a committed metadata file; committed files never change, hence ``immutable=1``."""
+def open_read_only(path: Path, expected: Mapping[str, Any] | None = None, *, full_check: bool = False
+                   ) -> sqlite3.Connection:
+    """Open a committed metadata file; committed files never change, hence ``immutable=1``.
+
+    ``expected``: the manifest's ``checksums`` entry, checked first (:func:`check_file`). SQLite then
+    checks the file's structure: ``PRAGMA quick_check`` (cheap: pages, cells, free list), or the full
+    ``PRAGMA integrity_check`` (also every index against its table) with ``full_check``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        IndexFormatError: checksum mismatch, not a SQLite garment table, or a failed structure check.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"index metadata file {path} is missing")
+    if expected is not None:
+        check_file(path, expected, "metadata")
     uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     try:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        conn.execute("SELECT count(*) FROM garments").fetchone()
-        conn.execute("SELECT count(*) FROM tombstones").fetchone()
-    except sqlite3.DatabaseError as e:
-        raise IndexFormatError(f"index metadata file {path}: expected a SQLite garment table; got {e}") from None
+        with metadata_errors(path):
+            pragma = "integrity_check" if full_check else "quick_check"
+            found = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}(5)")]
+            if found != ["ok"]:
+                raise IndexFormatError(f"index metadata file {path}: expected SQLite {pragma} 'ok'; got "
+                                       f"{_one_line('; '.join(found))}: the file is damaged; rebuild the index")
+            conn.execute("SELECT count(*) FROM garments").fetchone()
+            conn.execute("SELECT count(*) FROM tombstones").fetchone()
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
+@contextmanager
+def metadata_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors while reading a committed metadata file into :class:`IndexFormatError`
+    (a closed connection, a programming error, stays what it is)."""
+    try:
+        yield
+    except sqlite3.ProgrammingError:
+        raise
+    except sqlite3.DatabaseError as e:
+        raise IndexFormatError(f"index metadata file {path}: expected a readable SQLite garment table; got "
+                               f"{type(e).__name__}: {_one_line(str(e))}: the file is damaged; rebuild the index") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def write_metadata(final: Path, source: sqlite3.Connection | None,
-                   edit: Callable[[sqlite3.Connection], None]) -> None:
-    """Write a new metadata file: a copy of ``source`` (or an empty table) with ``edit`` applied."""
+                   edit: Callable[[sqlite3.Connection], None]) -> dict[str, Any]:
+    """Write a new metadata file: a copy of ``source`` (or an empty table) with ``edit`` applied.
+    Returns its :func:`file_checksum` (taken before the rename)."""
+    checksum: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
         conn = sqlite3.connect(tmp)
@@ -361,8 +516,10 @@ def write_metadata(final: Path, source: sqlite3.Connection | None,
                 edit(conn)
         finally:
             conn.close()
+        checksum.update(file_checksum(tmp))
 
     write_atomically(final, write)
+    return checksum
 
 
 def insert_rows(conn: sqlite3.Connection, ids: np.ndarray, metas: Sequence[GarmentMeta]) -> None:
@@ -386,6 +543,11 @@ def add_tombstones(conn: sqlite3.Connection, ids: np.ndarray) -> None:
 
 def clear_tombstones(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM tombstones")
+
+
+def all_ids(conn: sqlite3.Connection) -> np.ndarray:
+    """Sorted ids of the live rows."""
+    return _id_array(conn.execute("SELECT id FROM garments ORDER BY id"))
 
 
 def count_rows(conn: sqlite3.Connection) -> int:

@@ -1,7 +1,7 @@
 """Garment catalogues: photos or tag results → a :class:`GarmentIndex`, and image/text queries against it.
 
 What one index vector holds
-    The garment embedding ``e`` (1280-d, from the classifier, see :mod:`fashionlens.embeddings`) and,
+    The garment embedding ``e`` (1280-d, from the classifier, see :func:`fashionlens.result.encode_embedding`) and,
     when alignment heads are available, its projection ``a = image_head(e)`` into the text–image
     space (D-d), concatenated and scaled so the vector is unit length: ``v = [e, a] / sqrt(2)``.
     A photo query is ``[e_q, 0]`` and a text query ``[0, text_head(minilm(text))]``, so one FAISS
@@ -16,6 +16,12 @@ Inputs
     (detected garments), category, object type and the attributes ``pattern``, ``colours``,
     ``material``, ``sleeve``, ``neckline``, ``fit`` (ids), ``garment`` (its number in the photo) and
     ``score`` — the filter fields of :meth:`GarmentIndex.search`.
+
+Failed inputs
+    A photo that cannot be tagged (missing, not an image, …), an error record in a results file, and
+    a results file that cannot be read are *failed inputs*: each is reported (``on_failure``, default:
+    logged) with its path, error type and message, and left out; the other inputs of the same call
+    are still indexed. The summary counts them under ``errors``.
 """
 
 from __future__ import annotations
@@ -24,13 +30,13 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fashionlens.embeddings import decode_embedding
+from fashionlens.result import decode_embedding
 from fashionlens.search._store import GarmentMeta
 from fashionlens.search.alignment import AlignmentHeads, load_alignment
 from fashionlens.search.index import GarmentIndex, IndexKind, IvfStorage, SearchHit
@@ -40,8 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INDEX_LAYOUT", "EmbeddingSpace", "GarmentSearcher", "TagOptions", "add_to_index", "build_index",
-           "garments_from_records", "read_result_records", "remove_from_index"]
+__all__ = ["INDEX_LAYOUT", "EmbeddingSpace", "FailedInput", "GarmentSearcher", "TagOptions", "add_to_index",
+           "build_index", "garments_from_records", "read_result_records", "remove_from_index"]
 
 INDEX_LAYOUT = "fashionlens/garment-index/v1"
 _SQRT2 = math.sqrt(2.0)
@@ -57,6 +63,23 @@ class TagOptions:
     backend: str = "auto"
     batch_size: int = 16
     threads: int | None = None
+
+
+@dataclass(frozen=True)
+class FailedInput:
+    """An input that could not be indexed: its path, a stable error type (as in tag error records,
+    e.g. ``not_an_image``) and the message."""
+
+    path: str
+    type: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.type}: {self.message}"
+
+
+def _log_failure(failure: FailedInput) -> None:
+    log.warning("not indexed: %s", failure)
 
 
 class EmbeddingSpace:
@@ -185,15 +208,53 @@ def _is_results_file(item: str | os.PathLike[str]) -> bool:
     return str(item).lower().endswith((".jsonl", ".ndjson"))
 
 
-def iter_input_records(inputs: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool = True
-                       ) -> Iterator[dict[str, Any]]:
-    """Records from tag-result files, then from tagging the photo inputs (with embeddings)."""
+def iter_input_records(inputs: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool = True,
+                       on_failure: Callable[[FailedInput], None] = _log_failure) -> Iterator[dict[str, Any]]:
+    """Records from tag-result files, then from tagging the photo inputs (with embeddings). A results
+    file that cannot be read (missing, not JSON lines of tag results) yields nothing: it goes to
+    ``on_failure``. Error records are yielded (see :func:`failed_inputs`)."""
     files = [i for i in inputs if _is_results_file(i)]
     photos = [i for i in inputs if not _is_results_file(i)]
     for f in files:
-        yield from read_result_records(f)
+        try:
+            records = list(read_result_records(f))  # all or nothing: a half-read file is not indexed
+        except OSError as exc:
+            on_failure(FailedInput(str(f), "unreadable_file", f"{type(exc).__name__}: {exc.strerror or exc}"))
+            continue
+        except ValueError as exc:
+            on_failure(FailedInput(str(f), "not_tag_results", str(exc)))
+            continue
+        yield from records
     if photos:
         yield from _tag_photos(photos, options, progress=progress)
+
+
+def failed_inputs(records: Iterable[Mapping[str, Any]]) -> list[FailedInput]:
+    """The error records among ``records`` as :class:`FailedInput` s."""
+    out = []
+    for rec in records:
+        error = rec.get("error")
+        if error:
+            err = error if isinstance(error, Mapping) else {"message": str(error)}
+            out.append(FailedInput(str((rec.get("image") or {}).get("path")), str(err.get("type") or "error"),
+                                   str(err.get("message") or "")))
+    return out
+
+
+def _collect(inputs: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool,
+             on_failure: Callable[[FailedInput], None]) -> tuple[list[dict[str, Any]], int]:
+    """Every record of ``inputs`` and the number of failed inputs, each reported to ``on_failure``."""
+    unreadable: list[FailedInput] = []
+
+    def report(failure: FailedInput) -> None:
+        unreadable.append(failure)
+        on_failure(failure)
+
+    records = list(iter_input_records(inputs, options, progress=progress, on_failure=report))
+    failed = failed_inputs(records)
+    for failure in failed:
+        on_failure(failure)
+    return records, len(unreadable) + len(failed)
 
 
 def _tag_photos(photos: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool
@@ -225,16 +286,19 @@ def _default_heads(alignment: str | os.PathLike[str] | bool | None) -> Alignment
 def build_index(inputs: Sequence[str | os.PathLike[str]], index_dir: str | os.PathLike[str], *,
                 kind: IndexKind = "auto", alignment: str | os.PathLike[str] | bool | None = None,
                 options: TagOptions = TagOptions(), progress: bool = True,
-                ivf_storage: IvfStorage = "auto") -> dict[str, Any]:
-    """Build (atomically replace) the index in ``index_dir`` from ``inputs``; returns a summary.
+                ivf_storage: IvfStorage = "auto",
+                on_failure: Callable[[FailedInput], None] = _log_failure) -> dict[str, Any]:
+    """Build (atomically replace) the index in ``index_dir`` from ``inputs``; returns a summary
+    (``errors``: the failed inputs, each reported to ``on_failure`` and left out).
 
     ``alignment``: heads file, ``None``/``True`` = the shipped heads, ``False`` = none (no text search).
     ``ivf_storage``: how an ``ivf`` index keeps its vectors (see :class:`GarmentIndex`).
     """
-    records = list(iter_input_records(inputs, options, progress=progress))
+    records, n_failed = _collect(inputs, options, progress=progress, on_failure=on_failure)
     emb, metas, counts = garments_from_records(records)
+    counts["errors"] = n_failed
     if not metas:
-        raise ValueError(f"no garments to index in {len(records)} record(s) ({counts['errors']} errors)")
+        raise ValueError(f"no garments to index in {len(records)} record(s) ({n_failed} failed inputs)")
     heads = _default_heads(alignment)
     space = EmbeddingSpace(emb.shape[1], heads)
     info = space.info() | {"classifier": _classifier_from_records(records)}
@@ -273,13 +337,15 @@ def _open_checked(index_dir: str | os.PathLike[str], alignment: str | os.PathLik
 
 def add_to_index(inputs: Sequence[str | os.PathLike[str]], index_dir: str | os.PathLike[str], *,
                  alignment: str | os.PathLike[str] | None = None, options: TagOptions = TagOptions(),
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, on_failure: Callable[[FailedInput], None] = _log_failure) -> dict[str, Any]:
     """Add the garments of ``inputs``; photos already in the index are replaced (their old garments
-    removed first, a separate commit). ``alignment``: the heads the index was built with (default: shipped)."""
+    removed first, a separate commit). ``alignment``: the heads the index was built with (default: shipped).
+    Failed inputs are reported to ``on_failure`` and counted under ``errors``; the others are added."""
     index, space = _open_checked(index_dir, alignment)
     with index:
-        records = list(iter_input_records(inputs, options, progress=progress))
+        records, n_failed = _collect(inputs, options, progress=progress, on_failure=on_failure)
         emb, metas, counts = garments_from_records(records)
+        counts["errors"] = n_failed
         if len(metas) and emb.shape[1] != space.image_dim:
             raise ValueError(f"{index_dir} holds {space.image_dim}-d garment embeddings; the inputs have {emb.shape[1]}-d")
         clf = index.manifest.info.get("classifier")

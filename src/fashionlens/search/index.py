@@ -46,6 +46,14 @@ by atomically replacing ``manifest.json``; an interrupted ``build``/``add``/``re
 previous index loadable and complete. One writer per directory at a time; readers that already
 loaded an index keep working (the FAISS index lives in memory and the SQLite file stays open).
 
+Integrity: the manifest holds the size and SHA-256 of the vectors and metadata files and seals
+itself; :meth:`GarmentIndex.load` checks the seal, reads the vectors file once (hashing it as it is
+read, so nothing is parsed before it matched — this briefly needs memory for the file's bytes as well
+as the index) and hashes the metadata file and runs ``PRAGMA quick_check`` on it; any difference is
+an :class:`IndexFormatError`. Indexes written before checksums existed load with a warning (any
+write adds checksums). :func:`verify_index` checks everything (``PRAGMA integrity_check``, ids of
+the vectors against the metadata rows) and lists the problems.
+
 Memory: the FAISS index is held in memory (``4·dim`` bytes per vector — ``2·dim`` for ``ivf`` with
 ``float16`` storage — plus the HNSW graph); :meth:`GarmentIndex.build` does not copy float32 vectors that are already unit length.
 FAISS uses OpenMP threads; set their number with ``faiss.omp_set_num_threads``.
@@ -53,6 +61,8 @@ FAISS uses OpenMP threads; set their number with ``faiss.omp_set_num_threads``.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -106,7 +116,7 @@ _SELECTION_CACHE = 8
 _HNSW_FILTERED_EF_MAX = 1024
 
 __all__ = ["DEFAULT_AUTO_THRESHOLD", "FASTSCAN_AUTO_MIN", "GarmentIndex", "GarmentMeta", "IndexFormatError", "IndexKind",
-           "IndexManifest", "IvfStorage", "SearchHit", "default_nlist", "default_nprobe"]
+           "IndexManifest", "IvfStorage", "SearchHit", "default_nlist", "default_nprobe", "verify_index"]
 
 
 @dataclass(frozen=True)
@@ -299,54 +309,31 @@ class GarmentIndex:
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> GarmentIndex:
-        """Open the index committed in ``directory``.
+        """Open the index committed in ``directory``, checking the files against the manifest's checksums
+        first (see the module docstring).
 
         Raises:
             FileNotFoundError: no such directory, no ``manifest.json``, or a file it names is missing.
-            IndexFormatError: corrupt manifest or files, or files inconsistent with the manifest
-                (dimension, kind, vector count vs metadata rows) — the message says expected vs got.
+            IndexFormatError: corrupt manifest or files (a checksum or SQLite check failed), or files
+                inconsistent with the manifest (dimension, kind, vector count vs metadata rows) — the
+                message says expected vs got.
         """
         directory = Path(directory)
         manifest = IndexManifest.read(directory)
-        if manifest.kind not in KINDS:
-            raise IndexFormatError(f"manifest in {directory}: expected kind in {KINDS}; got {manifest.kind!r}")
-        path = directory / manifest.files["vectors"]
-        if not path.is_file():
-            raise FileNotFoundError(f"index vectors file {path} (named in {_store.MANIFEST_NAME}) is missing")
-        try:
-            index = faiss.read_index(str(path))
-        except RuntimeError as e:
-            raise IndexFormatError(f"index vectors file {path}: expected a FAISS index; got {e}") from None
-        found = _kind_of(index)
-        if found != manifest.kind:
-            raise IndexFormatError(f"index vectors file {path}: expected a {manifest.kind} index (manifest); "
-                                   f"got {found or type(index).__name__}")
-        if found == "ivf" and _ivf_storage_of(index) != _stored_storage(manifest.params):
-            raise IndexFormatError(f"index vectors file {path}: expected {_stored_storage(manifest.params)} ivf storage "
-                                   f"(manifest); got {_ivf_storage_of(index)}")
-        if index.d != manifest.dim:
-            raise IndexFormatError(f"index vectors file {path}: expected dim {manifest.dim} (manifest); got {index.d}")
-        if index.ntotal != manifest.ntotal:
-            raise IndexFormatError(f"index vectors file {path}: expected {manifest.ntotal} vectors (manifest); "
-                                   f"got {index.ntotal}")
+        if not manifest.checksums:
+            logger.warning("index in %s has no file checksums (written by an older fashionlens): its files are not "
+                           "verified; any write (add, remove, rebuild) or a new build adds them", directory)
+        index = _read_vectors(directory, manifest)
         return cls._open(directory, manifest, index)
 
     @classmethod
     def _open(cls, directory: Path, manifest: IndexManifest, index: faiss.Index) -> GarmentIndex:
         _apply_search_defaults(index, manifest)
-        conn = _store.open_read_only(directory / manifest.files["metadata"])
+        path = directory / manifest.files["metadata"]
+        conn = _store.open_read_only(path, manifest.checksums.get("metadata"))
         try:
-            rows = _store.count_rows(conn)
-            tombstones = _store.tombstone_ids(conn)
-            if rows != manifest.count:
-                raise IndexFormatError(f"index metadata in {directory}: expected {manifest.count} rows (manifest "
-                                       f"count); got {rows}")
-            if len(tombstones) != manifest.tombstones or (len(tombstones) and not _uses_tombstones(manifest)):
-                raise IndexFormatError(f"index metadata in {directory}: expected {manifest.tombstones} tombstones "
-                                       f"({manifest.kind}); got {len(tombstones)}")
-            if rows + len(tombstones) != index.ntotal:
-                raise IndexFormatError(f"index in {directory}: expected the vector count to equal metadata rows + "
-                                       f"tombstones = {rows + len(tombstones)}; got {index.ntotal} vectors")
+            with _store.metadata_errors(path):
+                tombstones = _check_counts(directory, manifest, index, conn)
         except BaseException:
             conn.close()
             raise
@@ -376,7 +363,8 @@ class GarmentIndex:
                 new_ids = np.arange(m.next_id, m.next_id + n, dtype=np.int64)
             else:
                 new_ids = _check_new_ids(ids, n)
-                taken = _store.existing_ids(self._conn, new_ids)
+                with self._metadata_errors():
+                    taken = _store.existing_ids(self._conn, new_ids)
                 if len(taken):
                     raise ValueError(f"ids: expected ids not in the index; got {len(taken)} in use "
                                      f"(e.g. {taken[:5].tolist()})")
@@ -422,11 +410,12 @@ class GarmentIndex:
                 raise ValueError(f"ids: expected a 1-D sequence of integers; got {arr.dtype} of shape {arr.shape}")
             targets = arr.astype(np.int64).reshape(-1)
         with self._lock:
-            if paths is not None:
-                if isinstance(paths, (str, os.PathLike)):
-                    raise ValueError(f"paths: expected a list of paths; got a single {type(paths).__name__}")
-                targets = np.concatenate([targets, _store.ids_for_paths(self._conn, [os.fspath(p) for p in paths])])
-            found = _store.live_ids(self._conn, np.unique(targets))
+            if paths is not None and isinstance(paths, (str, os.PathLike)):
+                raise ValueError(f"paths: expected a list of paths; got a single {type(paths).__name__}")
+            with self._metadata_errors():
+                if paths is not None:
+                    targets = np.concatenate([targets, _store.ids_for_paths(self._conn, [os.fspath(p) for p in paths])])
+                found = _store.live_ids(self._conn, np.unique(targets))
             if not len(found):
                 return found
             m = self._manifest
@@ -497,6 +486,8 @@ class GarmentIndex:
         """Apply ``mutate`` (an in-place change of the in-memory index), write and commit a new
         generation with ``index`` (``None``: keep the committed vectors file) and the metadata edited
         by ``edit``. On any failure the in-memory state is the committed one again."""
+        if index is None and "vectors" not in self._manifest.checksums:
+            index = self._index  # an index written before checksums: write the vectors again, with one
         try:
             if mutate is not None:
                 mutate()
@@ -506,7 +497,7 @@ class GarmentIndex:
                 source=self._conn, edit=edit)
         except BaseException:
             if mutate is not None:
-                self._index = faiss.read_index(str(self._directory / self._manifest.files["vectors"]))
+                self._index = _read_vectors(self._directory, self._manifest)
                 _apply_search_defaults(self._index, self._manifest)
             raise
         conn = _store.open_read_only(self._directory / committed.files["metadata"])
@@ -523,9 +514,13 @@ class GarmentIndex:
 
     # -------------------------------------------------------------------------------- reads
 
+    def _metadata_errors(self) -> contextlib.AbstractContextManager[None]:
+        """SQLite errors reading the metadata become :class:`IndexFormatError` (:func:`_store.metadata_errors`)."""
+        return _store.metadata_errors(self._directory / self._manifest.files["metadata"])
+
     def get(self, ids: Iterable[int]) -> dict[int, GarmentMeta]:
         """Metadata of the given ids (missing ids are absent from the result)."""
-        with self._lock:
+        with self._lock, self._metadata_errors():
             return _store.fetch_meta(self._conn, [int(i) for i in ids])
 
     def select(self, filters: Mapping[str, Any]) -> np.ndarray:
@@ -560,7 +555,8 @@ class GarmentIndex:
             if want == 0 or len(q) == 0:
                 return [[] for _ in range(len(q))]
             scores, ids = self._knn(q, want, allowed, selector, nprobe, ef_search)
-            metas = _store.fetch_meta(self._conn, ids[ids >= 0].tolist())
+            with self._metadata_errors():
+                metas = _store.fetch_meta(self._conn, ids[ids >= 0].tolist())
         out: list[list[SearchHit]] = []
         for row_s, row_i in zip(scores, ids):
             hits: list[SearchHit] = []
@@ -582,7 +578,8 @@ class GarmentIndex:
         with self._lock:
             hit = self._selections.get(key)
             if hit is None:
-                ids = _store.select_ids(self._conn, filters, self._manifest.attribute_keys)
+                with self._metadata_errors():
+                    ids = _store.select_ids(self._conn, filters, self._manifest.attribute_keys)
                 hit = (ids, faiss.IDSelectorBatch(ids))
                 self._selections[key] = hit
                 while len(self._selections) > _SELECTION_CACHE:
@@ -716,8 +713,146 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_faiss(index: faiss.Index, path: Path) -> None:
-    faiss.write_index(index, str(path))
+def _write_faiss(index: faiss.Index, path: Path) -> dict[str, Any]:
+    """Write ``index`` to ``path``; returns the file's ``{"bytes", "sha256"}``, hashed on the way out."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "wb") as fh:
+        def write(block: bytes) -> int:
+            nonlocal size
+            digest.update(block)
+            size += len(block)
+            return fh.write(block)
+
+        faiss.write_index(index, faiss.PyCallbackIOWriter(write))
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def _read_faiss(data: np.ndarray) -> faiss.Index:
+    """The FAISS index serialised in ``data`` (``uint8``), read in blocks (no second copy of the bytes)."""
+    view, pos = memoryview(data), 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        block = view[pos:pos + n].tobytes()
+        pos += len(block)
+        return block
+
+    return faiss.read_index(faiss.PyCallbackIOReader(read))
+
+
+def _read_vectors(directory: Path, manifest: IndexManifest) -> faiss.Index:
+    """The committed FAISS index of ``manifest``: checksum first (when the manifest has one), then parsed
+    and checked against the manifest (kind, ivf storage, dim, vector count)."""
+    if manifest.kind not in KINDS:
+        raise IndexFormatError(f"manifest in {directory}: expected kind in {KINDS}; got {manifest.kind!r}")
+    path = directory / manifest.files["vectors"]
+    if not path.is_file():
+        raise FileNotFoundError(f"index vectors file {path} (named in {_store.MANIFEST_NAME}) is missing")
+    expected = manifest.checksums.get("vectors")
+    try:
+        index = faiss.read_index(str(path)) if expected is None else \
+            _read_faiss(_store.read_checked(path, expected, "vectors"))
+    except RuntimeError as e:
+        raise IndexFormatError(f"index vectors file {path}: expected a FAISS index; got "
+                               f"{' '.join(str(e).split())}") from None
+    _check_vectors(path, manifest, index)
+    return index
+
+
+def _check_vectors(path: Path, manifest: IndexManifest, index: faiss.Index) -> None:
+    found = _kind_of(index)
+    if found != manifest.kind:
+        raise IndexFormatError(f"index vectors file {path}: expected a {manifest.kind} index (manifest); "
+                               f"got {found or type(index).__name__}")
+    if found == "ivf" and _ivf_storage_of(index) != _stored_storage(manifest.params):
+        raise IndexFormatError(f"index vectors file {path}: expected {_stored_storage(manifest.params)} ivf storage "
+                               f"(manifest); got {_ivf_storage_of(index)}")
+    if index.d != manifest.dim:
+        raise IndexFormatError(f"index vectors file {path}: expected dim {manifest.dim} (manifest); got {index.d}")
+    if index.ntotal != manifest.ntotal:
+        raise IndexFormatError(f"index vectors file {path}: expected {manifest.ntotal} vectors (manifest); "
+                               f"got {index.ntotal}")
+
+
+def _check_counts(directory: Path, manifest: IndexManifest, index: faiss.Index, conn: sqlite3.Connection
+                  ) -> np.ndarray:
+    """Check metadata rows and tombstones against the manifest and the FAISS index; returns the tombstones."""
+    rows = _store.count_rows(conn)
+    tombstones = _store.tombstone_ids(conn)
+    if rows != manifest.count:
+        raise IndexFormatError(f"index metadata in {directory}: expected {manifest.count} rows (manifest "
+                               f"count); got {rows}")
+    if len(tombstones) != manifest.tombstones or (len(tombstones) and not _uses_tombstones(manifest)):
+        raise IndexFormatError(f"index metadata in {directory}: expected {manifest.tombstones} tombstones "
+                               f"({manifest.kind}); got {len(tombstones)}")
+    if rows + len(tombstones) != index.ntotal:
+        raise IndexFormatError(f"index in {directory}: expected the vector count to equal metadata rows + "
+                               f"tombstones = {rows + len(tombstones)}; got {index.ntotal} vectors")
+    return tombstones
+
+
+def _check_ids(directory: Path, index: faiss.Index, conn: sqlite3.Connection) -> None:
+    """The ids inside the FAISS index must be exactly the metadata rows' ids plus the tombstones."""
+    expected = np.union1d(_store.all_ids(conn), _store.tombstone_ids(conn))
+    got = np.sort(_faiss_ids(index))
+    if not np.array_equal(expected, got):
+        missing, extra = np.setdiff1d(expected, got), np.setdiff1d(got, expected)
+        raise IndexFormatError(f"index in {directory}: expected the vector ids to be the metadata ids + tombstones "
+                               f"({len(expected)}); got {len(missing)} missing (e.g. {missing[:5].tolist()}) and "
+                               f"{len(extra)} without metadata (e.g. {extra[:5].tolist()})")
+
+
+def _faiss_ids(index: faiss.Index) -> np.ndarray:
+    """Every id stored in a FAISS index of this module (tombstoned ones included), unordered."""
+    if isinstance(index, faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    invlists = faiss.downcast_index(index).invlists
+    parts = [np.zeros(0, dtype=np.int64)]
+    for cell in range(invlists.nlist):
+        n = invlists.list_size(cell)
+        if n:
+            ptr = invlists.get_ids(cell)
+            parts.append(faiss.rev_swig_ptr(ptr, n).astype(np.int64))  # astype copies
+            invlists.release_ids(cell, ptr)
+    return np.concatenate(parts)
+
+
+def verify_index(directory: str | os.PathLike[str]) -> list[str]:
+    """Check an index directory completely; returns the problems found (empty: intact).
+
+    Checks the manifest (seal, fields), each data file against its size and SHA-256, that the FAISS
+    index parses and matches the manifest (kind, storage, dim, count), SQLite's full
+    ``PRAGMA integrity_check`` of the metadata, the row and tombstone counts, and that the vector ids
+    are exactly the metadata ids plus the tombstones. An index written before checksums existed is
+    reported (its files cannot be verified) and otherwise checked the same way.
+    """
+    directory = Path(directory)
+    try:
+        manifest = IndexManifest.read(directory)
+    except (FileNotFoundError, IndexFormatError) as e:
+        return [str(e)]
+    problems: list[str] = []
+    if not manifest.checksums:
+        problems.append(f"manifest {directory / _store.MANIFEST_NAME}: expected file checksums; got none (written by "
+                        "an older fashionlens): the files cannot be verified; rebuild the index to add them")
+    index = conn = None
+    try:
+        index = _read_vectors(directory, manifest)
+    except (FileNotFoundError, IndexFormatError) as e:
+        problems.append(str(e))
+    path = directory / manifest.files["metadata"]
+    try:
+        conn = _store.open_read_only(path, manifest.checksums.get("metadata"), full_check=True)
+        if index is not None:
+            with _store.metadata_errors(path):
+                _check_counts(directory, manifest, index, conn)
+                _check_ids(directory, index, conn)
+    except (FileNotFoundError, IndexFormatError) as e:
+        problems.append(str(e))
+    finally:
+        if conn is not None:
+            conn.close()
+    return problems
 
 
 def _write_generation(directory: Path, manifest: IndexManifest, *, index: faiss.Index | None,
@@ -726,17 +861,20 @@ def _write_generation(directory: Path, manifest: IndexManifest, *, index: faiss.
     """Write the files of ``manifest.generation`` and commit them by replacing ``manifest.json``.
 
     ``index`` is written to a new vectors file unless it is ``None`` (``reuse_vectors`` names the
-    committed one to keep). The metadata file is ``source`` copied (or a new table) with ``edit``
-    applied. On failure the new files are removed and the committed generation is untouched.
+    committed one to keep, whose checksum ``manifest`` carries). The metadata file is ``source`` copied
+    (or a new table) with ``edit`` applied. The manifest records both files' sizes and SHA-256. On
+    failure the new files are removed and the committed generation is untouched.
     """
     token = _store.new_generation_token(manifest.generation)
     files = {"vectors": reuse_vectors or f"vectors-{token}.faiss", "metadata": f"metadata-{token}.sqlite"}
-    manifest = replace(manifest, files=files)
     new_files = [directory / files["metadata"]] + ([] if reuse_vectors else [directory / files["vectors"]])
+    checksums = {"vectors": manifest.checksums["vectors"]} if reuse_vectors else {}
     try:
-        _store.write_metadata(directory / files["metadata"], source, edit)
+        checksums["metadata"] = _store.write_metadata(directory / files["metadata"], source, edit)
         if index is not None:
-            _store.write_atomically(directory / files["vectors"], lambda p: _write_faiss(index, p))
+            _store.write_atomically(directory / files["vectors"],
+                                    lambda p: checksums.update(vectors=_write_faiss(index, p)))
+        manifest = replace(manifest, files=files, checksums=checksums)
         _store.fsync_dir(directory)  # the data files' renames are durable before the manifest names them
         _store.write_manifest(directory, manifest)
     except BaseException:
