@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fashionlens.detect import DetectSettings, GarmentDetector
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.taxonomy import load_taxonomy
 

@@ -14,7 +14,7 @@ from fashionlens.detect_rules import (
     hand_footwear,
     sparse_mask,
 )
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 
 
 def _g(*items: tuple[str, float, Sequence[float]], mask: np.ndarray | None = None) -> Garments:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fashionlens.embeddings import decode_embedding, encode_embedding, l2_normalise
+from fashionlens.result import decode_embedding, encode_embedding, l2_normalise
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import EMBEDDING_OUTPUT
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 
 
 def _three(with_mask: bool = True) -> Garments:
@@ -46,7 +46,7 @@ def test_select(keep: Any, expected: list[int] | None, exception: str | None) ->
     np.testing.assert_array_equal(out.confidence, g.confidence[expected])
     assert out.mask is not None and out.mask.shape == (len(expected), 4, 5)
     np.testing.assert_array_equal(out.mask, g.mask[expected])
-    assert out.xyxy.dtype == np.float32 and out.confidence.dtype == np.float32
+    assert out.xyxy.dtype == np.float64 and out.confidence.dtype == np.float64
 
 
 def test_select_without_mask_and_on_empty() -> None:

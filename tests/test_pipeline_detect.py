@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fashionlens.detect import DetectSettings, GarmentDetector
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.io.records import decode_mask
 from fashionlens.pipeline import Tagger, box_share, crop_garment

@@ -1,4 +1,4 @@
-"""Garment detection for the Tagger: a trained detector → :class:`~fashionlens.garments.Garments`.
+"""Garment detection for the Tagger: a trained detector → :class:`~fashionlens.result.Garments`.
 
 :class:`GarmentDetector` loads detector weights (the shipped default, or a path from
 ``fashionlens train detector``), runs it on decoded photos and applies the optional
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fashionlens.detect_rules import RULES, apply_rules
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.detector_weights import load_detector
 from fashionlens.models.fcos_seg import FCOSSeg

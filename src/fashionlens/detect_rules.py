@@ -1,8 +1,8 @@
 """Optional post-processing rules for detections, from the source pipeline's observed failures.
 
-Each rule takes :class:`~fashionlens.garments.Garments` (all candidates, before the score
+Each rule takes :class:`~fashionlens.result.Garments` (all candidates, before the score
 threshold) and returns the ones it keeps. Whether a rule helps is measured on the validation split
-(``docs/experiments.md``); none is on by default unless it measurably helped.
+(``experiments/README.md``); none is on by default unless it measurably helped.
 
 * ``duplicates``: one garment detected as two object types (a dress as ``full-body`` and
   ``upper-body``): boxes of *different* types overlapping with IoU > 0.7 keep only the higher score.
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 
 DUPLICATE_IOU = 0.7
 SPARSE_MASK_FILL = 0.25

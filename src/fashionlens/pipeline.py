@@ -35,8 +35,8 @@ from fashionlens.colours import (
     on_plain_backdrop,
     whole_image_pixels,
 )
-from fashionlens.embeddings import encode_embedding
-from fashionlens.garments import Garments
+from fashionlens.result import encode_embedding
+from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
@@ -105,7 +105,7 @@ class Tagger:
             raise TypeError(f"type_fusion: expected a TypeFusion or None, got {type(type_fusion).__name__}")
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
         self.type_fusion = type_fusion
-        self.embed = embed  # store each garment's embedding (see fashionlens.embeddings) in its result
+        self.embed = embed  # store each garment's embedding (see fashionlens.result.encode_embedding) in its result
         self.detector = detector
         self.crop_margin = crop_margin
         self.meta = self.backend.meta

@@ -170,7 +170,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
     ``whole_image``. ``render_dir``: write an annotated PNG per photo. The one-line summary goes to
     ``on_summary`` (the CLI prints it), else to the log. ``embed``: store each garment's embedding
-    (:mod:`fashionlens.embeddings`) in its result. ``manifest``: a file listing more inputs
+    (:func:`fashionlens.result.encode_embedding`) in its result. ``manifest``: a file listing more inputs
     (:func:`fashionlens.batch_job.read_manifest`).
 
     ``job_dir``: a resumable job (:mod:`fashionlens.batch_job`) writing chunks of ``chunk_size``

@@ -240,7 +240,7 @@ def test_top_detection_accuracy_with_fused_types(upper_body_detector_weights: Pa
 def test_fused_object_types_crop_the_decoded_pixels(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
     """Candidates are in the decoded image's pixels, which may be a reduced decode (scale 0.5 here)."""
     from fashionlens.evaluate.detector_report import fused_object_types
-    from fashionlens.garments import Garments
+    from fashionlens.result import Garments
     from fashionlens.imageio import DecodedImage
 
     rgb = np.zeros((60, 80, 3), np.uint8)

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from fashionlens.detect import DetectSettings, GarmentDetector
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage, load_image
 from fashionlens.models.detector_weights import load_detector
 from fashionlens.models.registry import DEFAULT_DETECTOR, default_weights_path

@@ -61,7 +61,7 @@ def test_prompts_find_the_category_of_held_out_rise_photos() -> None:
             if len(r.garments[0].categories) == 1][:30]
     tagger = Tagger(backend="onnx", embed=True)
     recs = tagger.tag_batch([load_image(r.path) for r in test], [str(r.path) for r in test])
-    from fashionlens.embeddings import decode_embedding
+    from fashionlens.result import decode_embedding
 
     x = np.stack([decode_embedding(rec["garments"][0]["embedding"]) for rec in recs])
     heads = load_alignment()

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from fashionlens.detect_rules import apply_rules
 from fashionlens.evaluate.detection import evaluate_detections, records_to_coco
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage, load_image
 from fashionlens.io.records import ImageRecord
 

@@ -41,15 +41,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fashionlens.taxonomy import DAMAGE_TYPES, ROUTES  # noqa: F401 - part of the item record's vocabulary
+
 ITEM_SCHEMA = "fashionlens/item/v1"
 
 ViewRole = Literal["front", "back", "label"]
 VIEW_ROLES: tuple[str, ...] = ("front", "back", "label")
 
-DAMAGE_TYPES: tuple[str, ...] = ("stain", "hole", "pilling", "fading")
-"""Damage types the damage head predicts (index + 1 in its masks; 0 = no damage)."""
 
-ROUTES: tuple[str, ...] = ("reuse", "repair", "export", "recycle")
 
 
 def item_error(kind: str, message: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from fashionlens.detect import DetectSettings
-from fashionlens.embeddings import decode_embedding
+from fashionlens.result import decode_embedding
 from fashionlens.service.deps import Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem

@@ -1,4 +1,4 @@
-"""Tests for fashionlens.garments.Garments: construction validation and the constructors."""
+"""Tests for fashionlens.result.Garments: construction validation and the constructors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fashionlens.garments import Garments
+from fashionlens.result import Garments
 from fashionlens.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -16,7 +16,7 @@ TAX = load_taxonomy()
 def test_empty() -> None:
     g = Garments.empty()
     assert len(g) == 0 and list(g) == []
-    assert g.xyxy.shape == (0, 4) and g.xyxy.dtype == np.float32
+    assert g.xyxy.shape == (0, 4) and g.xyxy.dtype == np.float64  # exact JSON round trips
     assert g.confidence.shape == (0,) and g.object_type == [] and g.mask is None and g.data == {}
 
 
@@ -25,7 +25,7 @@ def test_whole_image() -> None:
     assert len(g) == 1 and list(g) == [0]
     np.testing.assert_array_equal(g.xyxy, [[0, 0, 640, 480]])
     assert g.object_type == ["upper-body"]
-    assert g.confidence.dtype == np.float32 and g.confidence[0] == pytest.approx(0.75)
+    assert g.confidence.dtype == np.float64 and g.confidence[0] == pytest.approx(0.75)
     assert g.mask is None
 
 
@@ -44,7 +44,7 @@ def test_valid_garments_with_mask_and_data() -> None:
     mask[0, :10, :10] = mask[1, 10:, 20:] = True
     g = Garments(xyxy=[[0, 0, 10, 10], [20, 10, 40, 30]], object_type=["bag", "footwear"],
                  confidence=[0.9, 0.0], mask=mask, data={"category": ["bags", "boots"]})
-    assert len(g) == 2 and g.xyxy.shape == (2, 4) and g.xyxy.dtype == np.float32
+    assert len(g) == 2 and g.xyxy.shape == (2, 4) and g.xyxy.dtype == np.float64
     assert g.confidence.tolist() == pytest.approx([0.9, 0.0])
     # a flat list of 4 numbers is one box; zero-size boxes are allowed
     assert len(Garments(xyxy=[5, 5, 5, 5], object_type=["headwear"], confidence=1.0)) == 1
