@@ -173,7 +173,8 @@ class GarmentDetector:
             mask = np.stack([cv2.resize(m.astype(np.uint8), (image.width, image.height),
                                         interpolation=cv2.INTER_NEAREST).astype(bool) for m in mask]
                             ) if len(mask) else np.zeros((0, image.height, image.width), bool)
-        return Garments(xyxy=garments.xyxy / image.scale, object_type=garments.object_type,
+        # float32 division, as the boxes always were: the JSON bbox rounds the same as before
+        return Garments(xyxy=(garments.xyxy.astype(np.float32) / np.float32(image.scale)), object_type=garments.object_type,
                         confidence=garments.confidence, mask=mask, data=garments.data)
 
     def detect_many(self, images: Sequence[DecodedImage]) -> list[Garments]:

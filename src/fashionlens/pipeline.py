@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from fashionlens.colour_model import PixelColourModel, colour_features
 from fashionlens.colours import (
@@ -35,11 +34,18 @@ from fashionlens.colours import (
     on_plain_backdrop,
     whole_image_pixels,
 )
-from fashionlens.result import encode_embedding
-from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
+from fashionlens.result import (  # noqa: F401 - RESULT_SCHEMA re-exported
+    RESULT_SCHEMA,
+    Attributes,
+    ColourLabel,
+    Garments,
+    Label,
+    TagError,
+    TagResult,
+)
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
 from fashionlens.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
@@ -49,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESULT_SCHEMA = "fashionlens/result/v1"
 #: ``Tagger(colour_model=...)``: the shipped pixel colour model when it fits the classifier's colour head
 DEFAULT_COLOUR_MODEL = "default"
 
@@ -73,16 +78,18 @@ def preprocess(rgb: np.ndarray, meta: ClassifierMeta) -> np.ndarray:
 
 
 def error_record(path: str, exc: BaseException, *, model: dict[str, str]) -> dict[str, Any]:
-    code = getattr(exc, "code", None) or type(exc).__name__
-    return {"schema": RESULT_SCHEMA, "image": {"path": path, "width": None, "height": None}, "model": model,
-            "mode": None, "garments": [], "error": {"type": code, "message": str(exc)}, "timing_ms": {}}
+    """The ``fashionlens/result/v1`` record of an input that could not be used."""
+    return TagResult.failed(path, exc, model=model).to_json()
+
+
+def inference_failed(exc: BaseException) -> TagError:
+    """The error of a photo that decoded but could not be tagged (a model or pipeline failure)."""
+    return TagError(type="inference_failed", message=f"{type(exc).__name__}: {exc}"[:500])
 
 
 def inference_failed_record(path: str, exc: BaseException, *, model: dict[str, str]) -> dict[str, Any]:
-    """The error record of a photo that decoded but could not be tagged (a model or pipeline failure)."""
-    record = error_record(path, exc, model=model)
-    record["error"] = {"type": "inference_failed", "message": f"{type(exc).__name__}: {exc}"[:500]}
-    return record
+    """The error record of a photo that decoded but could not be tagged."""
+    return TagResult.failed(path, inference_failed(exc), model=model).to_json()
 
 
 class Tagger:
@@ -183,8 +190,8 @@ class Tagger:
         return types[t]
 
     def _attributes(self, probs: dict[str, np.ndarray], i: int, object_type: str, pixels: GarmentPixels
-                    ) -> dict[str, Any]:
-        attrs: dict[str, Any] = {}
+                    ) -> Attributes:
+        attrs: Attributes = {}
         for h in self.meta.heads:
             if h.name == "category":
                 continue
@@ -194,74 +201,70 @@ class Tagger:
             p = probs[h.name][i]
             if h.kind == "single":
                 j = int(p.argmax())
-                attrs[h.name] = {"id": h.values[j], "score": round(float(p[j]), 4)}
+                attrs[h.name] = Label(h.values[j], round(float(p[j]), 4))
+                continue
+            thr = self.meta.thresholds.get(h.name, 0.5)
+            if h.name == "colours" and self.colour_model is not None and pixels.masked and len(pixels.pixels):
+                pixel_p = self.colour_model.predict_proba(colour_features(pixels.pixels))
+                p, thr = self.colour_model.combine(p, pixel_p, thr)
+            chosen = [j for j in np.argsort(-p) if p[j] >= thr] or [int(p.argmax())]
+            names = [h.values[j] for j in chosen]
+            if h.name == "colours":
+                shares = colour_shares(pixels.pixels, names)
+                attrs[h.name] = [ColourLabel(n, round(shares[n], 4) if n in shares else None,
+                                             round(float(p[h.values.index(n)]), 4)) for n in names]
             else:
-                thr = self.meta.thresholds.get(h.name, 0.5)
-                if h.name == "colours" and self.colour_model is not None and pixels.masked and len(pixels.pixels):
-                    pixel_p = self.colour_model.predict_proba(colour_features(pixels.pixels))
-                    p, thr = self.colour_model.combine(p, pixel_p, thr)
-                chosen = [j for j in np.argsort(-p) if p[j] >= thr] or [int(p.argmax())]
-                names = [h.values[j] for j in chosen]
-                if h.name == "colours":
-                    shares = colour_shares(pixels.pixels, names)
-                    attrs[h.name] = [{"id": n, "share": round(shares[n], 4) if n in shares else None,
-                                      "score": round(float(p[h.values.index(n)]), 4)} for n in names]
-                else:
-                    attrs[h.name] = [{"id": n, "score": round(float(p[h.values.index(n)]), 4)} for n in names]
+                attrs[h.name] = [Label(n, round(float(p[h.values.index(n)]), 4)) for n in names]
         return attrs
 
-    def _garment(self, probs: dict[str, np.ndarray], i: int, pixels: GarmentPixels, xyxy: Sequence[float], *,
-                 object_type: str | None = None, score: float | None = None, mask: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-        """One garment's result. With ``object_type`` (from the detector) the category is the best one
-        of that type; without, the type is the category head's probabilities summed per object type."""
-        tax = self.taxonomy
+    def _classify(self, probs: dict[str, np.ndarray], i: int, pixels: GarmentPixels, object_type: str | None
+                  ) -> tuple[str, float | None, Label, list[Label], Attributes]:
+        """Crop ``i``'s object type (the given one, else the category head's probabilities summed per
+        type, with that type's probability as score), category (the best one *of that type*), top
+        categories and attributes."""
         cat = probs["category"][i]
+        score = None
         if object_type is None:
             type_p = self.object_type_probs(cat)
             t = int(type_p.argmax())
-            object_type, score = tax.object_types[t], float(type_p[t])
+            object_type, score = self.taxonomy.object_types[t], float(type_p[t])
         else:
-            t = tax.object_type_index(object_type)
+            t = self.taxonomy.object_type_index(object_type)
         cat_values = self.meta.head("category").values
-        in_type = np.where(self._cat_type_index == t, cat, -1.0)
-        order = np.argsort(-cat)[: self.top_k]
-        best = int(in_type.argmax())
-        x0, y0, x1, y1 = (float(v) for v in xyxy)
-        extra = {"embedding": encode_embedding(probs[EMBEDDING_OUTPUT][i])} if EMBEDDING_OUTPUT in probs else {}
-        return {
-            "object_type": object_type,
-            "score": round(float(score), 4),
-            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-            "mask": mask,
-            "category": {"id": cat_values[best], "score": round(float(cat[best]), 4)},
-            "category_top": [{"id": cat_values[j], "score": round(float(cat[j]), 4)} for j in order],
-            "attributes": self._attributes(probs, i, object_type, pixels),
-            **extra,
-        }
+        best = int(np.where(self._cat_type_index == t, cat, -1.0).argmax())
+        top = [Label(cat_values[j], round(float(cat[j]), 4)) for j in np.argsort(-cat)[: self.top_k]]
+        return (object_type, score, Label(cat_values[best], round(float(cat[best]), 4)), top,
+                self._attributes(probs, i, object_type, pixels))
 
-    def _record(self, path: str, im: DecodedImage, garments: list[dict[str, Any]], mode: str,
-                timing: dict[str, float]) -> dict[str, Any]:
+    def _whole_image_garments(self, probs: dict[str, np.ndarray], i: int, pixels: GarmentPixels,
+                              width: int, height: int) -> Garments:
+        """The photo as one garment, classified by crop ``i`` of ``probs``."""
+        object_type, score, category, top, attributes = self._classify(probs, i, pixels, None)
+        return Garments(xyxy=[[0, 0, width, height]], object_type=[object_type], confidence=[score],
+                        category=[category], category_top=[top], attributes=[attributes],
+                        embedding=probs[EMBEDDING_OUTPUT][i:i + 1] if EMBEDDING_OUTPUT in probs else None)
+
+    def _model(self) -> dict[str, str]:
         model = dict(self.model_info)
         if self.detector is not None:
             model["detector"] = self.detector.meta.name
             model["detector_version"] = self.detector.meta.version
             model["detector_backend"] = self.detector.backend
-        return {"schema": RESULT_SCHEMA, "image": {"path": path, "width": im.width, "height": im.height},
-                "model": model, "mode": mode, "garments": garments, "error": None, "timing_ms": timing}
+        return model
 
-    def tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str],
-                  decode_ms: Sequence[float] | None = None,
-                  inputs: Sequence[np.ndarray] | None = None,
-                  pixels: Sequence[GarmentPixels] | None = None) -> list[dict[str, Any]]:
-        """Result records (``fashionlens/result/v1``) for decoded images.
+    def tag(self, images: Sequence[DecodedImage], paths: Sequence[str],
+            decode_ms: Sequence[float] | None = None,
+            inputs: Sequence[np.ndarray] | None = None,
+            pixels: Sequence[GarmentPixels] | None = None) -> list[TagResult]:
+        """One :class:`~fashionlens.result.TagResult` per decoded image, in order.
 
         With a detector: detect → crop each garment (with a margin) → classify → colours from the
         garment's mask pixels; a photo with no detection falls back to whole-image mode
         (``mode: whole_image_fallback``). Without one, each photo is one garment (``whole_image``).
         ``inputs``: the whole images already passed through :func:`preprocess` (whole-image mode);
         ``pixels``: their :meth:`whole_image_pixels`, already found (whole-image mode; ``tag`` finds
-        both in its decode threads).
+        both in its decode threads). A batch that fails is tagged again photo by photo, so only a
+        photo that fails on its own gets an ``inference_failed`` error.
         """
         if pixels is not None and len(pixels) != len(images):
             raise ValueError(f"expected one GarmentPixels per image, got {len(pixels)} for {len(images)} images")
@@ -270,7 +273,7 @@ class Tagger:
         if inputs is not None and len(inputs) != len(images):
             raise ValueError(f"expected one preprocessed input per image, got {len(inputs)} for {len(images)} images")
         try:
-            return self._tag_batch(images, paths, decode_ms, inputs, pixels)
+            return self._tag(images, paths, decode_ms, inputs, pixels)
         except Exception:
             if len(images) <= 1:
                 raise
@@ -278,23 +281,29 @@ class Tagger:
         log.warning("a batch of %d photos failed; tagging them one by one", len(images), exc_info=True)
         return [self._tag_one(k, images, paths, decode_ms, inputs, pixels) for k in range(len(images))]
 
+    def tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str],
+                  decode_ms: Sequence[float] | None = None,
+                  inputs: Sequence[np.ndarray] | None = None,
+                  pixels: Sequence[GarmentPixels] | None = None) -> list[dict[str, Any]]:
+        """:meth:`tag`, as ``fashionlens/result/v1`` JSON records."""
+        return [r.to_json() for r in self.tag(images, paths, decode_ms, inputs, pixels)]
+
     def _tag_one(self, k: int, images: Sequence[DecodedImage], paths: Sequence[str],
                  decode_ms: Sequence[float] | None, inputs: Sequence[np.ndarray] | None,
-                 pixels: Sequence[GarmentPixels] | None) -> dict[str, Any]:
-        """Photo ``k`` of a batch on its own; a failure becomes its ``inference_failed`` error record."""
+                 pixels: Sequence[GarmentPixels] | None) -> TagResult:
+        """Photo ``k`` of a batch on its own; a failure becomes its ``inference_failed`` result."""
         def one(seq: Sequence[Any] | None) -> Sequence[Any] | None:
             return None if seq is None else [seq[k]]
 
         try:
-            [record] = self._tag_batch([images[k]], [paths[k]], one(decode_ms), one(inputs), one(pixels))
-            return record
+            [result] = self._tag([images[k]], [paths[k]], one(decode_ms), one(inputs), one(pixels))
+            return result
         except Exception as exc:
             log.error("inference failed for %s: %s", paths[k], exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            return inference_failed_record(paths[k], exc, model=self.model_info)
+            return TagResult.failed(paths[k], inference_failed(exc), model=self.model_info)
 
-    def _tag_batch(self, images: Sequence[DecodedImage], paths: Sequence[str], decode_ms: Sequence[float] | None,
-                   inputs: Sequence[np.ndarray] | None, pixels: Sequence[GarmentPixels] | None
-                   ) -> list[dict[str, Any]]:
+    def _tag(self, images: Sequence[DecodedImage], paths: Sequence[str], decode_ms: Sequence[float] | None,
+             inputs: Sequence[np.ndarray] | None, pixels: Sequence[GarmentPixels] | None) -> list[TagResult]:
         if self.detector is not None:
             return self._tag_detected(images, paths, decode_ms)
         t0 = time.perf_counter()
@@ -303,64 +312,85 @@ class Tagger:
         else:
             probs = self.predict([im.rgb for im in images])
         infer_ms = (time.perf_counter() - t0) * 1000 / max(1, len(images))
+        model = self._model()
         out = []
         for i, (im, path) in enumerate(zip(images, paths)):
             t1 = time.perf_counter()
             px = pixels[i] if pixels is not None else self.whole_image_pixels(im.rgb)
-            garment = self._garment(probs, i, px, (0, 0, im.width, im.height))
+            garments = self._whole_image_garments(probs, i, px, im.width, im.height)
             timing = {"infer": round(infer_ms, 2), "post": round((time.perf_counter() - t1) * 1000, 2)}
             if decode_ms is not None:
                 timing["decode"] = round(decode_ms[i], 2)
-            out.append(self._record(path, im, [garment], "whole_image", timing))
+            out.append(TagResult(path=path, width=im.width, height=im.height, model=dict(model),
+                                 mode="whole_image", garments=garments, timing_ms=timing))
         return out
 
-    def _tag_detected(self, images: Sequence[DecodedImage], paths: Sequence[str],
-                      decode_ms: Sequence[float] | None) -> list[dict[str, Any]]:
+    def _crops(self, images: Sequence[DecodedImage]
+               ) -> tuple[list[np.ndarray], list[tuple[int, GarmentPixels]], list[Garments], list[float]]:
+        """Detect garments in each photo and crop them: the crops, (photo, colour pixels) per crop,
+        each photo's detections and detection time. A photo with no detection is one whole crop."""
         assert self.detector is not None
         crops: list[np.ndarray] = []
-        jobs: list[tuple[int, int, Garments | None, GarmentPixels]] = []  # (image, garment, garments, pixels)
+        jobs: list[tuple[int, GarmentPixels]] = []
+        detected: list[Garments] = []
         detect_ms: list[float] = []
         for k, im in enumerate(images):
             t0 = time.perf_counter()
             garments = self.detector.detect(im)
             detect_ms.append((time.perf_counter() - t0) * 1000)
+            detected.append(garments)
             if not len(garments):
                 crops.append(im.rgb)
-                jobs.append((k, -1, None, self.whole_image_pixels(im.rgb)))
+                jobs.append((k, self.whole_image_pixels(im.rgb)))
                 continue
             # the pixel colour model joins only on plain-backdrop photos (where it was trained and measured);
             # on a street photo a mask's pixels include skin and background it has never seen
             plain = self.colour_model is not None and on_plain_backdrop(im.rgb)
             for j in garments:
-                crop, pixels = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
-                                            margin=self.crop_margin)
+                crop, px = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
+                                        margin=self.crop_margin)
                 crops.append(crop)
-                jobs.append((k, j, garments, pixels if plain else pixels._replace(masked=False)))
+                jobs.append((k, px if plain else px._replace(masked=False)))
+        return crops, jobs, detected, detect_ms
+
+    def _classified(self, im: DecodedImage, garments: Garments, probs: dict[str, np.ndarray], first: int,
+                    jobs: Sequence[tuple[int, GarmentPixels]]) -> Garments:
+        """A photo's detections with object type fused, category and attributes from crops ``first…``."""
+        types, categories, tops, attributes = [], [], [], []
+        for j in garments:
+            n = first + j
+            fused = self.fuse_object_type(garments.object_type[j], probs["category"][n],
+                                          box_share(garments.xyxy[j], im.width, im.height))
+            object_type, _, category, top, attrs = self._classify(probs, n, jobs[n][1], fused)
+            types.append(object_type)
+            categories.append(category)
+            tops.append(top)
+            attributes.append(attrs)
+        embedding = probs[EMBEDDING_OUTPUT][first:first + len(garments)] if EMBEDDING_OUTPUT in probs else None
+        return Garments(xyxy=garments.xyxy, object_type=types, confidence=garments.confidence, mask=garments.mask,
+                        data=garments.data, category=categories, category_top=tops, attributes=attributes,
+                        embedding=embedding)
+
+    def _tag_detected(self, images: Sequence[DecodedImage], paths: Sequence[str],
+                      decode_ms: Sequence[float] | None) -> list[TagResult]:
+        crops, jobs, detected, detect_ms = self._crops(images)
         t1 = time.perf_counter()
         probs = self.predict(crops)
         classify_ms = (time.perf_counter() - t1) * 1000 / max(1, len(images))
-        per_image: list[list[dict[str, Any]]] = [[] for _ in images]
-        modes = ["detect"] * len(images)
-        for n, (k, j, garments, pixels) in enumerate(jobs):
-            im = images[k]
-            if garments is None:
-                modes[k] = "whole_image_fallback"
-                per_image[k].append(self._garment(probs, n, pixels, (0, 0, im.width, im.height)))
-                continue
-            rle = None
-            if garments.mask is not None:
-                rle = mask_utils.encode(np.asfortranarray(garments.mask[j].astype(np.uint8)))
-                rle = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-            object_type = self.fuse_object_type(garments.object_type[j], probs["category"][n],
-                                                box_share(garments.xyxy[j], im.width, im.height))
-            per_image[k].append(self._garment(probs, n, pixels, garments.xyxy[j], object_type=object_type,
-                                              score=float(garments.confidence[j]), mask=rle))
-        out = []
-        for k, (im, path) in enumerate(zip(images, paths)):
+        model = self._model()
+        out, first = [], 0
+        for k, (im, path, garments) in enumerate(zip(images, paths, detected)):
+            if len(garments):
+                mode, result = "detect", self._classified(im, garments, probs, first, jobs)
+            else:
+                mode = "whole_image_fallback"
+                result = self._whole_image_garments(probs, first, jobs[first][1], im.width, im.height)
+            first += max(1, len(garments))
             timing = {"detect": round(detect_ms[k], 2), "classify": round(classify_ms, 2)}
             if decode_ms is not None:
                 timing["decode"] = round(decode_ms[k], 2)
-            out.append(self._record(path, im, per_image[k], modes[k], timing))
+            out.append(TagResult(path=path, width=im.width, height=im.height, model=dict(model), mode=mode,
+                                 garments=result, timing_ms=timing))
         return out
 
 
