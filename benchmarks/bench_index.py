@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--clusters", type=int, default=1000)
     ap.add_argument("--spread", type=float, default=4.0,
                     help="point noise norm relative to the cluster centre (4.0: neighbour contrast close to real "
-                         "garment index vectors; 2.0 is much easier — docs/experiments.md)")
+                         "garment index vectors; 2.0 is much easier — experiments/README.md)")
     ap.add_argument("--threads", type=int, default=0, help="FAISS OpenMP threads (0: all cores)")
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)

@@ -7,7 +7,7 @@ interleaved — repeat ``r`` of every configuration before ``r + 1`` of any — 
 * ``whole/<backend>/<threads>``: ``fashionlens tag --whole-image`` as users run it
   (:func:`fashionlens.tag_job.tag_paths`: decode threads, batches of 16, colour shares, plus the
   JSON line), on the first ``--whole-limit`` clothing photos (352×470). ``onnx-int8`` is the
-  opt-in int8 classifier (``--int8 PATH``, see :mod:`fashionlens.runtime.onnx_quantize`).
+  opt-in int8 classifier (``--int8 PATH``, see ``experiments/scripts/onnx_quantize.py``).
 * ``detect/<backend>/<threads>``: the full detection pipeline (decode → detector at 384 px →
   crops → classifier → colours → RLE masks → JSON line) on the first ``--limit`` CCP street
   photos (825×550); the backend applies to detector network and classifier alike.
@@ -342,7 +342,7 @@ def profile_detect(paths: list[Path], *, threads: int = 2) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
     from fashionlens.detect import GarmentDetector
-    from fashionlens.garments import Garments
+    from fashionlens.result import Garments
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import Tagger, crop_garment, preprocess
     from fashionlens.runtime.detector_onnx import FEATURE_NAMES, OUTPUT_NAMES
@@ -473,10 +473,8 @@ def int8_sweep(out_dir: Path, cache: Path, *, variants: list[str] | None = None,
     from fashionlens.evaluate.classification import classifier_metrics
     from fashionlens.models.registry import default_weights_path
     from fashionlens.runtime.backends import OnnxBackend, onnx_path_for
-    from fashionlens.runtime.onnx_quantize import (
-        QuantizeSettings,
-        quantize_classifier_onnx,
-    )
+    sys.path.insert(0, str(ROOT / "experiments" / "scripts"))  # the int8 quantiser is lab code
+    from onnx_quantize import QuantizeSettings, quantize_classifier_onnx
     from fashionlens.train.samples import SampleDataset, read_samples
 
     out_dir.mkdir(parents=True, exist_ok=True)

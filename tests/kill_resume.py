@@ -16,7 +16,7 @@ After every kill the job folder is checked (``job.json`` readable, every committ
 record count and paths right, the committed count never goes down). At the end the job runs to
 completion and the output is compared with the input list and with an uninterrupted reference run.
 
-    .venv/bin/python scripts/kill_resume.py --kills 20            # prints a JSON summary
+    .venv/bin/python tests/kill_resume.py --kills 20              # prints a JSON summary
 """
 
 from __future__ import annotations

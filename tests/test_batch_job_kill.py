@@ -2,7 +2,7 @@
 subprocess on generated photos, is SIGKILLed at random points several times and resumed each time; the
 final output must hold every input exactly once and every committed chunk must be readable.
 
-The trial itself is ``scripts/kill_resume.py`` (``run_trial``); this test runs it with ``KILLS`` kills
+The trial itself is ``tests/kill_resume.py`` (``run_trial``); this test runs it with ``KILLS`` kills
 (the script's default, 20, is the full version) and checks the job folder on its own as well.
 Whole-image mode starts in about 1–2 s, so the test takes roughly (KILLS + 2) × 2 s."""
 
@@ -20,7 +20,7 @@ from fashionlens.batch_job import read_chunk_file
 from fashionlens.imageio import iter_image_paths
 
 KILLS = 5
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kill_resume.py"
+SCRIPT = Path(__file__).with_name("kill_resume.py")
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL and flock: Linux only")
 

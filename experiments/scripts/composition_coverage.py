@@ -3,8 +3,8 @@
 Prints the counts (strings, non-empty, parsed to ≥ 1 fibre, percentages adding up to 100 ± 1) and
 writes them with the unparsed strings and those whose percentages do not add up to a JSON file::
 
-    .venv/bin/python scripts/composition_coverage.py /tmp/coverage.json
-    .venv/bin/python scripts/composition_coverage.py /tmp/coverage.json --data ../shared/datasets/rise/garments.jsonl
+    .venv/bin/python experiments/scripts/composition_coverage.py /tmp/coverage.json
+    .venv/bin/python experiments/scripts/composition_coverage.py /tmp/coverage.json --data ../shared/datasets/rise/garments.jsonl
 
 Keep the JSON outside the repository.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fashionlens.taxonomy.composition import composition_coverage
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the project root (this file is experiments/scripts/...)
 DEFAULT_DATA = ROOT / ".." / "shared" / "datasets" / "rise" / "garments.jsonl"
 
 

@@ -7,7 +7,7 @@
 
 Usage (from the project root)::
 
-    .venv/bin/python scripts/damage_figures.py --out runs/damage_figures [--weights W] [--n 8]
+    .venv/bin/python experiments/scripts/damage_figures.py --out runs/damage_figures [--weights W] [--n 8]
 """
 
 from __future__ import annotations

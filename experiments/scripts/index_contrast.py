@@ -1,12 +1,12 @@
 """How hard is nearest-neighbour search on real garment index vectors, compared with the synthetic
-mixtures of ``benchmarks/bench_index.py``? (docs/experiments.md, search: the 1M scale check.)
+mixtures of ``benchmarks/bench_index.py``? (experiments/README.md, search: the 1M scale check.)
 
 Embeds ``--n`` clothing + RISE photos (whole-image, shipped classifier), maps them to index vectors
 with the shipped alignment heads, and prints, for them and for as many draws of each synthetic
 mixture, the median z-score (over all similarities of a query) of the 1st, 10th and 100th
 neighbour's similarity and the 10th-to-100th gap. Lower z and smaller gaps = harder for IVF.
 
-    .venv/bin/python scripts/index_contrast.py --n 3000
+    .venv/bin/python experiments/scripts/index_contrast.py --n 3000
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the project root (this file is experiments/scripts/...)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_index import Mixture
 
-from fashionlens.embeddings import decode_embedding
+from fashionlens.result import decode_embedding
 from fashionlens.pipeline import Tagger
 from fashionlens.search.alignment import load_alignment
 from fashionlens.search.catalogue import EmbeddingSpace

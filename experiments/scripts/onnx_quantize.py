@@ -1,5 +1,10 @@
 """Int8 quantisation of the classifier's ONNX export (ONNX Runtime's ``onnxruntime.quantization``).
 
+Lab code (was ``fashionlens.runtime.onnx_quantize``): measured, not shipped, and no command uses it
+(``docs/performance.md``: -3.8 points category accuracy, no faster on this CPU). Import it with this
+folder on ``sys.path`` (``benchmarks/bench_scale.py --int8-sweep`` does); its tests are
+``experiments/scripts/test_onnx_quantize.py``.
+
 An opt-in speed lever for CPU inference, not the default: the quantised graph is written next to
 the float export as ``<name>.int8.onnx`` and is used only when asked for by path
 (``Tagger(weights="….int8.onnx")`` / ``fashionlens tag --weights ….int8.onnx``). It keeps the float

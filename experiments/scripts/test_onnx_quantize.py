@@ -2,11 +2,15 @@
 
 A tiny classifier-shaped network (conv stem, depthwise conv, pooled features → two heads +
 embedding, 32 px input) stands in for the shipped model so that each test takes well under a second.
+
+Lab code, not collected by the project's test run (``testpaths = ["tests"]``); run it with
+``.venv/bin/python -m pytest experiments/scripts/test_onnx_quantize.py``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +22,9 @@ from torch import nn
 from fashionlens.models.heads import HeadSpec
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 from fashionlens.runtime.backends import OnnxBackend, create_backend
-from fashionlens.runtime.onnx_quantize import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # onnx_quantize.py lives beside this file
+from onnx_quantize import (  # noqa: E402
     QUANT_KEY,
     QuantizeSettings,
     calibration_batches,

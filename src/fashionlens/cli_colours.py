@@ -7,6 +7,8 @@ import argparse
 import json
 from typing import Any
 
+from fashionlens.paths import default_data_root, runs_path
+
 
 def _cmd_train_colours(args: argparse.Namespace) -> int:
     from fashionlens.train.colours import ColourTrainConfig, train_colours
@@ -56,12 +58,12 @@ def add_colour_parsers(train_sub: Any, eval_sub: Any) -> None:
     e = eval_sub.add_parser("colours", help="colour macro-F1 of tag's colours on RISE: head alone vs head + pixels")
     e.add_argument("--weights", default=None, help="pixel colour model (.npz; default: the shipped one)")
     e.add_argument("--classifier", default=None, help="classifier weights (default: the shipped classifier)")
-    e.add_argument("--data", default="../shared/datasets", help="folder that holds rise/")
+    e.add_argument("--data", default=default_data_root(), help="folder that holds rise/")
     e.add_argument("--split", choices=["train", "val", "test"], default="val")
     e.add_argument("--detect", action="store_true",
                    help="tag through the shipped detector (tag's default mode; the top garment's colours are scored) "
                         "instead of whole-image mode")
     e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--out", default="runs/eval-colours", help="folder for metrics.json and the per-colour F1 chart")
+    e.add_argument("--out", default=runs_path("eval-colours"), help="folder for metrics.json and the per-colour F1 chart")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=_cmd_evaluate_colours)

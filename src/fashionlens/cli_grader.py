@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from fashionlens.paths import runs_path
+
 
 def _cmd_train_grader(args: argparse.Namespace) -> int:
     from fashionlens.train.config import load_config, parse_override
@@ -78,9 +80,9 @@ def add_evaluate_grader_parser(eval_sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "val", "test"], default="test",
                    help="split (seed and fractions as stored with the weights)")
     p.add_argument("--classifier", default=None, help="classifier weights that embed the photos (default: shipped)")
-    p.add_argument("--embedding-cache", default="runs/cache/grader", help="folder for cached photo embeddings")
+    p.add_argument("--embedding-cache", default=runs_path("cache", "grader"), help="folder for cached photo embeddings")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/eval-grader", help="folder for metrics.json and PNGs")
+    p.add_argument("--out", default=runs_path("eval-grader"), help="folder for metrics.json and PNGs")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate_grader)
     return p

@@ -5,7 +5,7 @@ single-garment photos) on product photos, where the garment fills much of the fr
 garment therefore takes the classifier's object type — its category probabilities on the crop summed
 per type — when that type's probability reaches ``threshold``, or the lower ``large_threshold``
 when the box covers at least ``large_share`` of the photo. Box, score and mask stay the detector's.
-The defaults were chosen on validation (docs/experiments.md, "Object type: detector + classifier").
+The defaults were chosen on validation (experiments/README.md, "Object type: detector + classifier").
 """
 
 from __future__ import annotations

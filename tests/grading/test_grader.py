@@ -27,12 +27,11 @@ from fashionlens.models.grader import (
 )
 from fashionlens.models.heads import HeadSpec
 from fashionlens.train.config import ConfigError, load_config
-from fashionlens.train.grader import (
-    GraderTrainConfig,
+from fashionlens.train.grader import GraderTrainConfig, train_grader
+from fashionlens.train.grader_data import (
     build_vocabularies,
     embed_items,
     encode_targets,
-    train_grader,
 )
 from fashionlens.train.losses import multitask_loss
 

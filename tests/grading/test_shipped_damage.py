@@ -1,6 +1,6 @@
 """The shipped damage head with its region verifier on real RISE validation photos with the project's fixed
 synthetic damage (skipped when ``../shared/datasets`` is absent). The model card's figures come from the full
-split (``fashionlens evaluate damage --config configs/damage_lite0_v4.yaml``); this checks, on the first
+split (``fashionlens evaluate damage --config configs/damage_lite0.yaml``); this checks, on the first
 12 validation photos, that the shipped decoding is the verifier and that it still finds damage: hole recall
 ≥ 0.6 [measured with v4.1: 0.83 on these photos, 6 holes], stain recall ≥ 0.2 [0.4 of 5 stains],
 mIoU ≥ 0.45 [0.68], at most 2 of 12 clean photos flagged [0; v4: 1]."""
@@ -39,7 +39,7 @@ def test_shipped_verifier_finds_holes_without_flagging_clean_photos():
         load_garment_photos,
     )
 
-    config = DamageTrainConfig(**{**yaml.safe_load((ROOT / "configs" / "damage_lite0_hires.yaml").read_text()),
+    config = DamageTrainConfig(**{**yaml.safe_load((ROOT / "configs" / "damage_lite0.yaml").read_text()),
                                   "data_root": str(DATA)})
     photos = load_garment_photos(_rise_photos(config)["val"][:12], height=config.height, width=config.width,
                                  progress=False)

@@ -17,7 +17,7 @@ from fashionlens.search.captions import (
     subset,
 )
 from fashionlens.taxonomy import load_taxonomy
-from fashionlens.train.alignment import FactCodes
+from fashionlens.train.alignment_data import FactCodes
 
 SWEATER = GarmentFacts.from_labels(categories=["sweaters"], object_type="upper-body", source_label="Sweater",
                                    attributes={"colours": ["red", "white"], "pattern": "striped", "material": "wool",

@@ -180,7 +180,7 @@ def test_cache_split_is_the_seeded_group_split() -> None:
     photo (or sender/item group) reaches training."""
     from fashionlens.io.datasets import read_dataset
     from fashionlens.io.splits import group_split
-    from fashionlens.train.alignment import alignment_samples, facts_for_samples
+    from fashionlens.train.alignment_data import alignment_samples, facts_for_samples
 
     samples = alignment_samples(AlignmentTrainConfig(data_root=str(SHARED), cache_dir=str(CACHE)), progress=False)
     split_of = {}

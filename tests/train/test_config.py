@@ -103,7 +103,9 @@ def test_parse_override() -> None:
         parse_override("epochs")
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("classifier_*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*sorted(CONFIGS.glob("classifier_*.yaml")),
+                                  *sorted(CONFIGS.glob("experiments/classifier_*.yaml"))],
+                         ids=lambda p: p.relative_to(CONFIGS).as_posix())
 def test_shipped_configs_load(path: Path) -> None:  # classifier configs (detector/alignment ones: their own tests)
     cfg = load_config(path)
     assert cfg.sources == ("clothing", "rise", "ccp")

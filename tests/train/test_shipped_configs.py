@@ -1,5 +1,6 @@
-"""Every YAML under ``configs/`` loads into its training config and passes validation, so a documented
-reproduction command does not fail on a stale option."""
+"""Every YAML under ``configs/`` (the shipped models' recipes) and ``configs/experiments/`` (finished
+experiments) loads into its training config and passes validation, so a documented reproduction command
+does not fail on a stale option."""
 
 from __future__ import annotations
 
@@ -26,11 +27,14 @@ def _config_class(path: Path) -> type:
     raise AssertionError(f"{path.name}: no training config class for this name; expected a prefix in {list(BY_PREFIX)}")
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+ALL_CONFIGS = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: p.relative_to(CONFIGS).as_posix())
 def test_shipped_config_loads(path: Path) -> None:
     config = load_config(path, config_class=_config_class(path))
     assert isinstance(config, _config_class(path))
 
 
 def test_the_configs_folder_is_not_empty() -> None:
-    assert len(list(CONFIGS.glob("*.yaml"))) >= 10
+    assert len(list(CONFIGS.glob("*.yaml"))) >= 5 and len(ALL_CONFIGS) >= 10

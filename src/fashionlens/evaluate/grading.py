@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
 from fashionlens.models.grader import GraderHeadSpec, GraderMeta, decode_indices
+from fashionlens.paths import runs_path
 
 log = logging.getLogger(__name__)
 
@@ -96,22 +97,22 @@ def write_confusion_pngs(metrics: Mapping[str, Mapping[str, Any]], out_dir: str 
 
 
 def evaluate_grader(weights: str | Path | None, data: str | Path, *, split: str = "test",
-                    out_dir: str | Path = "runs/eval-grader", classifier: str | Path | None = None,
-                    embedding_cache: str | Path | None = "runs/cache/grader", threads: int | None = 1,
+                    out_dir: str | Path = runs_path("eval-grader"), classifier: str | Path | None = None,
+                    embedding_cache: str | Path | None = runs_path("cache", "grader"), threads: int | None = 1,
                     progress: bool = False) -> dict[str, Any]:
     """Trained heads on one split of ``data`` (split seed and fractions as stored with the weights).
 
     Writes ``metrics.json`` and ``confusion_<head>.png`` to ``out_dir`` and returns the metrics.
     """
-    from fashionlens.grading.grader import default_grader_path
     from fashionlens.io.rise_release import read_items
     from fashionlens.io.splits import SPLIT_NAMES, group_split
     from fashionlens.models.grader import fuse_views, load_grader
-    from fashionlens.train.grader import embed_items, encode_targets
+    from fashionlens.models.registry import DEFAULT_GRADER, default_weights_path
+    from fashionlens.train.grader_data import embed_items, encode_targets
 
     if split not in SPLIT_NAMES:
         raise ValueError(f"split must be one of {list(SPLIT_NAMES)}, got {split!r}")
-    weights = Path(weights) if weights else default_grader_path()
+    weights = Path(weights) if weights else default_weights_path(DEFAULT_GRADER)
     model = load_grader(weights)
     meta = model.meta
     items, summary = read_items(data)

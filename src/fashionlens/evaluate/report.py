@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix
 
 from fashionlens.evaluate.classification import classifier_metrics
+from fashionlens.paths import runs_path
 from fashionlens.train.samples import SampleDataset, read_samples
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: str | Path, *, t
 
 
 def evaluate_classifier_on_cache(weights: str | Path | None, cache_dir: str | Path, *, split: str = "test",
-                                 out_dir: str | Path = "runs/eval", batch_size: int = 32) -> dict[str, Any]:
+                                 out_dir: str | Path = runs_path("eval"), batch_size: int = 32) -> dict[str, Any]:
     """Evaluate a classifier on one split of a prepared sample cache; writes ``metrics.json`` and
     ``confusion_category.png`` / ``confusion_clothing10.png`` / ``confusion_object_type.png``."""
     from fashionlens.pipeline import Tagger

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from fashionlens.evaluate.retrieval import relevance_in_rank_order, retrieval_summary
+from fashionlens.paths import default_data_root, runs_path
 from fashionlens.search.alignment import AlignmentHeads
 from fashionlens.search.captions import GarmentFacts, caption, category_prompts, subset
 
@@ -85,7 +86,7 @@ def label_queries(facts: Sequence[GarmentFacts], family: str) -> tuple[list[str]
 
 
 def _relevance(query_facts: Sequence[GarmentFacts], item_facts: Sequence[GarmentFacts]) -> np.ndarray:
-    from fashionlens.train.alignment import FactCodes
+    from fashionlens.train.alignment_data import FactCodes
 
     return FactCodes(query_facts).matches(FactCodes(item_facts))
 
@@ -196,13 +197,13 @@ def imagenet_embeddings(cache_dir: str | Path, samples, *, cache: str | Path | N
 
 
 def evaluate_search(*, alignment: str | Path | None = None, classifier: str | Path | None = None,
-                    cache_dir: str | Path = "runs/cache/classifier-224-s0", data_root: str | Path = "../shared/datasets",
+                    cache_dir: str | Path = runs_path("cache", "classifier-224-s0"), data_root: str | Path = default_data_root(),
                     sources: Sequence[str] = ("clothing", "rise"), split: str = "test",
-                    embedding_cache: str | Path | None = "runs/cache/alignment", out_dir: str | Path = "runs/eval-search",
+                    embedding_cache: str | Path | None = runs_path("cache", "alignment"), out_dir: str | Path = runs_path("eval-search"),
                     imagenet_baseline: bool = True, progress: bool = True) -> dict[str, Any]:
     """Run every measurement above on ``split``; write ``out_dir/search_metrics.json``; return it."""
     from fashionlens.search.alignment import load_alignment
-    from fashionlens.train.alignment import (
+    from fashionlens.train.alignment_data import (
         AlignmentTrainConfig,
         alignment_samples,
         facts_for_samples,

@@ -22,7 +22,6 @@ from pycocotools import mask as mask_utils
 
 from fashionlens.grading.region_verifier import RegionVerifier
 from fashionlens.models.damage import (
-    DamageMeta,
     damage_probabilities,
     decode_damage,
     load_damage_model,
@@ -145,7 +144,3 @@ class DamageFinder:
         out.sort(key=lambda d: -d.area_share)
         return out
 
-
-def damage_meta(weights: str | Path | None = None) -> DamageMeta:
-    """The metadata of a damage head's weights (for model cards and the CLI)."""
-    return load_damage_model(Path(weights) if weights is not None else default_weights_path(DEFAULT_DAMAGE_MODEL))[1]

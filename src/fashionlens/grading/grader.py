@@ -22,21 +22,23 @@ import numpy as np
 from fashionlens.models.grader import (
     GARMENT_VIEWS,
     GraderModel,
+    classifier_info,
     fuse_views,
     load_grader,
 )
+from fashionlens.models.registry import DEFAULT_GRADER, default_weights_path
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_GRADER", "Grader", "default_grader_path"]
 
-DEFAULT_GRADER = "rise-grader-lite0"
-
 
 def default_grader_path() -> Path:
-    """The shipped grading heads (``weights/rise-grader-lite0.npz`` inside the package)."""
-    from fashionlens.models.registry import default_weights_path
+    """The shipped grading heads (``weights/rise-grader-lite0.npz`` inside the package).
 
+    A thin wrapper over :func:`fashionlens.models.registry.default_weights_path` with
+    :data:`fashionlens.models.registry.DEFAULT_GRADER`.
+    """
     return default_weights_path(DEFAULT_GRADER)
 
 
@@ -45,9 +47,7 @@ class Grader:
 
     def __init__(self, weights: str | Path | None = None, *, classifier: str | Path | None = None,
                  backend: str = "auto", threads: int | None = None) -> None:
-        from fashionlens.models.registry import default_weights_path
         from fashionlens.runtime.backends import create_backend
-        from fashionlens.train.grader import classifier_info
 
         self.weights = Path(weights) if weights else default_grader_path()
         self.model: GraderModel = load_grader(self.weights)

@@ -29,8 +29,8 @@ import numpy as np
 
 from fashionlens.weights_io import load_npz_weights, save_npz_weights
 
-__all__ = ["FUSIONS", "GARMENT_VIEWS", "GRADER_FORMAT", "GraderHeadSpec", "GraderMeta", "GraderModel", "fuse_views", "fused_dim",
-           "load_grader", "param_names", "save_grader"]
+__all__ = ["FUSIONS", "GARMENT_VIEWS", "GRADER_FORMAT", "GraderHeadSpec", "GraderMeta", "GraderModel", "classifier_info",
+           "fuse_views", "fused_dim", "load_grader", "param_names", "save_grader"]
 
 GRADER_FORMAT = "fashionlens/grader-heads/v1"
 Fusion = Literal["mean", "concat"]
@@ -107,6 +107,15 @@ class GraderMeta:
         if unknown:
             raise ValueError(f"grader meta: unknown fields {sorted(unknown)}; expected {sorted(known)}")
         return cls(**dict(d))
+
+
+def classifier_info(meta: Any) -> dict[str, str]:
+    """Name, version and backbone of the classifier whose embeddings the heads read.
+
+    ``meta`` is a classifier backend's meta (anything with ``name``, ``version`` and ``backbone``);
+    the result is what grader weights store as ``GraderMeta.classifier`` and check on load.
+    """
+    return {"name": str(meta.name), "version": str(meta.version), "backbone": str(meta.backbone)}
 
 
 def fused_dim(embedding_dim: int, fusion: str) -> int:

@@ -38,6 +38,7 @@ from fashionlens.evaluate.colours import (
 )
 from fashionlens.imageio import load_image
 from fashionlens.io.datasets import ImageRecord
+from fashionlens.paths import default_data_root, runs_path
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 class ColourTrainConfig:
     """Options of ``fashionlens train colours`` (YAML keys = field names)."""
 
-    data_root: str = "../shared/datasets"
-    out_dir: str = "runs/colours-pixels"
+    data_root: str = field(default_factory=default_data_root)
+    out_dir: str = field(default_factory=lambda: runs_path("colours-pixels"))
     classifier: str | None = None  # its colour head's vocabulary and, for evaluation, its probabilities
     c_grid: list[float] = field(default_factory=lambda: [0.1, 0.3, 1.0, 3.0])
     threshold_grid: list[float] = field(default_factory=lambda: [round(0.05 * i, 2) for i in range(1, 20)])

@@ -49,6 +49,7 @@ from fashionlens.models.damage import (
     damage_probabilities,
     save_damage_model,
 )
+from fashionlens.paths import default_data_root, runs_path
 from fashionlens.taxonomy import DAMAGE_TYPES
 from fashionlens.train.region_verifier import VerifierFit, fit_region_verifier
 
@@ -59,8 +60,8 @@ log = logging.getLogger(__name__)
 class DamageTrainConfig:
     """Options of ``fashionlens train damage`` (YAML keys = field names)."""
 
-    data_root: str = "../shared/datasets"
-    out_dir: str = "runs/damage-lite0"
+    data_root: str = field(default_factory=default_data_root)
+    out_dir: str = field(default_factory=lambda: runs_path("damage-lite0"))
     sources: list[str] = field(default_factory=lambda: ["rise"])
     height: int = 448
     width: int = 256

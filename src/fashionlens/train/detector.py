@@ -51,6 +51,7 @@ from fashionlens.io.records import ImageRecord
 from fashionlens.io.splits import group_split
 from fashionlens.models.detector import DETECTORS, detector_class_names
 from fashionlens.models.detector_weights import DetectorMeta, save_detector
+from fashionlens.paths import default_data_root, runs_path
 from fashionlens.train.config import ConfigError
 from fashionlens.train.detection_data import DetectionDataset
 
@@ -63,7 +64,7 @@ DATA_FORMATS = ("coco", "fashionpedia", "yolo", "voc", "deepfashion2", "imateria
 class DetectorTrainConfig:
     """Everything that defines one detector training run."""
 
-    data_root: str = "../shared/datasets"
+    data_root: str = field(default_factory=default_data_root)
     sources: tuple[str, ...] = ("ccp",)
     data: list[dict[str, Any]] = field(default_factory=list)  # user data: {format, ..., split?}
     flatlay: dict[str, Any] = field(default_factory=dict)  # {sources: [clothing, rise], max_per_source: N}
@@ -88,8 +89,8 @@ class DetectorTrainConfig:
     patience: int = 4
     seed: int = 0
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    cache_dir: str = "runs/cache/detector"
-    out_dir: str = "runs/detector"
+    cache_dir: str = field(default_factory=lambda: runs_path("cache", "detector"))
+    out_dir: str = field(default_factory=lambda: runs_path("detector"))
     device: str = "cpu"
     threads: int | None = None
     limit: int | None = None  # cap records per split (smoke tests)

@@ -1,0 +1,157 @@
+"""Read YAML from users (rules files, training configs) with bounded time and memory.
+
+``yaml.safe_load`` is safe against code execution but not against resource exhaustion: a few
+hundred bytes of nested anchors and aliases (the "billion laughs" document) expand into billions
+of list elements as soon as anything walks the result (printing it in an error message, say), and
+deeply nested brackets exhaust the stack. :func:`load_yaml` therefore
+
+* refuses input over ``max_bytes`` (default :data:`MAX_YAML_BYTES`, 1 MB) before parsing it;
+* refuses documents that use anchors or aliases (``&name`` / ``*name``) at all — none of the
+  project's files need them, and refusing is simpler and safer than capping the expansion;
+* refuses nesting deeper than ``max_depth`` (default :data:`MAX_YAML_DEPTH`);
+* raises :class:`YamlInputError` (a ``ValueError``) for every problem, never another exception
+  (the YAML error, a timestamp or integer the constructor rejects, invalid UTF-8 …), with a
+  message of bounded length that names the source and, where known, the line.
+
+The events are checked in a first pass over the libyaml event stream (fast, iterative, no nodes
+built); only then is the document composed and constructed. :func:`short_repr` is the helper for
+quoting user values in error messages (at most ``limit`` characters, never walking more than a
+few levels of a structure).
+"""
+
+from __future__ import annotations
+
+import reprlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Largest YAML input :func:`load_yaml` accepts, in bytes (UTF-8).
+MAX_YAML_BYTES = 1_000_000
+#: Deepest nesting of lists/mappings :func:`load_yaml` accepts.
+MAX_YAML_DEPTH = 64
+#: Longest quoted value :func:`short_repr` writes by default.
+MAX_QUOTE_CHARS = 200
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_repr = reprlib.Repr()
+_repr.maxlevel = 3
+_repr.maxstring = MAX_QUOTE_CHARS
+_repr.maxother = MAX_QUOTE_CHARS
+_repr.maxlong = 60
+_repr.maxdict = _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxfrozenset = 8
+
+
+class YamlInputError(ValueError):
+    """A YAML input cannot be used: too large, not UTF-8, not YAML, or using anchors/aliases or deep nesting.
+
+    ``source`` names the input (a path or ``<yaml>``), ``line`` is 1-based where known (else ``None``)
+    and ``problem`` is the message without the source.
+    """
+
+    def __init__(self, problem: str, source: str = "<yaml>", line: int | None = None) -> None:
+        self.problem = problem
+        self.source = source
+        self.line = line
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {problem}")
+
+
+def short_repr(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
+    """``repr(value)`` cut to at most ``limit`` characters (``...`` marks a cut); cheap for huge or shared structures."""
+    text = _repr.repr(value)
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def _line(mark: Any) -> int | None:
+    return None if mark is None else int(mark.line) + 1
+
+
+def _check_events(text: str, source: str, max_depth: int) -> None:
+    """Walk the event stream once: refuse anchors, aliases and nesting deeper than ``max_depth``."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            raise YamlInputError(
+                f"YAML aliases are not allowed; got alias *{_clip(str(event.anchor), 60)} "
+                "(write the value out in full instead of referring to an anchor)", source, _line(event.start_mark))
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise YamlInputError(
+                f"YAML anchors are not allowed; got anchor &{_clip(str(anchor), 60)} "
+                "(write the value out in full wherever it is needed)", source, _line(event.start_mark))
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > max_depth:
+                raise YamlInputError(f"YAML nested deeper than {max_depth} levels; expected a flatter document",
+                                     source, _line(event.start_mark))
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def load_yaml(text: str | bytes, *, source: str = "<yaml>", max_bytes: int = MAX_YAML_BYTES,
+              max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """Parse one YAML document from ``text`` (str, or UTF-8 bytes) into plain Python data.
+
+    An empty document gives ``None``, as with ``yaml.safe_load``.
+
+    Raises:
+        YamlInputError: the input is larger than ``max_bytes``, not UTF-8, not YAML (or several
+            documents), uses anchors/aliases, nests deeper than ``max_depth``, or holds a value the
+            YAML types refuse (e.g. an impossible date).
+    """
+    if isinstance(text, bytes):
+        if len(text) > max_bytes:
+            raise YamlInputError(f"YAML input is {len(text):,} bytes; expected at most {max_bytes:,}", source)
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = text.count(b"\n", 0, exc.start) + 1
+            raise YamlInputError(f"not UTF-8 text: byte {text[exc.start:exc.start + 1]!r} at offset {exc.start} "
+                                 "(save the file as UTF-8)", source, line) from None
+    elif len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise YamlInputError(f"YAML input is over {max_bytes:,} bytes; expected at most {max_bytes:,}", source)
+    try:
+        _check_events(text, source, max_depth)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader; aliases were refused above
+    except YamlInputError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(p for p in (exc.context, exc.problem) if p) or type(exc).__name__
+        raise YamlInputError(f"not valid YAML: {_clip(what)}", source, _line(mark)) from None
+    except yaml.YAMLError as exc:
+        raise YamlInputError(f"not valid YAML: {_clip(str(exc))}", source) from None
+    except (ValueError, TypeError, LookupError, AttributeError, OverflowError, RecursionError) as exc:
+        # the constructors' own refusals: an impossible date, an integer over Python's digit limit, an
+        # empty "!!int" (IndexError), text that cannot be encoded (UnicodeError is a ValueError) ...
+        raise YamlInputError(f"not valid YAML: a value cannot be read ({type(exc).__name__}: {_clip(str(exc))})",
+                             source) from None
+
+
+def read_text_bounded(path: str | Path, max_bytes: int, *, what: str = "file") -> bytes:
+    """The bytes of ``path``, refusing (``YamlInputError``) a file of more than ``max_bytes`` without reading it all."""
+    p = Path(path)
+    with p.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise YamlInputError(f"{what} is over {max_bytes:,} bytes; expected at most {max_bytes:,}", str(p))
+    return data
+
+
+def load_yaml_file(path: str | Path, *, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """:func:`load_yaml` on the file at ``path`` (read at most ``max_bytes`` + 1 bytes).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (other ``OSError`` as raised by ``open``).
+        YamlInputError: as :func:`load_yaml`.
+    """
+    data = read_text_bounded(path, max_bytes, what="YAML file")
+    return load_yaml(data, source=str(path), max_bytes=max_bytes, max_depth=max_depth)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
