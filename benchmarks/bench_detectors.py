@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.imageio import load_image
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "ccp" / "photos"

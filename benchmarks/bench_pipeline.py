@@ -1,7 +1,7 @@
 """Full detection pipeline throughput (decode → detect → crop → classify → colours), as ``fashionlens tag`` runs it.
 
-CCP-sized photos (825×550 street photos) go through :func:`fashionlens.tag_job.tag_paths` with a
-:class:`~fashionlens.detect.GarmentDetector`; images per second over the whole list exclude the
+CCP-sized photos (825×550 street photos) go through :func:`fashionlens.jobs.local.tag_paths` with a
+:class:`~fashionlens.detection.detector.GarmentDetector`; images per second over the whole list exclude the
 one-off model load. Each configuration (mode × inference threads) runs in a fresh subprocess so
 its peak RSS is its own; repeats are interleaved (repeat ``r`` of every configuration before
 ``r + 1`` of any) and the table shows medians, so background load hits all configurations alike.
@@ -42,9 +42,9 @@ CONFIGS: list[tuple[str, int, int]] = [("detect", 1, 1), ("detect", 2, 1), ("det
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.pipeline import Tagger
-    from fashionlens.tag_job import tag_paths
+    from fashionlens.jobs.local import tag_paths
 
     paths = [Path(line) for line in Path(args.list).read_text().splitlines() if line]
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ What runs (each configuration in a fresh subprocess, so its peak RSS is its own;
 interleaved — repeat ``r`` of every configuration before ``r + 1`` of any — and medians reported):
 
 * ``whole/<backend>/<threads>``: ``fashionlens tag --whole-image`` as users run it
-  (:func:`fashionlens.tag_job.tag_paths`: decode threads, batches of 16, colour shares, plus the
+  (:func:`fashionlens.jobs.local.tag_paths`: decode threads, batches of 16, colour shares, plus the
   JSON line), on the first ``--whole-limit`` clothing photos (352×470). ``onnx-int8`` is the
   opt-in int8 classifier (``--int8 PATH``, see ``experiments/scripts/onnx_quantize.py``).
 * ``detect/<backend>/<threads>``: the full detection pipeline (decode → detector at 384 px →
@@ -100,7 +100,7 @@ def _tagger(kind: str, backend: str, threads: int, int8: str | None) -> Any:
 
     detector = None
     if kind == "detect":
-        from fashionlens.detect import GarmentDetector
+        from fashionlens.detection.detector import GarmentDetector
 
         detector = GarmentDetector(threads=threads, backend="torch" if backend == "torch" else "onnx")
     if backend == "onnx-int8":
@@ -161,7 +161,7 @@ def work_tag(kind: str, backend: str, threads: int, list_file: str, batch_size: 
              opts: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
 
-    from fashionlens.tag_job import tag_paths
+    from fashionlens.jobs.local import tag_paths
 
     o = _options(opts or [], batch_size=batch_size)
     batch_size, decode_threads = o["batch_size"], o["decode_threads"]
@@ -205,7 +205,7 @@ def work_maskrcnn(variant: str, threads: int, list_file: str) -> dict[str, Any]:
     import torch
 
     from fashionlens.imageio import load_image
-    from fashionlens.tag_job import DETECT_MIN_SIDE
+    from fashionlens.jobs.local import DETECT_MIN_SIDE
 
     torch.set_num_threads(threads)
     paths = _paths(list_file)
@@ -292,11 +292,11 @@ def count_flops(photo: Path) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.imageio import load_image
     from fashionlens.models.classifier import load_classifier
     from fashionlens.models.registry import default_weights_path
-    from fashionlens.tag_job import DETECT_MIN_SIDE
+    from fashionlens.jobs.local import DETECT_MIN_SIDE
 
     def flops(fn: Any) -> float:
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -341,12 +341,12 @@ def profile_detect(paths: list[Path], *, threads: int = 2) -> dict[str, Any]:
     import torch
     from pycocotools import mask as mask_utils
 
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.result import Garments
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import Tagger, crop_garment, preprocess
     from fashionlens.runtime.detector_onnx import FEATURE_NAMES, OUTPUT_NAMES
-    from fashionlens.tag_job import DETECT_MIN_SIDE
+    from fashionlens.jobs.local import DETECT_MIN_SIDE
 
     torch.set_num_threads(threads)
     det = GarmentDetector(threads=threads, backend="onnx")
@@ -437,9 +437,9 @@ def profile_detect(paths: list[Path], *, threads: int = 2) -> dict[str, Any]:
 
 def cprofile_tag(paths: list[Path], *, top: int = 18) -> list[dict[str, Any]]:
     """cProfile of ``tag_paths`` with the default detection pipeline (main thread only)."""
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.pipeline import Tagger
-    from fashionlens.tag_job import tag_paths
+    from fashionlens.jobs.local import tag_paths
 
     tagger = Tagger(detector=GarmentDetector())
     list(tag_paths(tagger, paths[:4], batch_size=4, progress=False))

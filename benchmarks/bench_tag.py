@@ -1,6 +1,6 @@
 """Whole-image tagging throughput, measured the way users run ``fashionlens tag``.
 
-JPEG files on disk go through :func:`fashionlens.tag_job.tag_paths` (decode threads + batched
+JPEG files on disk go through :func:`fashionlens.jobs.local.tag_paths` (decode threads + batched
 inference + colour post-processing); throughput is images per second over the whole list,
 excluding the one-off model load (reported separately).
 
@@ -104,7 +104,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from fashionlens.pipeline import Tagger
-    from fashionlens.tag_job import tag_paths
+    from fashionlens.jobs.local import tag_paths
 
     paths = [Path(line) for line in Path(args.list).read_text().splitlines() if line]
     t0 = time.perf_counter()
@@ -136,8 +136,8 @@ def profile(paths: list[Path], *, batch_size: int = 16, threads: int | None = No
     """Serial cost per image of each stage of the default configuration, one stage at a time."""
     import numpy as np
 
-    from fashionlens.colour_model import colour_features
-    from fashionlens.colours import colour_shares, whole_image_pixels
+    from fashionlens.colours.pixel_model import colour_features
+    from fashionlens.colours.naming import colour_shares, whole_image_pixels
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import Tagger, preprocess
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fashionlens.batch_job import JOB_FILE, iter_job_records, job_status
+from fashionlens.jobs.store import JOB_FILE, iter_job_records, job_status
 from fashionlens.imageio import iter_image_paths
 
 #: the CLI as a user runs it (the console script may not be installed in every environment)

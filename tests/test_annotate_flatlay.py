@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionlens.annotate_flatlay import FlatlayParams, annotate_flatlay, detect_flatlay, write_flatlay_coco
+from fashionlens.detection.flatlay import FlatlayParams, annotate_flatlay, detect_flatlay, write_flatlay_coco
 from fashionlens.cli import main
 from fashionlens.io.coco import read_coco
 from fashionlens.io.records import GarmentAnnotation, ImageRecord

@@ -1,4 +1,4 @@
-"""Tests for fashionlens.batch_job (resumable tag jobs) and ``fashionlens tag --job-dir`` / ``job status|merge``.
+"""Tests for fashionlens.jobs.store (resumable tag jobs) and ``fashionlens tag --job-dir`` / ``job status|merge``.
 
 The job format is tested with hand-made records (no model); the local engine and the CLI with the
 shipped classifier in whole-image mode (ONNX, one thread, loaded once per module). Crashes are
@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionlens import batch_job, tag_job
-from fashionlens.batch_job import (
+from fashionlens.jobs import local as tag_job, store as batch_job
+from fashionlens.jobs.store import (
     JOB_SCHEMA,
     PARQUET_COLUMNS,
     JobError,
@@ -34,8 +34,8 @@ from fashionlens.batch_job import (
     records_to_table,
     resolve_inputs,
     row_to_record,
-    run_job,
 )
+from fashionlens.jobs.local import run_job
 from fashionlens.cli import main
 from fashionlens.cli_job import add_job_parsers
 from fashionlens.pipeline import RESULT_SCHEMA, Tagger
@@ -508,7 +508,7 @@ def test_a_new_job_removes_chunk_files_left_without_a_manifest(tmp_path: Path) -
 
 def test_detection_job_records_its_detector_settings(upper_body_detector_weights: Path, one_thread: None,
                                                      tmp_path: Path) -> None:
-    from fashionlens.detect import DetectSettings
+    from fashionlens.detection.detector import DetectSettings
 
     inputs = [str(p) for p in photos(tmp_path / "in", 3)]
     common = {"detector": str(upper_body_detector_weights), "detector_backend": "torch", "threads": 1,
@@ -526,7 +526,7 @@ def test_detection_job_records_its_detector_settings(upper_body_detector_weights
 
 
 def test_parquet_row_keeps_every_model_key():
-    from fashionlens.batch_job import record_to_row, row_to_record
+    from fashionlens.jobs.store import record_to_row, row_to_record
 
     record = {"schema": "fashionlens/result/v1", "image": {"path": "a.jpg", "width": 4, "height": 3},
               "model": {"name": "c", "version": "1", "backend": "onnx", "detector": "d", "detector_version": "2",

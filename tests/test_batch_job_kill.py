@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fashionlens.batch_job import read_chunk_file
+from fashionlens.jobs.store import read_chunk_file
 from fashionlens.imageio import iter_image_paths
 
 KILLS = 5

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fashionlens.backdrop import backdrop_garment_mask, border_agreement
-from fashionlens.colour_model import N_FEATURES, PixelColourModel, colour_features
-from fashionlens.colours import garment_pixels, whole_image_pixels
+from fashionlens.colours.backdrop import backdrop_garment_mask, border_agreement
+from fashionlens.colours.pixel_model import N_FEATURES, PixelColourModel, colour_features
+from fashionlens.colours.naming import garment_pixels, whole_image_pixels
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
 from fashionlens.train.colours import ColourTrainConfig, fit_pixel_colour_model
 
@@ -170,7 +170,7 @@ def test_whole_image_pixels_masked_only_on_a_plain_backdrop() -> None:
 
 
 def test_on_plain_backdrop() -> None:
-    from fashionlens.colours import on_plain_backdrop
+    from fashionlens.colours.naming import on_plain_backdrop
 
     rgb, _ = _hanging(h=600, w=400)
     assert on_plain_backdrop(rgb)

@@ -1,4 +1,4 @@
-"""Tests for fashionlens.colours on synthetic pixels: which pixels are the garment's, and how much
+"""Tests for fashionlens.colours.naming on synthetic pixels: which pixels are the garment's, and how much
 of them each predicted palette colour covers."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashionlens.colours import MAX_DELTA_E, colour_shares, garment_pixels, palette_lab
+from fashionlens.colours.naming import MAX_DELTA_E, colour_shares, garment_pixels, palette_lab
 from fashionlens.taxonomy import load_taxonomy
 
 GROUP = load_taxonomy().attribute("colours")

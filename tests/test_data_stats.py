@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fashionlens.cli import main
-from fashionlens.data_stats import dataset_stats, format_stats
+from fashionlens.evaluate.data_stats import dataset_stats, format_stats
 
 ROWS = [
     {"id": "A1", "type": "Sweater", "pattern": "Striped", "cut": "['Regular']", "material": "100% cotton",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.taxonomy import load_taxonomy

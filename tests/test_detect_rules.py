@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from fashionlens.detect_rules import (
+from fashionlens.detection.rules import (
     RULES,
     apply_rules,
     duplicates,

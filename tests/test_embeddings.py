@@ -92,7 +92,7 @@ def test_tagger_stores_embeddings_only_when_asked() -> None:
 
 
 def test_detected_garments_each_get_an_embedding(upper_body_detector_weights, one_thread) -> None:
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.pipeline import Tagger
 
     rng = np.random.default_rng(1)

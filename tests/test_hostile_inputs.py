@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import fashionlens.detect as detect_module
+import fashionlens.detection.detector as detect_module
 from fashionlens.cli import main
-from fashionlens.detect import GarmentDetector
+from fashionlens.detection.detector import GarmentDetector
 from fashionlens.imageio import DecodedImage, load_image
 from fashionlens.pipeline import Tagger
-from fashionlens.tag_job import tag_paths
+from fashionlens.jobs.local import tag_paths
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -241,7 +241,7 @@ class _Killed(BaseException):
 @given(kill_at=st.integers(0, 12), partial=st.booleans())
 def test_a_job_killed_at_any_write_resumes_without_loss_or_repeat(tmp_path_factory: pytest.TempPathFactory,
                                                                   kill_at: int, partial: bool) -> None:
-    import fashionlens.batch_job as batch_job
+    import fashionlens.jobs.store as batch_job
 
     root = tmp_path_factory.mktemp("kill")
     photos = []

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashionlens import batch_job
-from fashionlens.batch_job import (
+from fashionlens.jobs import store as batch_job
+from fashionlens.jobs.store import (
     ChunkDamagedError,
     JobError,
     TagJob,

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.io.records import decode_mask
 from fashionlens.pipeline import Tagger, box_share, crop_garment
 from fashionlens.taxonomy import load_taxonomy
-from fashionlens.type_fusion import TypeFusion
+from fashionlens.detection.type_fusion import TypeFusion
 
 TAX = load_taxonomy()
 
@@ -283,7 +283,7 @@ def test_object_type_probs_keeps_leading_axes(tagger: Tagger) -> None:
 
 def test_model_info_says_how_object_types_were_decided(tagger: Tagger, random_detector_weights: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from fashionlens.runtime.ray_engine import _model_of
+    from fashionlens.jobs.ray import _model_of
 
     assert "object_types" not in tagger.model_info  # whole-image: the classifier decides anyway
     assert tagger.model_info["colours"] == "head+pixels (w=0.5)"

@@ -1,4 +1,4 @@
-"""Tests for fashionlens.tag_job: one valid ``fashionlens/result/v1`` line per input, in input order,
+"""Tests for fashionlens.jobs.local: one valid ``fashionlens/result/v1`` line per input, in input order,
 whatever the input. Every fixture is generated in tmp_path with Pillow/numpy; the shipped classifier
 is loaded once per module."""
 
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionlens import tag_job
+from fashionlens.jobs import local as tag_job
 from fashionlens.imageio import ERROR_CODES
 from fashionlens.pipeline import RESULT_SCHEMA, Tagger
-from fashionlens.tag_job import run_tag_job, tag_paths
+from fashionlens.jobs.local import run_tag_job, tag_paths
 from fashionlens.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -346,7 +346,7 @@ def test_bad_arguments(tmp_path: Path, tagger: Tagger) -> None:
         list(tag_paths(tagger, [mk_jpeg(tmp_path)], batch_size=0, progress=False))
     with pytest.raises(ValueError, match="streams"):
         list(tag_paths(tagger, [mk_jpeg(tmp_path)], streams=0, progress=False))
-    from fashionlens.detect import DetectSettings
+    from fashionlens.detection.detector import DetectSettings
 
     with pytest.raises(ValueError, match="unknown post-processing rule"):
         run_tag_job([str(tmp_path)], detect_settings=DetectSettings(rules=("no-such-rule",)), progress=False)
@@ -394,7 +394,7 @@ def test_model_crash_with_parallel_streams_loses_only_that_photo(tmp_path: Path,
         return real_run(batch)
 
     first = list(tag_paths(tagger, paths, batch_size=2, progress=False))
-    from fashionlens.tag_job import _decode
+    from fashionlens.jobs.local import _decode
 
     crash_mean = float(_decode(paths[4], max_pixels=10**7, meta=tagger.meta)[1][0].mean())  # batch [4, 5]
     monkeypatch.setattr(tagger.backend, "run", flaky_run)
@@ -428,7 +428,7 @@ def test_decoding_runs_a_bounded_distance_ahead() -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from fashionlens.tag_job import _bounded_map
+    from fashionlens.jobs.local import _bounded_map
 
     started: list[int] = []
     consumed: list[int] = []
@@ -450,7 +450,7 @@ def test_decoding_runs_a_bounded_distance_ahead() -> None:
 def test_pixel_colours_switch_and_a_job_refuses_to_mix_them(tmp_path: Path) -> None:
     """``pixel_colours=False`` gives the colour head's names (and says so in the model info); a job started
     one way refuses to resume the other way, so its results never mix two colour decodings."""
-    from fashionlens.batch_job import JobError
+    from fashionlens.jobs.store import JobError
 
     rgb = np.full((240, 160, 3), 244, np.uint8)
     rgb[30:210, 40:120] = (170, 40, 140)  # one garment on a plain backdrop
@@ -462,7 +462,7 @@ def test_pixel_colours_switch_and_a_job_refuses_to_mix_them(tmp_path: Path) -> N
                            pixel_colours=flag) == 0
         outs[flag] = json.loads(buf.getvalue())
     assert outs[True]["model"]["colours"] == "head+pixels (w=0.5)" and "colours" not in outs[False]["model"]
-    from fashionlens.batch_job import TagJob
+    from fashionlens.jobs.store import TagJob
 
     with TagJob.open(tmp_path / "job", inputs=[str(tmp_path / "a.jpg")], settings={"whole_image": True}) as job:
         job.bind_model(Tagger(backend="onnx").model_info)

@@ -1,7 +1,7 @@
 import io
 import sys
 
-from fashionlens.text_output import open_text_output
+from fashionlens.jobs.output import open_text_output
 
 
 def test_path_is_created_with_parent_folders(tmp_path):

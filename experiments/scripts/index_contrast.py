@@ -27,7 +27,7 @@ from fashionlens.result import decode_embedding
 from fashionlens.pipeline import Tagger
 from fashionlens.search.alignment import load_alignment
 from fashionlens.search.catalogue import EmbeddingSpace
-from fashionlens.tag_job import tag_paths
+from fashionlens.jobs.local import tag_paths
 
 
 def contrast(x: np.ndarray, queries: int = 200) -> dict[str, float]:

@@ -35,7 +35,7 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
 
 
 def _cmd_tag(args: argparse.Namespace) -> int:
-    from fashionlens.tag_job import run_tag_job
+    from fashionlens.jobs.local import run_tag_job
 
     if not args.inputs and args.manifest is None and not (args.job_dir and args.resume):
         args.tag_parser.error("give image files, folders or glob patterns, or --manifest FILE "
@@ -48,7 +48,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
         args.tag_parser.error("--streams is for the local engine; with --engine ray use --ray-actors")
     settings = None
     if not args.whole_image:  # the detector (and torch) is imported only when detecting
-        from fashionlens.detect import DetectSettings
+        from fashionlens.detection.detector import DetectSettings
 
         settings = DetectSettings(score_thresh=args.score_thresh, nms_thresh=args.nms_thresh,
                                   rules=tuple(r for r in (args.rules or "").split(",") if r))
@@ -70,7 +70,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
 
 
 def _tag_on_ray(args: argparse.Namespace, settings: object, output: str | None) -> int:
-    from fashionlens.runtime.ray_engine import TaggerSpec, run_ray_tag_job
+    from fashionlens.jobs.ray import TaggerSpec, run_ray_tag_job
 
     if args.render is not None:
         args.tag_parser.error("--render is not available with --engine ray (the workers may be other machines)")
@@ -105,7 +105,7 @@ def _box_mask(result: dict | None) -> dict | None:
 
 
 def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
-    from fashionlens.detect import DetectSettings, GarmentDetector
+    from fashionlens.detection.detector import DetectSettings, GarmentDetector
     from fashionlens.evaluate.detector_report import evaluate_detector
     from fashionlens.pipeline import Tagger
 
@@ -156,7 +156,7 @@ def _cmd_evaluate_detector(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
-    from fashionlens.data_stats import dataset_stats, format_stats
+    from fashionlens.evaluate.data_stats import dataset_stats, format_stats
 
     stats = dataset_stats(args.dataset, args.root)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
@@ -258,7 +258,7 @@ def _add_trends_parser(sub) -> None:
 # --- annotate (issue 3: flat-lay auto-annotation) ---------------------------------------------------
 def _cmd_annotate_flatlay(args: argparse.Namespace) -> int:
 
-    from fashionlens.annotate_flatlay import (
+    from fashionlens.detection.flatlay import (
         FlatlayParams,
         annotate_flatlay,
         dataset_labels,
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="detector only: no end-to-end classification metrics and no classifier-fused object types")
     ed.add_argument("--type-fusion", choices=["on", "off"], default="on",
                     help="on (as tag): a confident classifier's object type replaces the detector's "
-                         "(fashionlens.type_fusion); off: the detector's own types")
+                         "(fashionlens.detection.type_fusion); off: the detector's own types")
     ed.add_argument("--task", choices=["coco", "top1"], default="coco",
                     help="coco: AP on boxes/masks; top1: single-garment photos (clothing, rise), top detection's "
                          "object type vs the label")

@@ -1,7 +1,7 @@
 """Command line for resumable tag jobs (issue 8, part 3): ``job status DIR`` and ``job merge DIR OUT``.
-Parses arguments and calls :mod:`fashionlens.batch_job`. Jobs are run by ``fashionlens tag --job-dir``.
+Parses arguments and calls :mod:`fashionlens.jobs.store`. Jobs are run by ``fashionlens tag --job-dir``.
 
-Errors, a damaged job included (:class:`~fashionlens.batch_job.ChunkDamagedError`, a ``JobError``),
+Errors, a damaged job included (:class:`~fashionlens.jobs.store.ChunkDamagedError`, a ``JobError``),
 reach ``fashionlens.cli.main``, which prints them as one line and exits 2."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _cmd_job_status(args: argparse.Namespace) -> int:
-    from fashionlens.batch_job import job_status
+    from fashionlens.jobs.store import job_status
 
     status = job_status(args.job_dir, verify=args.verify)
     print(json.dumps(asdict(status), indent=2, ensure_ascii=False))
@@ -21,7 +21,7 @@ def _cmd_job_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_job_merge(args: argparse.Namespace) -> int:
-    from fashionlens.batch_job import merge_job
+    from fashionlens.jobs.store import merge_job
 
     n = merge_job(args.job_dir, args.output, partial=args.partial)
     print(json.dumps({"job_dir": args.job_dir, "output": args.output, "records": n}))

@@ -1,18 +1,18 @@
 """The Tagger: photo → garments → ``fashionlens/result/v1`` records.
 
-With a detector (:class:`~fashionlens.detect.GarmentDetector`) each photo goes detect → crop →
+With a detector (:class:`~fashionlens.detection.detector.GarmentDetector`) each photo goes detect → crop →
 classify: every detected garment is cropped with a margin and classified; its object type comes
 from the detector unless the classifier, summing its category probabilities per object type, is
-sure enough of another (:class:`~fashionlens.type_fusion.TypeFusion`; ``type_fusion=None`` turns it
+sure enough of another (:class:`~fashionlens.detection.type_fusion.TypeFusion`; ``type_fusion=None`` turns it
 off); its category is the classifier's best category *of that type*, and its colour shares come
 from the pixels of its mask. Without a detector (``--whole-image``) each photo is one
 garment: the photo is classified as a whole, its object type is the category head's probabilities
 summed per object type, and colour shares come from the garment's pixels when it lies on a plain
-backdrop (:func:`~fashionlens.colours.whole_image_pixels`), else from the central region's pixels.
+backdrop (:func:`~fashionlens.colours.naming.whole_image_pixels`), else from the central region's pixels.
 
 Colour *names* come from the classifier's colour head; on a plain-backdrop photo, where the garment's
 own pixels are known (its detector mask, or the backdrop search in whole-image mode), the pixel colour
-model (:mod:`fashionlens.colour_model`) is averaged in (``colour_model=None`` turns it off).
+model (:mod:`fashionlens.colours.pixel_model`) is averaged in (``colour_model=None`` turns it off).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from fashionlens.colour_model import PixelColourModel, colour_features
-from fashionlens.colours import (
+from fashionlens.colours.pixel_model import PixelColourModel, colour_features
+from fashionlens.colours.naming import (
     GarmentPixels,
     colour_shares,
     garment_pixels,
@@ -48,10 +48,10 @@ from fashionlens.result import (  # noqa: F401 - RESULT_SCHEMA re-exported
 )
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
-from fashionlens.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
+from fashionlens.detection.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 
 if TYPE_CHECKING:
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Tagger:
 
     def whole_image_pixels(self, rgb: np.ndarray) -> GarmentPixels:
         """A whole photo's colour pixels: with the pixel colour model, the garment's own pixels when it lies
-        on a plain backdrop (:func:`~fashionlens.colours.whole_image_pixels`); without it (``colour_model=None``)
+        on a plain backdrop (:func:`~fashionlens.colours.naming.whole_image_pixels`); without it (``colour_model=None``)
         the central region, as before the model existed — no backdrop search, the fastest path."""
         if self.colour_model is None:
             return GarmentPixels(garment_pixels(rgb), False)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.evaluate.detector_report import (
     THRESHOLDS,
     evaluate_detector,
@@ -27,7 +27,7 @@ from fashionlens.io.records import (
     encode_mask,
 )
 from fashionlens.pipeline import Tagger
-from fashionlens.type_fusion import TypeFusion
+from fashionlens.detection.type_fusion import TypeFusion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

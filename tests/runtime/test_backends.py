@@ -15,7 +15,7 @@ from fashionlens.models.registry import default_weights_path
 from fashionlens.pipeline import Tagger, preprocess
 from fashionlens.runtime.backends import OnnxBackend, TorchBackend, create_backend
 from fashionlens.runtime.onnx_export import export_classifier_onnx, onnx_path_for
-from fashionlens.tag_job import tag_paths
+from fashionlens.jobs.local import tag_paths
 
 ATOL = 1e-4
 

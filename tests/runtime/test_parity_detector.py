@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import torch
 
-from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage, load_image
 from fashionlens.models.detector_weights import load_detector
@@ -39,7 +39,7 @@ from fashionlens.runtime.detector_onnx import (
     _DetectorNetwork,
     export_detector_onnx,
 )
-from fashionlens.tag_job import tag_paths
+from fashionlens.jobs.local import tag_paths
 
 RAW_ATOL = 1e-4
 BOX_IOU_MIN = 0.95

@@ -18,7 +18,7 @@ from PIL import Image
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray[data]')")
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ray[data]')")
 
-from fashionlens.batch_job import (
+from fashionlens.jobs.store import (
     JOB_FILE,
     JobError,
     TagJob,
@@ -28,7 +28,7 @@ from fashionlens.batch_job import (
     records_to_table,
 )
 from fashionlens.cli import main
-from fashionlens.runtime.ray_engine import (
+from fashionlens.jobs.ray import (
     TaggerSpec,
     iter_ray_records,
     ray_session,
@@ -80,7 +80,7 @@ def _tag(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list
 @pytest.fixture(scope="module")
 def local_records(inputs: list[str]) -> list[dict[str, Any]]:
     """What the local engine writes for ``inputs`` (whole-image mode, ONNX backend)."""
-    from fashionlens.tag_job import run_tag_job
+    from fashionlens.jobs.local import run_tag_job
 
     out = io.StringIO()
     code = run_tag_job(inputs, output=out, backend="onnx", threads=1, whole_image=True, progress=False)
@@ -103,8 +103,8 @@ def test_cli_ray_engine_matches_the_local_engine(local_ray: float, inputs: list[
 
 
 def test_detection_mode_matches(local_ray: float, inputs: list[str], upper_body_detector_weights: Path) -> None:
-    from fashionlens.detect import DetectSettings
-    from fashionlens.tag_job import tag_paths
+    from fashionlens.detection.detector import DetectSettings
+    from fashionlens.jobs.local import tag_paths
 
     spec = TaggerSpec(backend="onnx", threads=1, detector=str(upper_body_detector_weights), detector_backend="torch",
                       detect_settings=DetectSettings(rules=("duplicates",)))
@@ -192,7 +192,7 @@ def test_tagger_spec_errors(kwargs: dict[str, Any], message: str) -> None:
 
 
 def test_job_settings_are_the_local_engines(tmp_path: Path) -> None:
-    from fashionlens.detect import DetectSettings
+    from fashionlens.detection.detector import DetectSettings
 
     assert TaggerSpec(whole_image=True).job_settings(max_pixels=10) == {
         "weights": None, "backend": "auto", "whole_image": True, "embed": False, "max_pixels": 10,

@@ -38,7 +38,7 @@ def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_w
     """Built once: models, index and trends inputs (the fake text encoder stays patched meanwhile)."""
     import torch
 
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.grading.grade import ItemGrader
     from fashionlens.grading.routing import load_rules
     from fashionlens.pipeline import Tagger

@@ -1,7 +1,7 @@
 """How well ``tag`` names colours: the colours in its records against RISE's colour labels.
 
 :func:`evaluate_colours` decodes each photo as ``tag`` does, tags it twice — with the classifier's
-colour head alone and with the pixel colour model joined in (:mod:`fashionlens.colour_model`) — in
+colour head alone and with the pixel colour model joined in (:mod:`fashionlens.colours.pixel_model`) — in
 whole-image mode, or with ``detect=True`` in ``tag``'s default detect mode (the top-scoring garment's
 colours) — and scores the colour ids of the records: macro-F1 over the
 colours present in the labels (the issue's metric), micro-F1, exact match, Hamming accuracy and
@@ -21,7 +21,7 @@ from fashionlens.io.datasets import ImageRecord, read_dataset
 from fashionlens.io.splits import group_split
 
 if TYPE_CHECKING:
-    from fashionlens.colour_model import PixelColourModel
+    from fashionlens.colours.pixel_model import PixelColourModel
 
 
 def labelled_colour_records(data_root: str | Path, *, seed: int = 0) -> dict[str, list[ImageRecord]]:
@@ -88,16 +88,16 @@ def evaluate_colours(records: Sequence[ImageRecord], colour_model: PixelColourMo
     ``detect``: through the shipped detector, as ``tag`` runs by default (else whole-image mode)."""
     from tqdm import tqdm
 
-    from fashionlens.colours import whole_image_pixels
+    from fashionlens.colours.naming import whole_image_pixels
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import DEFAULT_COLOUR_MODEL, Tagger
-    from fashionlens.tag_job import DETECT_MIN_SIDE
+    from fashionlens.jobs.local import DETECT_MIN_SIDE
 
     if not records:
         raise ValueError("expected labelled photos to evaluate, got none")
     detector = None
     if detect:
-        from fashionlens.detect import GarmentDetector
+        from fashionlens.detection.detector import GarmentDetector
 
         detector = GarmentDetector(threads=threads)
     tagger = Tagger(classifier, threads=threads, colour_model=colour_model or DEFAULT_COLOUR_MODEL, detector=detector)

@@ -1,6 +1,6 @@
 """``fashionlens evaluate detector``: a trained detector on labelled photos, through the real inference path.
 
-Each photo is decoded and run once through :class:`~fashionlens.detect.GarmentDetector`'s network,
+Each photo is decoded and run once through :class:`~fashionlens.detection.detector.GarmentDetector`'s network,
 keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From those candidates:
 
 * COCO box and mask AP/AR, per-class AP, the iMaterialist-2019 Kaggle metric and a PR-curve PNG
@@ -11,7 +11,7 @@ keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From thos
   matches an unmatched ground-truth garment of the same object type with box IoU ≥ 0.5, highest
   score first) — the basis for the default threshold;
 * with a Tagger whose ``type_fusion`` is set, the object types of the candidates kept by the rules
-  are fused as ``fashionlens tag`` does (:class:`~fashionlens.type_fusion.TypeFusion`: the
+  are fused as ``fashionlens tag`` does (:class:`~fashionlens.detection.type_fusion.TypeFusion`: the
   classifier's type on the candidate's crop may replace the detector's), so AP and the rest measure
   the pipeline's types;
 * with a Tagger, end-to-end metrics at the operating threshold: predictions are matched to ground
@@ -34,14 +34,14 @@ from pycocotools import mask as mask_utils
 from torchvision.ops import box_iou
 from tqdm.auto import tqdm
 
-from fashionlens.detect_rules import apply_rules
+from fashionlens.detection.rules import apply_rules
 from fashionlens.evaluate.detection import evaluate_detections, records_to_coco
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage, load_image
 from fashionlens.io.records import ImageRecord
 
 if TYPE_CHECKING:
-    from fashionlens.detect import GarmentDetector
+    from fashionlens.detection.detector import GarmentDetector
     from fashionlens.pipeline import Tagger
 
 log = logging.getLogger(__name__)

@@ -372,7 +372,7 @@ class ItemGrader:
         ``backend``: ``auto`` (ONNX Runtime where an export sits next to the weights), ``onnx`` or
         ``torch`` for the classifier, the detector, the damage head and the grading heads' embeddings.
         """
-        from fashionlens.detect import GarmentDetector
+        from fashionlens.detection.detector import GarmentDetector
         from fashionlens.grading.routing import load_rules
         from fashionlens.pipeline import Tagger
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fashionlens.backdrop import plain_background_mask  # noqa: F401  (re-exported: damage training uses it)
+from fashionlens.colours.backdrop import plain_background_mask  # noqa: F401  (re-exported: damage training uses it)
 from fashionlens.grading.item import DAMAGE_TYPES
 
 _STAIN_COLOURS: tuple[tuple[int, int, int], ...] = (

@@ -27,7 +27,7 @@ from torch import nn
 from fashionlens.models.backbones import backbone_spec
 from fashionlens.models.fpn import load_packaged_features_weights
 from fashionlens.taxonomy import DAMAGE_TYPES
-from fashionlens.weights_io import load_torch_weights, save_torch_weights
+from fashionlens.models.weights_io import load_torch_weights, save_torch_weights
 
 DAMAGE_WEIGHTS_FORMAT = "fashionlens/damage-segmenter/v1"
 DAMAGE_CLASS_NAMES: tuple[str, ...] = ("none", *DAMAGE_TYPES)

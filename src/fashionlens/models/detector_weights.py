@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from fashionlens.models.detector import create_detector
-from fashionlens.weights_io import load_torch_weights, save_torch_weights
+from fashionlens.models.weights_io import load_torch_weights, save_torch_weights
 
 DETECTOR_WEIGHTS_FORMAT = "fashionlens/detector-weights/v1"
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fashionlens.weights_io import load_npz_weights, save_npz_weights
+from fashionlens.models.weights_io import load_npz_weights, save_npz_weights
 
 __all__ = ["FUSIONS", "GARMENT_VIEWS", "GRADER_FORMAT", "GraderHeadSpec", "GraderMeta", "GraderModel", "classifier_info",
            "fuse_views", "fused_dim", "load_grader", "param_names", "save_grader"]

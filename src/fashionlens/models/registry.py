@@ -21,7 +21,7 @@ _SHIPPED: dict[str, str] = {
     "damage-segmenter-lite0": "damage-segmenter-lite0.pt",
     # grading heads on the classifier's embeddings of front/back photos (fashionlens.grading.grader)
     "rise-grader-lite0": "rise-grader-lite0.npz",
-    # colour names from a garment's own pixels, joined with the classifier's colour head (fashionlens.colour_model)
+    # colour names from a garment's own pixels, joined with the classifier's colour head (fashionlens.colours.pixel_model)
     "garment-colours-pixels": "garment-colours-pixels.npz",
 }
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fashionlens.weights_io import load_npz_weights, save_npz_weights
+from fashionlens.models.weights_io import load_npz_weights, save_npz_weights
 
 __all__ = ["ALIGNMENT_FORMAT", "AlignmentHeads", "AlignmentMeta", "load_alignment", "save_alignment"]
 

@@ -261,12 +261,12 @@ def _tag_photos(photos: Sequence[str | os.PathLike[str]], options: TagOptions, *
                 ) -> Iterator[dict[str, Any]]:
     from fashionlens.imageio import iter_image_paths
     from fashionlens.pipeline import Tagger
-    from fashionlens.tag_job import tag_paths
+    from fashionlens.jobs.local import tag_paths
 
     paths = iter_image_paths(photos)
     detector = None
     if not options.whole_image:
-        from fashionlens.detect import GarmentDetector
+        from fashionlens.detection.detector import GarmentDetector
 
         detector = GarmentDetector(options.detector, threads=options.threads)
     tagger = Tagger(options.weights, backend=options.backend, threads=options.threads,  # type: ignore[arg-type]

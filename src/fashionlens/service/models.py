@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from fashionlens.detect import DetectSettings, GarmentDetector
+from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.pipeline import Tagger
 from fashionlens.service.problems import ApiProblem
 from fashionlens.service.settings import ServiceSettings

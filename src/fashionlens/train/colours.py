@@ -3,9 +3,9 @@
 1. **Garments**: every RISE photo with colour labels, split like the rest of the project
    (:func:`fashionlens.io.splits.group_split`, seed 0 — the classifier's split, so its colour head
    never saw the validation and test items). Each photo's colour pixels come from
-   :func:`fashionlens.colours.whole_image_pixels` — the same function ``tag`` uses — and only photos
+   :func:`fashionlens.colours.naming.whole_image_pixels` — the same function ``tag`` uses — and only photos
    where a plain backdrop gave the garment's own pixels are used (elsewhere ``tag`` uses the head alone).
-2. **Model**: one logistic regression per colour on :func:`fashionlens.colour_model.colour_features`
+2. **Model**: one logistic regression per colour on :func:`fashionlens.colours.pixel_model.colour_features`
    (balanced class weights). The regularisation ``C`` and the decision threshold are chosen together
    by grouped k-fold cross-validation **on the training split only** (macro-F1 over colours present).
    The head weight of the combination is fixed by the config, not tuned.
@@ -28,8 +28,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from tqdm import tqdm
 
-from fashionlens.colour_model import N_FEATURES, PixelColourModel, colour_features
-from fashionlens.colours import whole_image_pixels
+from fashionlens.colours.pixel_model import N_FEATURES, PixelColourModel, colour_features
+from fashionlens.colours.naming import whole_image_pixels
 from fashionlens.evaluate.classification import multi_label_predictions
 from fashionlens.evaluate.colours import (
     colour_macro_f1,

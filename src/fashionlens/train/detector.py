@@ -178,7 +178,7 @@ def flatlay_records(config: DetectorTrainConfig) -> list[ImageRecord]:
     validation and test photos never leak into detector training. Photos whose box covers the
     whole photo (``covers_photo``: busy backgrounds) are dropped.
     """
-    from fashionlens.annotate_flatlay import annotate_flatlay
+    from fashionlens.detection.flatlay import annotate_flatlay
     from fashionlens.io.datasets import read_dataset
 
     out: list[ImageRecord] = []

@@ -18,14 +18,14 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from fashionlens.detect import DetectSettings
+from fashionlens.detection.detector import DetectSettings
 from fashionlens.result import decode_embedding
 from fashionlens.service.deps import Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
 from fashionlens.service.routers.tag import IMAGE_RESPONSES
 from fashionlens.service.uploads import display_name, store_uploads
-from fashionlens.tag_job import DETECT_MIN_SIDE
+from fashionlens.jobs.local import DETECT_MIN_SIDE
 
 router = APIRouter(prefix="/v1", tags=["search"])
 

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from fashionlens.detect import DetectSettings
-from fashionlens.detect_rules import RULES
+from fashionlens.detection.detector import DetectSettings
+from fashionlens.detection.rules import RULES
 from fashionlens.service.deps import BODY_RESPONSES, PROBLEM_RESPONSES, Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
 from fashionlens.service.uploads import display_name, store_uploads
-from fashionlens.tag_job import DETECT_MIN_SIDE
+from fashionlens.jobs.local import DETECT_MIN_SIDE
 
 router = APIRouter(prefix="/v1", tags=["tag"])
 

@@ -2,7 +2,7 @@
 
 :class:`GarmentDetector` loads detector weights (the shipped default, or a path from
 ``fashionlens train detector``), runs it on decoded photos and applies the optional
-post-processing rules of :mod:`fashionlens.detect_rules`. Boxes and masks come back in the
+post-processing rules of :mod:`fashionlens.detection.rules`. Boxes and masks come back in the
 photo's full-resolution pixels even when it was decoded at a reduced JPEG scale.
 """
 
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from fashionlens.detect_rules import RULES, apply_rules
+from fashionlens.detection.rules import RULES, apply_rules
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.detector_weights import load_detector
@@ -34,7 +34,7 @@ class DetectSettings:
     """Run-time detection settings; ``None`` keeps the value stored with the weights.
 
     ``score_thresh``: keep detections scoring at least this; ``nms_thresh``: IoU above which
-    same-type boxes are suppressed; ``rules``: names from :data:`fashionlens.detect_rules.RULES`;
+    same-type boxes are suppressed; ``rules``: names from :data:`fashionlens.detection.rules.RULES`;
     ``mask_thresh``: mask probability threshold.
     """
 

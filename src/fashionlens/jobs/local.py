@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -21,16 +22,17 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from fashionlens.colours import GarmentPixels, whole_image_pixels
+from fashionlens.colours.naming import GarmentPixels, whole_image_pixels
 from fashionlens.imageio import DecodedImage, iter_image_paths, load_image
+from fashionlens.jobs.output import open_text_output
+from fashionlens.jobs.store import TagJob
 from fashionlens.models.meta import ClassifierMeta
 from fashionlens.pipeline import Tagger, error_record, preprocess
 from fashionlens.render import render_result
 from fashionlens.runtime.backends import BackendName
-from fashionlens.text_output import open_text_output
 
 if TYPE_CHECKING:  # the detector (and torch) is imported only when detecting
-    from fashionlens.detect import DetectSettings
+    from fashionlens.detection.detector import DetectSettings
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +173,17 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     ``whole_image``. ``render_dir``: write an annotated PNG per photo. The one-line summary goes to
     ``on_summary`` (the CLI prints it), else to the log. ``embed``: store each garment's embedding
     (:func:`fashionlens.result.encode_embedding`) in its result. ``manifest``: a file listing more inputs
-    (:func:`fashionlens.batch_job.read_manifest`).
+    (:func:`fashionlens.jobs.store.read_manifest`).
 
-    ``job_dir``: a resumable job (:mod:`fashionlens.batch_job`) writing chunks of ``chunk_size``
+    ``job_dir``: a resumable job (:mod:`fashionlens.jobs.store`) writing chunks of ``chunk_size``
     results in ``formats`` there; ``resume`` continues the job in ``job_dir`` (with no ``inputs``:
     its stored input list). ``output`` (not ``"-"``/``None``) then receives the merged results once
     the job is complete (``.parquet`` → Parquet, else JSONL).
 
     ``streams``: batches in flight through the shared models at once (:func:`tag_paths`).
     ``type_fusion``: let a confident classifier override the detector's object type
-    (:mod:`fashionlens.type_fusion`); False keeps the detector's. ``pixel_colours``: average the shipped
-    pixel colour model (:mod:`fashionlens.colour_model`) into colour names; False: the colour head alone.
+    (:mod:`fashionlens.detection.type_fusion`); False keeps the detector's. ``pixel_colours``: average the shipped
+    pixel colour model (:mod:`fashionlens.colours.pixel_model`) into colour names; False: the colour head alone.
     """
     if job_dir is not None:
         return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
@@ -192,7 +194,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                             on_summary=on_summary, embed=embed, streams=streams, type_fusion=type_fusion,
                             pixel_colours=pixel_colours)
     if manifest is not None:
-        from fashionlens.batch_job import resolve_inputs
+        from fashionlens.jobs.store import resolve_inputs
 
         paths = resolve_inputs(inputs, manifest=manifest)
     else:
@@ -223,7 +225,7 @@ def _build_tagger(*, weights: str | None, backend: BackendName, threads: int | N
                   embed: bool, type_fusion: bool = True, pixel_colours: bool = True) -> Tagger:
     garment_detector = None
     if not whole_image:
-        from fashionlens.detect import DetectSettings, GarmentDetector
+        from fashionlens.detection.detector import DetectSettings, GarmentDetector
 
         garment_detector = GarmentDetector(detector, settings=detect_settings or DetectSettings(), threads=threads,
                                            backend=detector_backend)
@@ -255,17 +257,11 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
     """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
     from dataclasses import asdict
 
-    from fashionlens.batch_job import (
-        TagJob,
-        job_run_summary,
-        merge_job,
-        resolve_inputs,
-        run_job,
-    )
+    from fashionlens.jobs.store import TagJob, merge_job, resolve_inputs
 
     paths = resolve_inputs(inputs, manifest=manifest) if inputs or manifest is not None or not resume else None
     if not whole_image and detect_settings is None:  # the defaults, spelled out, so that None == DetectSettings()
-        from fashionlens.detect import DetectSettings
+        from fashionlens.detection.detector import DetectSettings
 
         detect_settings = DetectSettings()
     settings = {"weights": None if weights is None else str(weights), "backend": backend, "whole_image": whole_image,
@@ -293,3 +289,65 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
     if output is not None and output != "-":
         merge_job(job_dir, output)
     return 1 if total_failed else 0
+
+
+# ------------------------------------------------------------------------------ running a job's chunks
+
+
+@dataclass
+class JobRunStats:
+    """What one :func:`run_job` call did."""
+
+    tagged: int = 0
+    failed: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+
+def job_run_summary(job: TagJob, stats: JobRunStats | None, *, before: int, engine: str) -> str:
+    """One line for the end of a run: what this run tagged (``stats``; None = nothing was pending)
+    and where the job stands; ``engine`` says what ran it (e.g. ``backend onnx``, ``engine ray``)."""
+    if stats is None:
+        head = "nothing left to tag"
+    else:
+        n, failed, dt = stats.tagged, stats.failed, stats.seconds
+        head = (f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
+                f"({n / dt if dt > 0 else 0:.1f} img/s, {engine})")
+    return (f"{head}; job {job.folder}: {job.n_done}/{len(job.inputs)} inputs done ({before} before this run), "
+            f"{job.n_failed} failed, {len(job.committed)}/{job.n_chunks} chunks")
+
+
+def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads: int = 2,
+            max_pixels: int = 40_000_000, progress: bool = True,
+            on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None,
+            streams: int = 1) -> JobRunStats:
+    """Tag the job's pending chunks with ``tagger`` (:func:`fashionlens.jobs.local.tag_paths`: decoding
+    runs ahead across chunk boundaries, ``streams`` batches at once) and commit each as soon as it is
+    complete."""
+    from tqdm.auto import tqdm
+
+    pending = job.pending_chunks()
+    paths = [Path(p) for k in pending for p in job.chunk_inputs(k)]
+    stats = JobRunStats()
+    t0 = time.perf_counter()
+    with tqdm(total=len(job.inputs), initial=job.n_done, desc="tag", unit="img", disable=not progress,
+              file=sys.stderr) as bar:
+        records = tag_paths(tagger, paths, batch_size=batch_size, decode_threads=decode_threads,
+                            max_pixels=max_pixels, progress=False, on_image=on_image, streams=streams)
+        try:
+            for k in pending:
+                want = len(job.chunk_inputs(k))
+                chunk = []
+                for record in records:
+                    chunk.append(record)
+                    bar.update(1)
+                    if len(chunk) == want:
+                        break
+                entry = job.commit_chunk(k, chunk)
+                stats.tagged += len(chunk)
+                stats.failed += entry.failed
+                stats.chunks += 1
+        finally:
+            records.close()
+    stats.seconds = time.perf_counter() - t0
+    return stats

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from fashionlens.backdrop import backdrop_garment_mask, border_agreement
+from fashionlens.colours.backdrop import backdrop_garment_mask, border_agreement
 from fashionlens.taxonomy import load_taxonomy
 
 #: pixels further than this (CIE76 ΔE) from every predicted colour are not counted
@@ -80,7 +80,7 @@ def _small_copy(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def on_plain_backdrop(rgb: np.ndarray, *, max_side: int = 128) -> bool:
-    """Whether a photo's border is mostly one colour (:func:`fashionlens.backdrop.border_agreement` ≥ 0.8,
+    """Whether a photo's border is mostly one colour (:func:`fashionlens.colours.backdrop.border_agreement` ≥ 0.8,
     on a copy at most ``max_side`` pixels long): the kind of photo the pixel colour model was trained on."""
     _check_uint8_rgb(rgb)
     small = _small_copy(rgb, max_side)
@@ -89,7 +89,7 @@ def on_plain_backdrop(rgb: np.ndarray, *, max_side: int = 128) -> bool:
 
 def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 128) -> GarmentPixels:
     """The colour pixels of a photo of one garment: the garment's own pixels when it lies on a plain
-    backdrop (:func:`fashionlens.backdrop.backdrop_garment_mask`, found on a copy at most ``max_side``
+    backdrop (:func:`fashionlens.colours.backdrop.backdrop_garment_mask`, found on a copy at most ``max_side``
     pixels long, resized bilinearly — colour histograms do not need more, and this runs for every photo
     ``tag`` sees), else the central region (:func:`garment_pixels`)."""
     _check_uint8_rgb(rgb)

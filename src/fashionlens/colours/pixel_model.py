@@ -2,7 +2,7 @@
 
 The classifier's colour head sees a 224 px squashed photo, backdrop included. When the garment's
 pixels are known (its detector mask, or the plain backdrop of a sorting-station photo:
-:mod:`fashionlens.backdrop`), a second opinion comes from them: a histogram of their hue, chroma and
+:mod:`fashionlens.colours.backdrop`), a second opinion comes from them: a histogram of their hue, chroma and
 lightness in CIELAB (:func:`colour_features`), and one logistic regression per palette colour
 (:class:`PixelColourModel`) fitted on labelled garments (RISE). The two opinions are averaged:
 
@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fashionlens.weights_io import load_npz_weights, save_npz_weights
+from fashionlens.models.weights_io import load_npz_weights, save_npz_weights
 
 PIXEL_COLOUR_FORMAT = "fashionlens/pixel-colours/v1"
 

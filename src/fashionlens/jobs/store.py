@@ -37,9 +37,7 @@ import json
 import logging
 import os
 import re
-import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,8 +49,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from typing_extensions import Self
 
-    from fashionlens.imageio import DecodedImage
-    from fashionlens.pipeline import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -971,67 +967,3 @@ def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | I
         if tmp.exists():
             tmp.unlink()
     return n
-
-
-# ------------------------------------------------------------------------------ the local engine
-
-
-@dataclass
-class JobRunStats:
-    """What one :func:`run_job` call did."""
-
-    tagged: int = 0
-    failed: int = 0
-    chunks: int = 0
-    seconds: float = 0.0
-
-
-def job_run_summary(job: TagJob, stats: JobRunStats | None, *, before: int, engine: str) -> str:
-    """One line for the end of a run: what this run tagged (``stats``; None = nothing was pending)
-    and where the job stands; ``engine`` says what ran it (e.g. ``backend onnx``, ``engine ray``)."""
-    if stats is None:
-        head = "nothing left to tag"
-    else:
-        n, failed, dt = stats.tagged, stats.failed, stats.seconds
-        head = (f"tagged {n - failed}/{n} images ({failed} failed) in {dt:.1f} s "
-                f"({n / dt if dt > 0 else 0:.1f} img/s, {engine})")
-    return (f"{head}; job {job.folder}: {job.n_done}/{len(job.inputs)} inputs done ({before} before this run), "
-            f"{job.n_failed} failed, {len(job.committed)}/{job.n_chunks} chunks")
-
-
-def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads: int = 2,
-            max_pixels: int = 40_000_000, progress: bool = True,
-            on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None,
-            streams: int = 1) -> JobRunStats:
-    """Tag the job's pending chunks with ``tagger`` (:func:`fashionlens.tag_job.tag_paths`: decoding
-    runs ahead across chunk boundaries, ``streams`` batches at once) and commit each as soon as it is
-    complete."""
-    from tqdm.auto import tqdm
-
-    from fashionlens.tag_job import tag_paths
-
-    pending = job.pending_chunks()
-    paths = [Path(p) for k in pending for p in job.chunk_inputs(k)]
-    stats = JobRunStats()
-    t0 = time.perf_counter()
-    with tqdm(total=len(job.inputs), initial=job.n_done, desc="tag", unit="img", disable=not progress,
-              file=sys.stderr) as bar:
-        records = tag_paths(tagger, paths, batch_size=batch_size, decode_threads=decode_threads,
-                            max_pixels=max_pixels, progress=False, on_image=on_image, streams=streams)
-        try:
-            for k in pending:
-                want = len(job.chunk_inputs(k))
-                chunk = []
-                for record in records:
-                    chunk.append(record)
-                    bar.update(1)
-                    if len(chunk) == want:
-                        break
-                entry = job.commit_chunk(k, chunk)
-                stats.tagged += len(chunk)
-                stats.failed += entry.failed
-                stats.chunks += 1
-        finally:
-            records.close()
-    stats.seconds = time.perf_counter() - t0
-    return stats

@@ -2,19 +2,19 @@
 
 Inputs (paths) become a Ray dataset of ``(input_index, path)`` rows; ``map_batches`` runs them
 through an **actor pool** of :class:`TagActor` s, each holding one :class:`~fashionlens.pipeline.Tagger`
-(and optional :class:`~fashionlens.detect.GarmentDetector`) loaded once. An actor tags its batch with
-the local engine's own :func:`fashionlens.tag_job.tag_paths` (same decoding, batching, error records),
+(and optional :class:`~fashionlens.detection.detector.GarmentDetector`) loaded once. An actor tags its batch with
+the local engine's own :func:`fashionlens.jobs.local.tag_paths` (same decoding, batching, error records),
 so both engines produce the same records apart from ``timing_ms``.
 
 Actors return each record as JSON (``input_index``, ``record_json``), so nothing is lost on the way
 back. Results are written by the driver:
 
-* :func:`run_ray_job` commits them through :class:`fashionlens.batch_job.TagJob` as soon as a chunk's
+* :func:`run_ray_job` commits them through :class:`fashionlens.jobs.store.TagJob` as soon as a chunk's
   inputs are all back — the same job folder, JSONL/Parquet chunks and ``--resume`` as the local
   engine (a job may even be started with one engine and resumed with the other);
 * :func:`iter_ray_records` yields them in input order (plain ``tag`` without a job folder);
 * :func:`to_parquet_rows` turns a tagged dataset into rows of
-  :data:`fashionlens.batch_job.PARQUET_COLUMNS`, for writing Parquet from the workers
+  :data:`fashionlens.jobs.store.PARQUET_COLUMNS`, for writing Parquet from the workers
   (``ds.write_parquet(uri)``) when the driver should not see the results.
 
 ``ray`` is imported only here and only when used (``pip install "ray[data]"``). See ``docs/ray.md``.
@@ -34,14 +34,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from fashionlens.jobs.output import open_text_output
 from fashionlens.runtime.backends import BackendName
-from fashionlens.text_output import open_text_output
 
 if TYPE_CHECKING:
     import ray.data
 
-    from fashionlens.batch_job import JobRunStats, TagJob
-    from fashionlens.detect import DetectSettings
+    from fashionlens.detection.detector import DetectSettings
+    from fashionlens.jobs.local import JobRunStats
+    from fashionlens.jobs.store import TagJob
     from fashionlens.pipeline import Tagger
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class TaggerSpec:
 
         detector = None
         if not self.whole_image:
-            from fashionlens.detect import DetectSettings, GarmentDetector
+            from fashionlens.detection.detector import DetectSettings, GarmentDetector
 
             detector = GarmentDetector(self.detector, settings=self.detect_settings or DetectSettings(),
                                        threads=self.threads, backend=self.detector_backend)
@@ -101,11 +102,11 @@ class TaggerSpec:
                       **fusion, **colours)
 
     def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
-        """The ``settings`` of a :class:`~fashionlens.batch_job.TagJob` (what changes results), the same
+        """The ``settings`` of a :class:`~fashionlens.jobs.store.TagJob` (what changes results), the same
         keys and values as the local engine's, so a job can be resumed by either engine."""
         settings = self.detect_settings
         if not self.whole_image and settings is None:
-            from fashionlens.detect import DetectSettings
+            from fashionlens.detection.detector import DetectSettings
 
             settings = DetectSettings()
         return {"weights": None if self.weights is None else str(self.weights), "backend": self.backend,
@@ -132,7 +133,7 @@ class TagActor:
         self.max_pixels = max_pixels
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from fashionlens.tag_job import tag_paths
+        from fashionlens.jobs.local import tag_paths
 
         index = [int(i) for i in batch["input_index"]]
         paths = [Path(str(p)) for p in batch["path"]]
@@ -216,14 +217,14 @@ def tag_dataset(paths: Sequence[str | os.PathLike[str]], spec: TaggerSpec, *, fi
 def _parquet_rows(batch: Mapping[str, np.ndarray]) -> Any:
     import pyarrow as pa
 
-    from fashionlens.batch_job import parquet_schema, record_to_row
+    from fashionlens.jobs.store import parquet_schema, record_to_row
 
     rows = [record_to_row(json.loads(r), int(i)) for i, r in zip(batch["input_index"], batch["record_json"])]
     return pa.Table.from_pylist(rows, schema=parquet_schema())
 
 
 def to_parquet_rows(tagged: ray.data.Dataset) -> ray.data.Dataset:
-    """A tagged dataset (:func:`tag_dataset`) as rows of :data:`fashionlens.batch_job.PARQUET_COLUMNS`,
+    """A tagged dataset (:func:`tag_dataset`) as rows of :data:`fashionlens.jobs.store.PARQUET_COLUMNS`,
     e.g. ``to_parquet_rows(ds).write_parquet("s3://bucket/run1")`` (written by the workers; row order
     across files is not the input order — sort by ``input_index``)."""
     return tagged.map_batches(_parquet_rows, batch_format="numpy", batch_size=None, udf_modifying_row_count=False)
@@ -266,13 +267,13 @@ def run_ray_job(job: TagJob, spec: TaggerSpec, *, batch_size: int = 16, num_acto
     """Tag the job's pending chunks on Ray and commit each chunk (from this process, the job's
     owner) as soon as all its records are back; chunks may be committed out of order.
 
-    The model is bound to the job (:meth:`~fashionlens.batch_job.TagJob.bind_model`) from the first
+    The model is bound to the job (:meth:`~fashionlens.jobs.store.TagJob.bind_model`) from the first
     record that comes back, before anything is committed. Needs a running Ray instance.
 
     Raises:
-        fashionlens.batch_job.JobError: the job's earlier results came from another model.
+        fashionlens.jobs.store.JobError: the job's earlier results came from another model.
     """
-    from fashionlens.batch_job import JobRunStats
+    from fashionlens.jobs.local import JobRunStats
 
     stats = JobRunStats()
     pending = job.pending_chunks()
@@ -321,13 +322,14 @@ def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Pa
                     manifest: str | Path | None = None, job_dir: str | Path | None = None,
                     chunk_size: int | None = None, formats: Sequence[str] | None = None,
                     resume: bool = False) -> int:
-    """:func:`fashionlens.tag_job.run_tag_job` on Ray: the same inputs, outputs, job folder and exit
+    """:func:`fashionlens.jobs.local.run_tag_job` on Ray: the same inputs, outputs, job folder and exit
     code (0 = all tagged, 1 = some inputs are error records).
 
     ``ray_address``: an existing cluster (else a local instance with ``num_cpus`` CPUs, default all).
     Without ``job_dir`` the records go to ``output`` as JSON lines in input order.
     """
-    from fashionlens.batch_job import TagJob, job_run_summary, merge_job, resolve_inputs
+    from fashionlens.jobs.local import job_run_summary
+    from fashionlens.jobs.store import TagJob, merge_job, resolve_inputs
 
     quiet = not progress
     _ray().data.DataContext.get_current().enable_progress_bars = progress

@@ -1,0 +1,1 @@
+"""Many photos: the local tag job, the resumable chunk store, the Ray engine, output writers."""
