@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
-    from fashionlens.grading.routing import load_rules, route_lines
+    from fashionlens.grading.routing import OverlongLine, load_rules, read_item_lines, route_lines
 
     rules = load_rules(args.rules)
     if args.check:
@@ -25,9 +26,14 @@ def _cmd_route(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     failed = 0
     with ExitStack() as stack:
-        src = sys.stdin if args.items == "-" else stack.enter_context(open(args.items, encoding="utf-8"))
+        # bytes, line by line: a line that is not UTF-8 or too long is an error record for that line only
+        lines: Iterable[str | bytes | OverlongLine]
+        if args.items != "-":
+            lines = read_item_lines(stack.enter_context(open(args.items, "rb")))
+        else:  # a replaced text stdin (no .buffer) is read as text
+            lines = read_item_lines(sys.stdin.buffer) if hasattr(sys.stdin, "buffer") else sys.stdin
         dst = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w", encoding="utf-8"))
-        for record in route_lines(src, rules):
+        for record in route_lines(lines, rules):
             if record["route"] is None:
                 failed += 1
             else:

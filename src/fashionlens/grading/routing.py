@@ -62,11 +62,10 @@ import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, BinaryIO
 
 from fashionlens.grading.item import DAMAGE_TYPES, ITEM_SCHEMA, ROUTES, empty_item
+from fashionlens.io.safe_yaml import YamlInputError, load_yaml, load_yaml_file, short_repr
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +93,37 @@ RECORD_KEYS: tuple[str, ...] = tuple(empty_item("x", []))
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 _COUNT_TYPES: tuple[str, ...] = (*DAMAGE_TYPES, "any")
 
+#: Largest rules file :func:`load_rules` reads, in bytes.
+MAX_RULES_BYTES = 1_000_000
+#: Largest width and precision a reason's format may ask for (``{x:>100}``, ``{x:.100}``).
+MAX_FORMAT_WIDTH = 100
+#: Longest reason template, in characters.
+MAX_TEMPLATE_CHARS = 500
+#: Longest rendered reason, in characters (longer ones are cut and end with ``...``).
+MAX_REASON_CHARS = 1000
+#: Deepest nesting of conditions (all/any/not and named conditions used inside each other).
+MAX_CONDITION_DEPTH = 32
+#: Most problems a :class:`RulesError` message lists (``problems`` keeps them all).
+MAX_LISTED_PROBLEMS = 50
+#: Checking stops once this many problems are found (a file of thousands of broken rules costs no more).
+MAX_PROBLEMS = 500
+#: Longest item line :func:`read_item_lines` passes on, in bytes.
+MAX_ITEM_LINE_BYTES = 4 * 2 ** 20
+# [[fill]align][sign][z][#][0][width][grouping][.precision][type] (the format-spec mini-language)
+_SPEC_RE = re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?$",
+                      re.DOTALL)
+
+
+def _q(value: Any, limit: int = 120) -> str:
+    """A user value quoted for an error message: its ``repr``, cut to ``limit`` characters."""
+    return short_repr(value, limit)
+
+
+def _key(value: Any) -> str:
+    """A mapping key as it appears in a ``where`` prefix (cut to 60 characters)."""
+    text = value if isinstance(value, str) else short_repr(value, 60)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 class RulesError(ValueError):
     """A rules file is invalid. ``problems`` lists every problem found, one message each."""
@@ -102,8 +132,10 @@ class RulesError(ValueError):
         self.problems = list(problems)
         self.source = source
         n = len(self.problems)
+        listed = self.problems[:MAX_LISTED_PROBLEMS]
+        more = f"\n  ... and {n - len(listed)} more" if n > len(listed) else ""
         super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''} in the sorting rules:\n  - "
-                         + "\n  - ".join(self.problems))
+                         + "\n  - ".join(listed) + more)
 
 
 class RuleEvaluationError(ValueError):
@@ -155,26 +187,33 @@ def resolve_path(item: Mapping[str, Any], path: str | Sequence[str]) -> Any:
     return value
 
 
+def _full(problems: list[str]) -> bool:
+    """Enough problems found: the checks stop adding (and spending time on) more."""
+    return len(problems) >= MAX_PROBLEMS
+
+
 def _check_path(path: object, where: str, problems: list[str]) -> tuple[str, ...] | None:
+    if _full(problems):
+        return None
     if not isinstance(path, str) or not _PATH_RE.match(path):
         problems.append(f"{where}: expected a dotted path into the item record such as 'damage.area_share.hole'; "
-                        f"got {path!r}")
+                        f"got {_q(path)}")
         return None
     parts = tuple(path.split("."))
     if parts[0] not in RECORD_KEYS:
-        problems.append(f"{where}: unknown record field {parts[0]!r} in path {path!r}; expected one of "
+        problems.append(f"{where}: unknown record field {_q(parts[0])} in path {_q(path)}; expected one of "
                         f"{', '.join(RECORD_KEYS)}{_did_you_mean(parts[0], RECORD_KEYS)}")
         return None
     if len(parts) == 3 and parts[0] == "damage" and parts[1] in ("area_share", "count"):
         allowed = DAMAGE_TYPES if parts[1] == "area_share" else _COUNT_TYPES
         if parts[2] not in allowed:
-            problems.append(f"{where}: unknown damage type {parts[2]!r} in path {path!r}; expected one of "
+            problems.append(f"{where}: unknown damage type {_q(parts[2])} in path {_q(path)}; expected one of "
                             f"{', '.join(allowed)}{_did_you_mean(parts[2], allowed)}")
             return None
     if len(parts) == 3 and parts[:2] == ("composition", "fibres"):
         fibres = _fibre_names()
         if fibres and parts[2] not in fibres:
-            problems.append(f"{where}: unknown fibre {parts[2]!r} in path {path!r}; expected a taxonomy material "
+            problems.append(f"{where}: unknown fibre {_q(parts[2])} in path {_q(path)}; expected a taxonomy material "
                             f"({', '.join(fibres)}){_did_you_mean(parts[2], fibres)}")
             return None
     return parts
@@ -193,15 +232,26 @@ _OPERATOR_LOOKALIKES = {"=>": ">=", "=<": "<=", "≥": ">=", "≤": "<=", "=": "
                         "not in": "not_in", "notin": "not_in", "exist": "exists"}
 
 
+def _listing(names: Sequence[Any], most: int = 20) -> str:
+    """``a, b, c`` for an error message: at most ``most`` names, each cut to 60 characters."""
+    shown = ", ".join(_key(n) for n in names[:most])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
 def _operator_hint(op: Any) -> str:
-    text = str(op).strip()
+    if not isinstance(op, str):
+        return ""
+    text = op.strip()
     if text in _OPERATOR_LOOKALIKES:
         return f" (did you mean {_OPERATOR_LOOKALIKES[text]!r}?)"
     return _did_you_mean(text.lower(), OPERATORS, cutoff=0.5)
 
 
-def _did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
+def _did_you_mean(word: Any, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    choices = list(choices)
+    if not isinstance(word, str) or len(word) > 100 or len(choices) > 200:  # a plausible typo among few names
+        return ""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -253,8 +303,8 @@ class _Test:
             x = _number(value)
             if x is None:
                 raise RuleEvaluationError(
-                    f"rule {rule!r}: {'.'.join(self.path)} {self.op} {self.operand} needs a number; "
-                    f"the record has {value!r} ({type(value).__name__})")
+                    f"rule {_q(rule)}: {'.'.join(self.path)} {self.op} {self.operand} needs a number; "
+                    f"the record has {_q(value)} ({type(value).__name__})")
             return {"<": x < self.operand, "<=": x <= self.operand,
                     ">": x > self.operand, ">=": x >= self.operand}[self.op]
         key = _norm(value) if _is_scalar(value) else None
@@ -300,31 +350,45 @@ class _Compiler:
         self.defines: dict[str, Any] = {}
         self.problems = problems
         self._active: list[str] = []
+        self._depth = 0
 
     def define(self, name: str) -> Any:
         if name in self.defines:
             return self.defines[name]
         if name in self._active:
-            cycle = " → ".join([*self._active[self._active.index(name):], name])
-            self.problems.append(f"define {name!r}: refers to itself ({cycle})")
+            cycle = " → ".join(_key(n) for n in [*self._active[self._active.index(name):], name])
+            self.problems.append(f"define {_q(name)}: refers to itself ({cycle})")
             return None
         self._active.append(name)
-        node = self.condition(self.raw_defines[name], f"define {name!r}")
+        node = self.condition(self.raw_defines[name], f"define {_q(name)}")
         self._active.pop()
         self.defines[name] = node
         return node
 
     def condition(self, spec: Any, where: str) -> Any:
+        if _full(self.problems):
+            return None
+        if self._depth >= MAX_CONDITION_DEPTH:
+            self.problems.append(f"{where}: conditions nest deeper than {MAX_CONDITION_DEPTH} levels (counting named "
+                                 "conditions used inside each other); expected a flatter condition")
+            return None
+        self._depth += 1
+        try:
+            return self._condition(spec, where)
+        finally:
+            self._depth -= 1
+
+    def _condition(self, spec: Any, where: str) -> Any:
         if not isinstance(spec, Mapping) or not spec:
             self.problems.append(f"{where}: expected a mapping of conditions (path: test, or all/any/not/use); "
-                                 f"got {spec!r}")
+                                 f"got {_q(spec)}")
             return None
         parts = []
         for key, value in spec.items():
-            here = f"{where}.{key}"
+            here = f"{where}.{_key(key)}"
             if key in ("all", "any"):
                 if not isinstance(value, list) or not value:
-                    self.problems.append(f"{here}: expected a non-empty list of conditions; got {value!r}")
+                    self.problems.append(f"{here}: expected a non-empty list of conditions; got {_q(value)}")
                     continue
                 subs = [self.condition(v, f"{here}[{i}]") for i, v in enumerate(value)]
                 parts.append((_All if key == "all" else _Any)(tuple(subs)))
@@ -333,9 +397,9 @@ class _Compiler:
             elif key == "use":
                 if not isinstance(value, str) or value not in self.raw_defines:
                     names = list(self.raw_defines)
-                    self.problems.append(f"{here}: unknown named condition {value!r}; expected one of the names under "
-                                         f"'define' ({', '.join(names) or 'none defined'})"
-                                         f"{_did_you_mean(str(value), names)}")
+                    self.problems.append(f"{here}: unknown named condition {_q(value)}; expected one of the names "
+                                         f"under 'define' ({_listing(names) or 'none defined'})"
+                                         f"{_did_you_mean(value, names)}")
                     continue
                 parts.append(self.define(value))
             else:
@@ -344,7 +408,7 @@ class _Compiler:
 
     def tests(self, path: Any, spec: Any, where: str) -> list[_Test]:
         if isinstance(path, str) and path.casefold() in _GROUPS:
-            self.problems.append(f"{where}: group keys are lower case ({', '.join(_GROUPS)}); got {path!r}")
+            self.problems.append(f"{where}: group keys are lower case ({', '.join(_GROUPS)}); got {_q(path)}")
             return []
         parts = _check_path(path, where, self.problems)
         if isinstance(spec, Mapping):
@@ -358,9 +422,11 @@ class _Compiler:
         return [test] if test is not None else []
 
     def test(self, parts: tuple[str, ...] | None, op: Any, operand: Any, where: str) -> _Test | None:
+        if _full(self.problems):
+            return None
         canonical = OPERATORS.get(op) if isinstance(op, str) else None
         if canonical is None:
-            self.problems.append(f"{where}: unknown operator {op!r}; expected one of {', '.join(OPERATORS)}"
+            self.problems.append(f"{where}: unknown operator {_q(op)}; expected one of {', '.join(OPERATORS)}"
                                  f"{_operator_hint(op)}")
             return None
         bad = None
@@ -378,7 +444,8 @@ class _Compiler:
         elif not _is_scalar(operand):
             bad = "a number, word or true/false"
         if bad is not None:
-            self.problems.append(f"{where}: operator {op!r} expects {bad}; got {operand!r} ({type(operand).__name__})")
+            self.problems.append(f"{where}: operator {_q(op)} expects {bad}; got {_q(operand)} "
+                                 f"({type(operand).__name__})")
             return None
         if parts is None:
             return None
@@ -392,6 +459,7 @@ class _Template:
     pieces: tuple[tuple[str, tuple[str, ...] | None, str, str | None], ...]  # literal, path, spec, conversion
 
     def render(self, item: Mapping[str, Any]) -> str:
+        """The reason for ``item``, at most :data:`MAX_REASON_CHARS` characters (a longer one ends ``...``)."""
         out = []
         for literal, path, spec, conversion in self.pieces:
             out.append(literal)
@@ -401,6 +469,10 @@ class _Template:
             if value is MISSING:
                 out.append("unknown")
                 continue
+            if not _is_scalar(value) and value is not None:  # a list or object from the record: quoted, cut
+                value = short_repr(value, MAX_REASON_CHARS)
+            elif isinstance(value, str) and len(value) > MAX_REASON_CHARS:
+                value = value[:MAX_REASON_CHARS]
             if conversion == "r":
                 value = repr(value)
             elif conversion in ("s", "a"):
@@ -409,17 +481,24 @@ class _Template:
                 out.append(format(value, spec))
             except (ValueError, TypeError):
                 out.append(str(value))
-        return "".join(out)
+        text = "".join(out)
+        return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _compile_template(text: Any, where: str, problems: list[str]) -> _Template | None:
+    if _full(problems):
+        return None
     if not isinstance(text, str) or not text.strip():
-        problems.append(f"{where}: expected a non-empty text (it may use {{path}} fields); got {text!r}")
+        problems.append(f"{where}: expected a non-empty text (it may use {{path}} fields); got {_q(text)}")
+        return None
+    if len(text) > MAX_TEMPLATE_CHARS:
+        problems.append(f"{where}: expected a text of at most {MAX_TEMPLATE_CHARS} characters; got {len(text):,} "
+                        f"characters: {_q(text, 80)}")
         return None
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
-        problems.append(f"{where}: bad template {text!r}: {exc} (write {{{{ and }}}} for literal braces)")
+        problems.append(f"{where}: bad template {_q(text)}: {exc} (write {{{{ and }}}} for literal braces)")
         return None
     pieces = []
     ok = True
@@ -434,16 +513,34 @@ def _compile_template(text: Any, where: str, problems: list[str]) -> _Template |
             continue
         parts = _check_path(field, f"{where} {{{field}}}", problems)
         spec = spec or ""
-        if "{" in spec:
-            problems.append(f"{where}: nested fields in the format of {{{field}}} are not supported; got {spec!r}")
+        if conversion not in (None, "r", "s", "a"):
+            problems.append(f"{where}: unknown conversion !{conversion} for {{{field}}}; expected !r, !s or !a")
             ok = False
-        elif spec and not _spec_ok(spec):
-            problems.append(f"{where}: bad format {spec!r} for {{{field}}}; expected e.g. '.0%', '.1f' or '.2f'")
+        if "{" in spec:
+            problems.append(f"{where}: nested fields in the format of {{{field}}} are not supported; got {_q(spec)}")
+            ok = False
+        elif spec and (problem := _spec_problem(spec)):
+            problems.append(f"{where}: bad format {_q(spec)} for {{{field}}}: {problem}")
             ok = False
         if parts is None:
             ok = False
         pieces.append((literal, parts, spec, conversion))
     return _Template(text, tuple(pieces)) if ok else None
+
+
+def _spec_problem(spec: str) -> str | None:
+    """Why a format spec is refused (``None`` when it is fine): unparseable, or width/precision over the bound."""
+    match = _SPEC_RE.match(spec)
+    if match is None:
+        return "expected e.g. '.0%', '.1f' or '.2f'"
+    for part in ("width", "precision"):
+        digits = match.group(part) or ""
+        if len(digits) > 3 or (digits and int(digits) > MAX_FORMAT_WIDTH):
+            shown = digits if len(digits) <= 12 else digits[:9] + "..."
+            return f"{part} {shown} is too large; expected at most {MAX_FORMAT_WIDTH}"
+    if not _spec_ok(spec):
+        return "expected e.g. '.0%', '.1f' or '.2f'"
+    return None
 
 
 def _spec_ok(spec: str) -> bool:
@@ -534,21 +631,25 @@ def _check_item(item: Any) -> None:
         raise TypeError(f"expected an item record (a JSON object, schema {ITEM_SCHEMA!r}); got {type(item).__name__}")
     schema = item.get("schema")
     if schema is not None and schema != ITEM_SCHEMA:
-        raise ValueError(f"expected an item record with schema {ITEM_SCHEMA!r}; got schema {schema!r}")
+        raise ValueError(f"expected an item record with schema {ITEM_SCHEMA!r}; got schema {_q(schema)}")
 
 
 def _check_keys(spec: Mapping[str, Any], allowed: Sequence[str], where: str, problems: list[str]) -> None:
     for key in spec:
+        if _full(problems):
+            return
         if key not in allowed:
-            problems.append(f"{where}: unknown key {key!r}; expected one of {', '.join(allowed)}"
-                            f"{_did_you_mean(str(key), allowed)}")
+            problems.append(f"{where}: unknown key {_q(key)}; expected one of {', '.join(allowed)}"
+                            f"{_did_you_mean(key, allowed)}")
 
 
 def _check_route(route: Any, where: str, problems: list[str]) -> bool:
     if route in ROUTES:
         return True
-    problems.append(f"{where}: unknown route {route!r}; expected one of {', '.join(ROUTES)}"
-                    f"{_did_you_mean(str(route), ROUTES)}")
+    if _full(problems):
+        return False
+    problems.append(f"{where}: unknown route {_q(route)}; expected one of {', '.join(ROUTES)}"
+                    f"{_did_you_mean(route, ROUTES)}")
     return False
 
 
@@ -565,43 +666,48 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
 
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        problems.append(f"name: expected a non-empty text naming these rules; got {name!r}")
+        problems.append(f"name: expected a non-empty text naming these rules; got {_q(name)}")
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, (str, int, float)) or str(version).strip() == "":
-        problems.append(f"version: expected a number or text (raise it on every edit); got {version!r}")
+        problems.append(f"version: expected a number or text (raise it on every edit); got {_q(version)}")
     description = data.get("description")
     if description is not None and not isinstance(description, str):
-        problems.append(f"description: expected text; got {description!r}")
+        problems.append(f"description: expected text; got {_q(description)}")
 
     strategy = data.get("strategy", "first_match")
     if strategy not in STRATEGIES:
-        problems.append(f"strategy: expected one of {', '.join(STRATEGIES)}; got {strategy!r}"
-                        f"{_did_you_mean(str(strategy), STRATEGIES)}")
+        problems.append(f"strategy: expected one of {', '.join(STRATEGIES)}; got {_q(strategy)}"
+                        f"{_did_you_mean(strategy, STRATEGIES)}")
     severity = data.get("severity", list(DEFAULT_SEVERITY))
-    if not isinstance(severity, list) or sorted(map(str, severity)) != sorted(ROUTES):
+    if (not isinstance(severity, list) or not all(isinstance(r, str) for r in severity)
+            or sorted(severity) != sorted(ROUTES)):
         problems.append(f"severity: expected every route exactly once, most severe first, e.g. "
-                        f"{list(DEFAULT_SEVERITY)}; got {severity!r}")
+                        f"{list(DEFAULT_SEVERITY)}; got {_q(severity)}")
         severity = list(DEFAULT_SEVERITY)
 
     defines = data.get("define", {}) or {}
     if not isinstance(defines, Mapping) or not all(isinstance(k, str) for k in defines):
-        problems.append(f"define: expected a mapping of name → condition; got {defines!r}")
+        problems.append(f"define: expected a mapping of name → condition; got {_q(defines)}")
         defines = {}
     compiler = _Compiler(defines, problems)
     for define_name in defines:
+        if _full(problems):
+            break
         compiler.define(define_name)
 
     rules: list[Rule] = []
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list):
-        problems.append(f"rules: expected a list of rules (each with name, route, when, reason); got {raw_rules!r}")
+        problems.append(f"rules: expected a list of rules (each with name, route, when, reason); got {_q(raw_rules)}")
         raw_rules = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_rules):
+        if _full(problems):
+            break
         rule_name = raw.get("name") if isinstance(raw, Mapping) else None
-        where = f"rules[{i}]" + (f" {rule_name!r}" if isinstance(rule_name, str) and rule_name.strip() else "")
+        where = f"rules[{i}]" + (f" {_q(rule_name, 60)}" if isinstance(rule_name, str) and rule_name.strip() else "")
         if not isinstance(raw, Mapping):
-            problems.append(f"{where}: expected a mapping with name, route, when, reason; got {raw!r}")
+            problems.append(f"{where}: expected a mapping with name, route, when, reason; got {_q(raw)}")
             continue
         _check_keys(raw, RULE_KEYS, where, problems)
         missing = [k for k in ("name", "route", "when", "reason") if k not in raw]
@@ -609,10 +715,10 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
             problems.append(f"{where}: missing {', '.join(missing)} (a rule needs name, route, when and reason)")
         if not isinstance(rule_name, str) or not rule_name.strip():
             if "name" in raw:
-                problems.append(f"{where}: name: expected a non-empty text; got {rule_name!r}")
+                problems.append(f"{where}: name: expected a non-empty text; got {_q(rule_name)}")
             rule_name = f"rules[{i}]"
         elif rule_name in seen:
-            problems.append(f"{where}: name {rule_name!r} is already used by rules[{seen[rule_name]}]")
+            problems.append(f"{where}: name {_q(rule_name)} is already used by rules[{seen[rule_name]}]")
         else:
             seen[rule_name] = i
         route_ok = "route" in raw and _check_route(raw["route"], f"{where}: route", problems)
@@ -627,12 +733,14 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
     default_reason = None
     if not isinstance(default, Mapping):
         problems.append(f"default: expected a mapping with route and reason (used when no rule matches); "
-                        f"got {default!r}")
+                        f"got {_q(default)}")
     else:
         _check_keys(default, DEFAULT_KEYS, "default", problems)
         _check_route(default.get("route"), "default: route", problems)
         default_reason = _compile_template(default.get("reason"), "default: reason", problems)
 
+    if _full(problems):
+        problems.append(f"stopped checking after {MAX_PROBLEMS} problems; fix these and check again")
     if problems or default_reason is None or not isinstance(default, Mapping):
         raise RulesError(problems, source)
     return Rules(name=str(name).strip(), version=str(version), strategy=str(strategy), severity=tuple(severity),
@@ -643,43 +751,95 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
 def load_rules(path: str | Path | None = None) -> Rules:
     """Read and validate a YAML rules file; ``None`` = the shipped default rules.
 
+    The file is read with :func:`fashionlens.io.safe_yaml.load_yaml`: at most :data:`MAX_RULES_BYTES`,
+    UTF-8, no anchors or aliases, bounded nesting.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        RulesError: the file is not YAML or the rules are invalid (every problem listed).
+        RulesError: the file is too large, not UTF-8, not YAML (or uses anchors/aliases), or the rules
+            are invalid (every problem listed).
     """
-    if path is None:
-        resource = importlib.resources.files("fashionlens.grading").joinpath(DEFAULT_RULES_RESOURCE)
-        text = resource.read_text(encoding="utf-8")
-        source = "fashionlens:grading/" + DEFAULT_RULES_RESOURCE
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"expected a sorting rules file (YAML); {str(p)!r} does not exist")
-        text = p.read_text(encoding="utf-8")
-        source = str(p)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesError([f"not valid YAML: {exc}"], source) from exc
+        if path is None:
+            resource = importlib.resources.files("fashionlens.grading").joinpath(DEFAULT_RULES_RESOURCE)
+            source = "fashionlens:grading/" + DEFAULT_RULES_RESOURCE
+            data = load_yaml(resource.read_bytes(), source=source, max_bytes=MAX_RULES_BYTES)
+        else:
+            p = Path(path)
+            source = str(p)
+            if not p.is_file():
+                raise FileNotFoundError(f"expected a sorting rules file (YAML); {str(p)!r} does not exist")
+            data = load_yaml_file(p, max_bytes=MAX_RULES_BYTES)
+    except YamlInputError as exc:
+        where = f"line {exc.line}: " if exc.line is not None else ""
+        raise RulesError([f"{where}{exc.problem}"], source) from None
     rules = validate_rules(data, source=source)
     log.debug("loaded %d sorting rules from %s", len(rules.rules), source)
     return rules
 
 
-def route_lines(lines: Iterable[str], rules: Rules) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class OverlongLine:
+    """Stands for an input line longer than the limit of :func:`read_item_lines` (its bytes were skipped)."""
+
+    size: int
+    limit: int
+
+
+def read_item_lines(stream: BinaryIO, max_line_bytes: int = MAX_ITEM_LINE_BYTES) -> Iterator[bytes | OverlongLine]:
+    """The lines of a binary JSONL stream, holding at most ``max_line_bytes`` (+ 1) bytes of one line in memory.
+
+    A longer line is skipped and stands as an :class:`OverlongLine` (so line numbers stay right).
+    """
+    while True:
+        line = stream.readline(max_line_bytes + 1)
+        if not line:
+            return
+        if len(line) <= max_line_bytes or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n"):
+            line = stream.readline(2 ** 16)
+            if not line:
+                break
+            size += len(line)
+        yield OverlongLine(size, max_line_bytes)
+
+
+def _error_record(n: int, message: str) -> dict[str, Any]:
+    return {"schema": ITEM_SCHEMA, "item_id": None, "route": None, "error": f"line {n}: {message}"}
+
+
+def route_lines(lines: Iterable[str | bytes | OverlongLine], rules: Rules) -> Iterator[dict[str, Any]]:
     """Route JSONL item records: one output record per non-blank input line, in order.
 
-    Each record comes back with ``route`` filled. A line that is not JSON, not an item record or that
-    a rule cannot evaluate gives an error record instead (``route`` null, ``error`` saying which line
-    and why; an item's other fields are kept when it was readable), and routing goes on.
+    Each record comes back with ``route`` filled. A line that is too long (:class:`OverlongLine`), not
+    UTF-8 (for ``bytes`` lines), not JSON, not an item record or that a rule cannot evaluate gives an
+    error record instead (``route`` null, ``error`` saying which line and why; an item's other fields
+    are kept when it was readable), and routing goes on.
     """
     for n, line in enumerate(lines, 1):
+        if isinstance(line, OverlongLine):
+            yield _error_record(n, f"expected an item record of at most {line.limit:,} bytes; "
+                                   f"got a line of {line.size:,} bytes")
+            continue
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield _error_record(n, f"not UTF-8 text: byte {line[exc.start:exc.start + 1]!r} at column "
+                                       f"{exc.start + 1}")
+                continue
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield {"schema": ITEM_SCHEMA, "item_id": None, "route": None, "error": f"line {n}: not JSON: {exc}"}
+            yield _error_record(n, f"not JSON: {exc}")
+            continue
+        except RecursionError:
+            yield _error_record(n, "not JSON: nested too deeply")
             continue
         try:
             route = rules.route(item)

@@ -117,7 +117,10 @@ class YamlInputError(ValueError):
 
 
 def short_repr(value: Any, limit: int = MAX_QUOTE_CHARS) -> str:
-    """``repr(value)`` cut to at most ``limit`` characters (``...`` marks a cut); cheap for huge or shared structures."""
+    """``repr(value)`` cut to at most ``limit`` characters (``...`` marks a cut).
+
+    Cheap for huge or shared structures: only a few levels and items of a container are walked.
+    """
     text = _repr.repr(value)
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
@@ -127,7 +130,10 @@ def _line(mark: Any) -> int | None:
 
 
 def _check_events(text: str, source: str, max_depth: int, max_nodes: int) -> None:
-    """Walk the event stream once: refuse anchors, aliases, nesting deeper than ``max_depth`` and over ``max_nodes`` values."""
+    """Walk the event stream once, building nothing.
+
+    Refuses anchors, aliases, nesting deeper than ``max_depth`` and more than ``max_nodes`` values.
+    """
     depth = nodes = 0
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
@@ -178,7 +184,7 @@ def load_yaml(text: str | bytes, *, source: str = "<yaml>", max_bytes: int = MAX
         raise YamlInputError(f"YAML input is over {max_bytes:,} bytes; expected at most {max_bytes:,}", source)
     try:
         _check_events(text, source, max_depth, max_nodes)
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader; aliases were refused above
+        return yaml.load(text, Loader=_Loader)  # a safe loader; anchors and aliases were refused above
     except YamlInputError:
         raise
     except yaml.MarkedYAMLError as exc:

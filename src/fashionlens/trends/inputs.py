@@ -11,22 +11,33 @@ Rows that cannot be used are never dropped silently: each is counted under a rea
 :class:`ValidationReport` (with the first few examples as ``file:line: detail``). A table whose
 *columns* are wrong is an error (:class:`TrendInputError`) naming the expected columns.
 
+Hostile or broken files cost bounded effort and never take good rows down with them: CSV and JSON
+lines are decoded line by line (a row with bytes that are not UTF-8 is rejected, the rest kept); a
+quoted CSV field may run over at most :data:`MAX_CSV_ROW_LINES` lines (an unclosed quote is reported
+at the line where it opened and reading resumes on the next line); header, CSV lines and JSON lines
+have size limits; values quoted in messages are cut to a few dozen characters.
+
 ``TrendData.posts`` has one row per post (``timestamp`` is tz-naive UTC); ``TrendData.labels`` is
 long: one row per (post, attribute, value), ``post`` being the row position in ``posts``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from fashionlens.io.safe_yaml import short_repr
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +57,28 @@ RESULT_SCHEMA = "fashionlens/result/v1"
 POST_COLUMNS: tuple[str, ...] = ("post_id", "timestamp", "place", "lat", "lon", "author", "likes", "comments",
                                  "hashtags", "caption")
 _MAX_EXAMPLES = 5
+
+#: Longest CSV header line, in bytes (a longer one is a :class:`TrendInputError`).
+MAX_CSV_HEADER_BYTES = 64 * 1024
+#: Longest CSV line, in bytes (the row holding a longer one is rejected).
+MAX_CSV_LINE_BYTES = 128 * 1024
+#: Most lines one CSV row may span (a quoted field with line breaks); more means an unclosed quote.
+MAX_CSV_ROW_LINES = 100
+#: Longest JSON line of tag results, in bytes (a longer one is rejected, read in pieces).
+MAX_JSONL_LINE_BYTES = 4 * 2 ** 20
+#: Most distinct ``tag error record (TYPE)`` reasons per file part; further types count as ``other``.
+_MAX_ERROR_TYPES = 20
+_QUOTE_CHARS = 80  # longest value quoted in an example
+_ERROR_TYPE_RE = re.compile(r"^[\w.:-]{1,40}$")
+
+
+def _quote(value: object) -> str:
+    """A value from the input, quoted for an example or message: ``repr``, at most 80 characters."""
+    return short_repr(value, _QUOTE_CHARS)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class TrendInputError(ValueError):
@@ -129,27 +162,184 @@ class TrendData:
         return len(self.posts)
 
 
-def _read_csv_counting_bad_lines(path: Path, report: ValidationReport) -> pd.DataFrame:
-    """Read a CSV as strings; rows with the wrong number of fields are counted, not fatal.
+class _RunawayRow(Exception):
+    """A CSV row spans more than :data:`MAX_CSV_ROW_LINES` lines (an unclosed quote)."""
 
-    The fast C parser is tried first; only a file with malformed lines is re-read with the
-    Python parser, which reports each bad line. (Line numbers in the data checks that follow
-    count data rows, so they are exact only for files without malformed lines.)
+
+_LINE_RE = re.compile(rb"([^\r\n]*)(?:\r\n|\r|\n|$)")
+
+
+def _csv_header(path: Path, data: bytes) -> tuple[list[str], int]:
+    """The column names and 0-based line index of the header (the first non-blank line).
+
+    Raises:
+        TrendInputError: no header, a header over :data:`MAX_CSV_HEADER_BYTES`, not UTF-8, badly
+            quoted, or with empty or duplicate column names.
     """
-    kw = dict(dtype=str, keep_default_na=False, na_values=[""])
+    pos, index = 0, 0
+    while pos < len(data):
+        match = _LINE_RE.match(data, pos)
+        assert match is not None  # the pattern matches the empty string
+        raw = match.group(1)
+        if raw.strip():
+            break
+        pos, index = match.end(), index + 1
+    else:
+        raise TrendInputError(f"{path}: no header line; expected a CSV file whose first line names its columns")
+    where = f"{path}:{index + 1}"
+    if len(raw) > MAX_CSV_HEADER_BYTES:
+        raise TrendInputError(f"{where}: header line is {len(raw):,} bytes; expected at most "
+                              f"{MAX_CSV_HEADER_BYTES:,} (column names separated by commas); it starts "
+                              f"{_quote(raw[:_QUOTE_CHARS])}")
     try:
-        return pd.read_csv(path, **kw)
-    except pd.errors.ParserError:
-        pass
-    bad: list[list[str]] = []
+        text = raw.decode("utf-8-sig" if index == 0 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrendInputError(f"{where}: header is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at column "
+                              f"{exc.start + 1}); expected column names in UTF-8") from None
+    try:
+        names = next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise TrendInputError(f"{where}: header is not a CSV line ({exc}); got {_quote(text)}") from None
+    dupes = sorted({n for n in names if names.count(n) > 1}) if len(names) <= 1000 else []
+    if len(names) > 1000 or dupes or not all(n.strip() for n in names):
+        problem = (f"{len(names):,} columns (expected at most 1,000)" if len(names) > 1000
+                   else f"duplicate column(s) {_quote(dupes)}" if dupes else "an empty column name")
+        raise TrendInputError(f"{where}: header has {problem}; got {_quote(names)}")
+    return names, index
 
-    def on_bad(fields: list[str]) -> None:
-        bad.append(fields)
 
-    df = pd.read_csv(path, engine="python", on_bad_lines=on_bad, **kw)
-    report.rows_read += len(bad)
-    report.reject(f"wrong number of fields (expected {len(df.columns)})", len(bad),
-                  [f"{path.name}: {','.join(map(str, f))[:80]!r} has {len(f)} fields" for f in bad])
+def _csv_fast(data: bytes, columns: list[str], header_index: int) -> pd.DataFrame | None:
+    """Read a well-formed CSV with pandas' C parser, or ``None`` when the file needs the careful reader.
+
+    Taken only when pandas gives the same columns, every line is at most :data:`MAX_CSV_LINE_BYTES`,
+    there is no bare carriage return and every non-empty line after the header is exactly one row
+    (so no quoted field spans lines: no unclosed quote swallowed the lines after it). ``_line``
+    holds each row's 1-based line number.
+    """
+    a = np.frombuffer(data, dtype=np.uint8)
+    after_cr = np.flatnonzero(a == 13) + 1
+    if len(after_cr) and (after_cr[-1] >= len(a) or (a[after_cr] != 10).any()):
+        return None  # a bare \r ends lines differently for pandas and for our line count
+    ends = np.flatnonzero(a == 10)
+    if len(a) and a[-1] != 10:
+        ends = np.r_[ends, len(a)]
+    starts = np.r_[0, ends[:-1] + 1] if len(ends) else np.empty(0, dtype=np.int64)
+    sizes = ends - starts
+    if len(sizes) and sizes.max() > MAX_CSV_LINE_BYTES:
+        return None
+    has_cr = np.zeros(len(ends), dtype=bool)
+    nz = sizes > 0
+    has_cr[nz] = a[ends[nz] - 1] == 13
+    data_lines = np.flatnonzero((sizes - has_cr) > 0)
+    data_lines = data_lines[data_lines > header_index] + 1
+    try:
+        df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError):
+        return None
+    if [str(c) for c in df.columns] != columns or len(df) != len(data_lines):
+        return None
+    df["_line"] = data_lines
+    return df
+
+
+def _csv_careful(path: Path, data: bytes, columns: list[str], header_index: int,
+                 report: ValidationReport) -> pd.DataFrame:
+    """Read a CSV row by row with :mod:`csv` (strict quoting), rejecting bad rows into ``report``.
+
+    A row is rejected, as ``file:line: detail``, for bytes that are not UTF-8, a line over
+    :data:`MAX_CSV_LINE_BYTES`, bad quoting (a quote not closed by the end of the file or within
+    :data:`MAX_CSV_ROW_LINES` lines) or too many fields; after bad quoting, reading resumes on the
+    line after the one where the row began. Short rows are padded, as pandas does.
+    """
+    lines = data.splitlines(keepends=True)
+    name = path.name
+    n_fields = len(columns)
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    bad: dict[int, tuple[str, str]] = {}  # line index → (reason, detail)
+    multiline: list[int] = []  # first lines of rows that span several lines
+
+    def reject(reason: str, index: int, detail: str) -> None:
+        report.rows_read += 1
+        report.reject(reason, 1, [f"{name}:{index + 1}: {detail}"])
+
+    def feed(start: int, row_start: list[int]) -> Iterator[str]:
+        for j in range(start, len(lines)):
+            if j - row_start[0] >= MAX_CSV_ROW_LINES:
+                raise _RunawayRow
+            raw = lines[j]
+            if len(raw) > MAX_CSV_LINE_BYTES:
+                bad[j] = (f"line too long (over {MAX_CSV_LINE_BYTES:,} bytes)", f"{len(raw):,} bytes")
+                yield "\n"
+                continue
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad[j] = ("not UTF-8 text", f"byte {raw[exc.start:exc.start + 1]!r} at column {exc.start + 1}")
+                yield raw.decode("utf-8", "replace")
+
+    pos = header_index + 1  # the header was read by _csv_header
+    while pos < len(lines):
+        start, row_start = pos, [pos]
+        reader = csv.reader(feed(start, row_start), strict=True)
+        try:
+            for row in reader:
+                first, last = row_start[0], start + reader.line_num - 1
+                row_start[0] = last + 1
+                problem = next((j for j in range(first, last + 1) if j in bad), None)
+                if problem is not None:
+                    reject(bad[problem][0], problem, bad[problem][1])
+                elif not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # a blank line
+                elif len(row) > n_fields:
+                    reject(f"wrong number of fields (expected {n_fields})", first,
+                           f"{len(row)} fields: {_quote(','.join(row))}")
+                else:
+                    rows.append(row + [""] * (n_fields - len(row)))
+                    line_numbers.append(first + 1)
+                    if last > first:
+                        multiline.append(first + 1)
+            pos = len(lines)
+        except _RunawayRow:
+            reject(f"unclosed quote (a quoted field runs on for over {MAX_CSV_ROW_LINES} lines)", row_start[0],
+                   f"the quote opens in {_quote(lines[row_start[0]][:_QUOTE_CHARS])}; "
+                   f"reading resumed on line {row_start[0] + 2}")
+            pos = row_start[0] + 1
+        except csv.Error as exc:
+            opening = _quote(lines[row_start[0]][:_QUOTE_CHARS])
+            if "unexpected end of data" in str(exc):
+                reason = "unclosed quote at end of file"
+                detail = f"the quote opens in {opening}; reading resumed on the next line"
+            else:
+                reason, detail = "malformed CSV quoting", f"{exc} in {opening}"
+            reject(reason, row_start[0], detail)
+            pos = row_start[0] + 1
+    if multiline:
+        report.notes.append(f"{name}: {len(multiline)} row(s) have a quoted field with line breaks (the first on "
+                            f"line {multiline[0]}); if that is unexpected, look for a quote that is not closed")
+    df = pd.DataFrame(rows, columns=columns, dtype=str) if rows else pd.DataFrame(
+        {c: pd.Series([], dtype=str) for c in columns})
+    df = df.replace("", np.nan)
+    df["_line"] = np.asarray(line_numbers, dtype=np.int64)
+    return df
+
+
+def _read_csv_counting_bad_lines(path: Path, report: ValidationReport) -> pd.DataFrame:
+    """Read a CSV as strings; rows that cannot be read are counted in ``report`` (with ``file:line``), not fatal.
+
+    A well-formed file is read by pandas' C parser; any other (bytes that are not UTF-8, unclosed or
+    bad quotes, too many fields, over-long lines) by :func:`_csv_careful`, row by row. ``_line`` holds
+    each row's 1-based line number, for the examples of the data checks that follow.
+
+    Raises:
+        TrendInputError: the header is missing, too long, not UTF-8 or has empty or duplicate names.
+    """
+    data = path.read_bytes()
+    columns, header_index = _csv_header(path, data)
+    df = _csv_fast(data, columns, header_index)
+    if df is None:
+        log.info("%s: not a plain CSV file; reading it row by row", path)
+        df = _csv_careful(path, data, columns, header_index, report)
     return df
 
 
@@ -165,16 +355,23 @@ def _parse_timestamps(raw: pd.Series) -> pd.Series:
     return ts.dt.tz_convert(None)
 
 
-def _examples(where: str, mask: np.ndarray, raw: pd.Series | None, col: str, line_offset: int = 2) -> list[str]:
+def _line_numbers(df: pd.DataFrame) -> np.ndarray:
+    """Each row's 1-based line in its file (``_line`` from the CSV reader; else row position + 2, after a header)."""
+    if "_line" in df.columns:
+        return df["_line"].to_numpy()
+    return np.arange(len(df)) + 2
+
+
+def _examples(where: str, mask: np.ndarray, raw: pd.Series | None, col: str, lines: np.ndarray) -> list[str]:
     idx = np.flatnonzero(mask)[:_MAX_EXAMPLES]
     if raw is None:
-        return [f"{where}:{i + line_offset}: {col} missing" for i in idx]
-    return [f"{where}:{i + line_offset}: {col}={raw.iloc[i]!r}" for i in idx]
+        return [f"{where}:{lines[i]}: {col} missing" for i in idx]
+    return [f"{where}:{lines[i]}: {col}={_quote(raw.iloc[i])}" for i in idx]
 
 
 def _check_columns(columns: Sequence[str], required: Sequence[str], optional: Sequence[str], what: str,
                    where: str) -> None:
-    cols = [str(c) for c in columns]
+    cols = [str(c) for c in columns if c != "_line"]
     missing = [c for c in required if c not in cols]
     unknown = [c for c in cols if c not in required and c not in optional]
     if missing or unknown:
@@ -182,21 +379,22 @@ def _check_columns(columns: Sequence[str], required: Sequence[str], optional: Se
         if missing:
             parts.append(f"missing column(s) {missing}")
         if unknown:
-            parts.append(f"unknown column(s) {unknown}")
+            parts.append(f"unknown column(s) {short_repr(unknown, 300)}")
         raise TrendInputError(f"{where}: {' and '.join(parts)}; a {what} has columns {list(required)}"
-                              f" and optionally {list(optional)}; got {cols}")
+                              f" and optionally {list(optional)}; got {short_repr(cols, 300)}")
 
 
 def _validate_common(df: pd.DataFrame, where: str, report: ValidationReport, ts_col: str,
                      lat_col: str | None, lon_col: str | None, count_cols: Sequence[str] = ()) -> pd.Series:
     """Row-wise checks shared by both formats; returns the boolean mask of good rows, fills parsed columns."""
     good = np.ones(len(df), dtype=bool)
+    lines = _line_numbers(df)
     raw_ts = df[ts_col]
     ts = _parse_timestamps(raw_ts)
     missing = raw_ts.isna().to_numpy()
     bad = ts.isna().to_numpy() & ~missing
-    report.reject(f"missing {ts_col}", int(missing.sum()), _examples(where, missing, None, ts_col))
-    report.reject(f"unparseable {ts_col}", int(bad.sum()), _examples(where, bad, raw_ts, ts_col))
+    report.reject(f"missing {ts_col}", int(missing.sum()), _examples(where, missing, None, ts_col, lines))
+    report.reject(f"unparseable {ts_col}", int(bad.sum()), _examples(where, bad, raw_ts, ts_col, lines))
     good &= ~(missing | bad)
     df["_ts"] = ts
     for col, lo, hi in ((lat_col, -90, 90), (lon_col, -180, 180)):
@@ -206,7 +404,7 @@ def _validate_common(df: pd.DataFrame, where: str, report: ValidationReport, ts_
         num = pd.to_numeric(raw, errors="coerce")
         badn = (num.isna() & raw.notna()).to_numpy() | ((num < lo) | (num > hi)).to_numpy()
         report.reject(f"bad {col} (expected a number in [{lo}, {hi}])", int((badn & good).sum()),
-                      _examples(where, badn & good, raw, col))
+                      _examples(where, badn & good, raw, col, lines))
         good &= ~badn
         df[col] = num
     for col in count_cols:
@@ -216,7 +414,7 @@ def _validate_common(df: pd.DataFrame, where: str, report: ValidationReport, ts_
         num = pd.to_numeric(raw, errors="coerce")
         badn = (num.isna() & raw.notna()).to_numpy() | (num < 0).to_numpy() | (num % 1 != 0).fillna(False).to_numpy()
         report.reject(f"bad {col} (expected a non-negative integer)", int((badn & good).sum()),
-                      _examples(where, badn & good, raw, col))
+                      _examples(where, badn & good, raw, col, lines))
         good &= ~badn
         df[col] = num
     return pd.Series(good, index=df.index)
@@ -259,7 +457,7 @@ def read_streetstyle(paths: str | Path | Sequence[str | Path]) -> TrendData:
         city = pd.to_numeric(df["city_id"], errors="coerce")
         badc = (city.isna() | (city % 1 != 0)).to_numpy() & good.to_numpy()
         report.reject("bad city_id (expected an integer)", int(badc.sum()),
-                      _examples(path.name, badc, df["city_id"], "city_id"))
+                      _examples(path.name, badc, df["city_id"], "city_id", _line_numbers(df)))
         good &= ~badc
         attrs = [c for c in STREETSTYLE_ATTRIBUTES if c in df.columns]
         if not attrs:
@@ -310,6 +508,9 @@ def read_post_metadata(path: str | Path, report: ValidationReport | None = None)
         except ImportError as exc:
             raise TrendInputError(f"{path}: reading Parquet needs pyarrow or fastparquet ({exc}); "
                                   "install one, or pass the metadata as CSV") from exc
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise TrendInputError(f"{path}: not a readable Parquet file ({_clip(str(exc))}); "
+                                  "expected a post-metadata table") from None
         df = df.astype("object").where(lambda d: d.notna(), None)
         df = df.astype({c: str for c in df.columns if c in ("image", "timestamp")})
     else:
@@ -318,29 +519,122 @@ def read_post_metadata(path: str | Path, report: ValidationReport | None = None)
     report.rows_read += len(df)
     good = _validate_common(df, path.name, report, "timestamp", "lat", "lon", ("likes", "comments"))
     noimg = df["image"].isna().to_numpy() & good.to_numpy()
-    report.reject("missing image", int(noimg.sum()), _examples(path.name, noimg, None, "image"))
+    report.reject("missing image", int(noimg.sum()), _examples(path.name, noimg, None, "image", _line_numbers(df)))
     good &= ~noimg
     dup = df["image"].duplicated(keep="first").to_numpy() & good.to_numpy()
     report.reject("duplicate image in metadata (first row kept)", int(dup.sum()),
-                  _examples(path.name, dup, df["image"], "image"))
+                  _examples(path.name, dup, df["image"], "image", _line_numbers(df)))
     good &= ~dup
     report.rows_used += int(good.sum())
     return df[good.to_numpy()].reset_index(drop=True)
 
 
+class _BadRecord(Exception):
+    """A result record whose fields have the wrong types (the message says which and what was expected)."""
+
+
+def _label_text(value: object, where: str) -> str:
+    if not isinstance(value, str) or len(value) > 200:
+        raise _BadRecord(f"{where}={_quote(value)} (expected a text of at most 200 characters)")
+    return value
+
+
+def _as_object(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _BadRecord(f"{where} is {type(value).__name__} (expected an object)")
+    return value
+
+
+def _score_ok(obj: dict, min_score: float, where: str) -> bool:
+    score = obj.get("score")
+    if score is None:
+        return True
+    if not isinstance(score, (int, float)):
+        raise _BadRecord(f"{where}.score={_quote(score)} (expected a number)")
+    return score >= min_score
+
+
+def _bad_record_detail(rec: dict, min_score: float) -> str:
+    """What is wrong with a result record that the fast loop in :func:`_parse_tag_chunk` could not read."""
+    image = rec.get("image")
+    img = image.get("path") if isinstance(image, dict) else image
+    if not isinstance(img, str) or len(img) > 4096:
+        return f"image.path={_quote(img)} (expected a text of at most 4096 characters)"
+    try:
+        _record_labels(rec, min_score)
+    except _BadRecord as exc:
+        return str(exc)
+    return "fields of unexpected types"
+
+
+def _record_labels(rec: dict, min_score: float) -> list[tuple[str, str]]:
+    """The ``(attribute, value)`` labels of one result record with a score of at least ``min_score``.
+
+    The careful (slow) twin of the loop in :func:`_parse_tag_chunk`: it says what is wrong.
+
+    Raises:
+        _BadRecord: a field has the wrong type (e.g. ``garments`` not a list, an ``id`` not a text).
+    """
+    out: list[tuple[str, str]] = []
+    garments = rec.get("garments") or ()
+    if not isinstance(garments, (list, tuple)):
+        raise _BadRecord(f"garments={_quote(garments)} (expected a list)")
+    for k, g in enumerate(garments):
+        g = _as_object(g, f"garments[{k}]")
+        ot = g.get("object_type")
+        if ot and _score_ok(g, min_score, f"garments[{k}]"):
+            out.append(("object_type", _label_text(ot, f"garments[{k}].object_type")))
+        cat = g.get("category")
+        if cat:
+            cat = _as_object(cat, f"garments[{k}].category")
+            if cat.get("id") and _score_ok(cat, min_score, f"garments[{k}].category"):
+                out.append(("category", _label_text(cat["id"], f"garments[{k}].category.id")))
+        attrs = g.get("attributes")
+        if not attrs:
+            continue
+        attrs = _as_object(attrs, f"garments[{k}].attributes")
+        for a in TAG_SINGLE_ATTRIBUTES:
+            v = attrs.get(a)
+            if v:
+                v = _as_object(v, f"garments[{k}].attributes.{a}")
+                if v.get("id") and _score_ok(v, min_score, f"garments[{k}].attributes.{a}"):
+                    out.append((a, _label_text(v["id"], f"garments[{k}].attributes.{a}.id")))
+        colours = attrs.get("colours") or ()
+        if not isinstance(colours, (list, tuple)):
+            raise _BadRecord(f"garments[{k}].attributes.colours={_quote(colours)} (expected a list)")
+        for j, c in enumerate(colours):
+            c = _as_object(c, f"garments[{k}].attributes.colours[{j}]")
+            if c.get("id") and _score_ok(c, min_score, f"garments[{k}].attributes.colours[{j}]"):
+                out.append(("colours", _label_text(c["id"], f"garments[{k}].attributes.colours[{j}].id")))
+    return out
+
+
+def _skip_rest_of_line(fh: io.BufferedReader) -> int:
+    """Read past the end of the current line in 64 KiB pieces; the number of bytes skipped."""
+    skipped = 0
+    while True:
+        piece = fh.readline(2 ** 16)
+        skipped += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return skipped
+
+
 def _parse_tag_chunk(path: str, start: int, end: int, min_score: float) -> dict:
     """Parse result lines in bytes ``[start, end)`` of ``path`` (a line-aligned chunk).
 
-    Returns the image paths of usable records, and their labels as ``(record, code)`` int arrays
-    with a local vocabulary of ``(attribute, value)`` pairs; rejections carry chunk-relative line
-    numbers. Runs in worker processes for big files.
+    Returns the image paths of usable records (with their chunk-relative line numbers), and their
+    labels as ``(record, code)`` int arrays with a local vocabulary of ``(attribute, value)`` pairs;
+    rejections carry chunk-relative line numbers. Runs in worker processes for big files. A line
+    over :data:`MAX_JSONL_LINE_BYTES` is skipped without being held in memory, and rejected.
     """
     images: list[str] = []
+    image_lines: list[int] = []
     rec_idx: list[int] = []
     codes: list[int] = []
     vocab: dict[tuple[str, str], int] = {}
     rejected: Counter = Counter()
     examples: dict[str, list[tuple[int, str]]] = {}
+    error_types: set[str] = set()
     single = TAG_SINGLE_ATTRIBUTES
     loads = json.loads
 
@@ -350,62 +644,95 @@ def _parse_tag_chunk(path: str, start: int, end: int, min_score: float) -> dict:
         if len(ex) < _MAX_EXAMPLES:
             ex.append((lineno, detail))
 
-    def add(a: str, v: str) -> None:
-        code = vocab.get((a, v))
-        if code is None:
-            code = vocab[(a, v)] = len(vocab)
-        rec_idx.append(len(images) - 1)
-        codes.append(code)
-
     nlines = 0
     with open(path, "rb") as fh:
         fh.seek(start)
         pos = start
-        for line in fh:
-            if pos >= end:
+        while pos < end:
+            line = fh.readline(MAX_JSONL_LINE_BYTES + 1)
+            if not line:
                 break
             pos += len(line)
             nlines += 1
+            if len(line) > MAX_JSONL_LINE_BYTES and not line.endswith(b"\n"):
+                skipped = _skip_rest_of_line(fh)
+                pos += skipped
+                reject(f"line too long (over {MAX_JSONL_LINE_BYTES:,} bytes)", nlines,
+                       f"{len(line) + skipped:,} bytes")
+                continue
             if not line.strip():
                 continue
             try:
                 rec = loads(line)
+            except UnicodeDecodeError as exc:
+                reject("not UTF-8 text", nlines, f"byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1}")
+                continue
             except ValueError as exc:
-                reject("invalid JSON line", nlines, str(exc)[:60])
+                reject("invalid JSON line", nlines, _clip(str(exc), 60))
+                continue
+            except RecursionError:
+                reject("invalid JSON line", nlines, "nested too deeply")
                 continue
             if not isinstance(rec, dict) or rec.get("schema") != RESULT_SCHEMA:
                 got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
-                reject(f"not a {RESULT_SCHEMA} record", nlines, f"schema={got!r}")
+                reject(f"not a {RESULT_SCHEMA} record", nlines, f"schema={_quote(got)}")
                 continue
             err = rec.get("error")
             if err:
-                reject(f"tag error record ({err.get('type', 'error') if isinstance(err, dict) else err})", nlines)
+                kind = err.get("type", "error") if isinstance(err, dict) else err
+                kind = kind if isinstance(kind, str) and _ERROR_TYPE_RE.match(kind) else "other"
+                if kind not in error_types and len(error_types) >= _MAX_ERROR_TYPES:
+                    kind = "other"
+                error_types.add(kind)
+                reject(f"tag error record ({kind})", nlines)
                 continue
-            img = (rec.get("image") or {}).get("path")
+            image = rec.get("image") or {}
+            img = image.get("path") if isinstance(image, dict) else None
             if not img:
                 reject("result without image.path", nlines)
                 continue
+            # the labels, checked before any is kept: a record with fields of the wrong types is rejected
+            labels: list[tuple[str, str]] = []
+            ok = type(img) is str and len(img) <= 4096
+            try:
+                for g in rec.get("garments") or ():
+                    ot = g.get("object_type")
+                    sc = g.get("score")
+                    if ot and (sc is None or sc >= min_score):
+                        labels.append(("object_type", ot))
+                    cat = g.get("category")
+                    if cat and cat.get("id") and (cat.get("score") is None or cat["score"] >= min_score):
+                        labels.append(("category", cat["id"]))
+                    attrs = g.get("attributes")
+                    if not attrs:
+                        continue
+                    for a in single:
+                        v = attrs.get(a)
+                        if v and v.get("id") and (v.get("score") is None or v["score"] >= min_score):
+                            labels.append((a, v["id"]))
+                    for c in attrs.get("colours") or ():
+                        if c.get("id") and (c.get("score") is None or c["score"] >= min_score):
+                            labels.append(("colours", c["id"]))
+            except (AttributeError, TypeError):
+                ok = False
+            for _, value in labels:
+                if type(value) is not str or len(value) > 200:
+                    ok = False
+                    break
+            if not ok:
+                reject("malformed result record", nlines, _bad_record_detail(rec, min_score))
+                continue
             images.append(img)
-            for g in rec.get("garments") or ():
-                ot = g.get("object_type")
-                sc = g.get("score")
-                if ot and (sc is None or sc >= min_score):
-                    add("object_type", ot)
-                cat = g.get("category")
-                if cat and cat.get("id") and (cat.get("score") is None or cat["score"] >= min_score):
-                    add("category", cat["id"])
-                attrs = g.get("attributes")
-                if not attrs:
-                    continue
-                for a in single:
-                    v = attrs.get(a)
-                    if v and v.get("id") and (v.get("score") is None or v["score"] >= min_score):
-                        add(a, v["id"])
-                for c in attrs.get("colours") or ():
-                    if c.get("id") and (c.get("score") is None or c["score"] >= min_score):
-                        add("colours", c["id"])
-    return {"images": images, "rec": np.asarray(rec_idx, dtype=np.int64), "codes": np.asarray(codes, dtype=np.int64),
-            "vocab": list(vocab), "rejected": rejected, "examples": examples, "nlines": nlines}
+            image_lines.append(nlines)
+            for pair in labels:
+                code = vocab.get(pair)
+                if code is None:
+                    code = vocab[pair] = len(vocab)
+                rec_idx.append(len(images) - 1)
+                codes.append(code)
+    return {"images": images, "image_lines": image_lines, "rec": np.asarray(rec_idx, dtype=np.int64),
+            "codes": np.asarray(codes, dtype=np.int64), "vocab": list(vocab), "rejected": rejected,
+            "examples": examples, "nlines": nlines}
 
 
 def _line_chunks(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -416,7 +743,7 @@ def _line_chunks(path: Path, parts: int) -> list[tuple[int, int]]:
     with path.open("rb") as fh:
         for i in range(1, parts):
             fh.seek(size * i // parts)
-            fh.readline()
+            _skip_rest_of_line(fh)
             b = fh.tell()
             if bounds[-1] < b < size:
                 bounds.append(b)
@@ -458,16 +785,16 @@ def read_tag_results(results: str | Path | Sequence[str | Path], metadata: str |
                                      [c[1] for c in chunks], [min_score] * len(chunks)))
         else:
             parsed = [_parse_tag_chunk(str(path), chunks[0][0], chunks[0][1], min_score)]
-        line_offset = 0
+        next_offset = 0
         for part in parsed:
+            line_offset, next_offset = next_offset, next_offset + part["nlines"]
             report.rows_read += part["nlines"]
             for reason, n in part["rejected"].items():
                 report.reject(reason, n, [f"{path.name}:{line_offset + ln}" + (f": {d}" if d else "")
                                           for ln, d in part["examples"][reason]])
-            line_offset += part["nlines"]
             # image → metadata row (exact path, else file name)
             rows = np.empty(len(part["images"]), dtype=np.int64)
-            for j, img in enumerate(part["images"]):
+            for j, (img, ln) in enumerate(zip(part["images"], part["image_lines"])):
                 i = by_path.get(img)
                 if i is None:
                     if by_name is None:
@@ -476,10 +803,12 @@ def read_tag_results(results: str | Path | Sequence[str | Path], metadata: str |
                             by_name.setdefault(p.replace("\\", "/").rsplit("/", 1)[-1], k)
                     i = by_name.get(img.replace("\\", "/").rsplit("/", 1)[-1])
                 if i is None:
-                    report.reject("no metadata row for image", 1, [f"{path.name}: image={img!r}"])
+                    report.reject("no metadata row for image", 1,
+                                  [f"{path.name}:{line_offset + ln}: image={_quote(img)}"])
                     rows[j] = -1
                 elif matched[i]:
-                    report.reject("duplicate result for image (first kept)", 1, [f"{path.name}: image={img!r}"])
+                    report.reject("duplicate result for image (first kept)", 1,
+                                  [f"{path.name}:{line_offset + ln}: image={_quote(img)}"])
                     rows[j] = -1
                 else:
                     matched[i] = True
@@ -556,13 +885,15 @@ def sniff_format(path: str | Path) -> str:
         return "tags"
     if path.suffix.lower() in (".parquet", ".pq"):
         return "metadata"
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        header = [h.strip() for h in fh.readline().split(",")]
+    with path.open("rb") as fh:  # at most the header limit: the reader refuses a longer header itself
+        first = fh.readline(MAX_CSV_HEADER_BYTES + 1).decode("utf-8", errors="replace")
+    header = [h.strip().strip('"').lstrip("\ufeff") for h in first.split(",")]
     if "created_time" in header and "city_id" in header:
         return "streetstyle"
     if "image" in header and "timestamp" in header:
         return "metadata"
-    raise TrendInputError(f"{path}: cannot tell the format from header {header}; expected JSON lines of "
+    raise TrendInputError(f"{path}: cannot tell the format from header {short_repr(header, 300)}; "
+                          f"expected JSON lines of "
                           f"{RESULT_SCHEMA}, a StreetStyle CSV ({list(STREETSTYLE_REQUIRED)} + attributes) or "
                           f"a post-metadata table ({list(META_REQUIRED)} + optional {list(META_OPTIONAL)})")
 
