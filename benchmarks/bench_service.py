@@ -32,9 +32,9 @@ import httpx
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-# `fashionlens serve` through its own parser (works whether or not cli.py has registered it yet)
-_SERVE = ("import argparse, sys; from fashionlens.cli_serve import add_serve_parser; p = argparse.ArgumentParser(); "
-          "add_serve_parser(p.add_subparsers(dest='command', required=True)); a = p.parse_args(sys.argv[1:]); "
+# `fashionlens serve` through its own parser (only the serve command, not the whole CLI)
+_SERVE = ("import argparse, sys; from fashionlens.cli.serve import register; p = argparse.ArgumentParser(); "
+          "register(p.add_subparsers(dest='command', required=True)); a = p.parse_args(sys.argv[1:]); "
           "sys.exit(a.func(a))")
 
 

@@ -136,7 +136,7 @@ def profile(paths: list[Path], *, batch_size: int = 16, threads: int | None = No
     """Serial cost per image of each stage of the default configuration, one stage at a time."""
     import numpy as np
 
-    from fashionlens.colours.pixel_model import colour_features
+    from fashionlens.models.pixel_colours import colour_features
     from fashionlens.colours.naming import colour_shares, whole_image_pixels
     from fashionlens.imageio import load_image
     from fashionlens.pipeline import Tagger, preprocess

@@ -37,8 +37,8 @@ from fashionlens.jobs.store import (
 )
 from fashionlens.jobs.local import run_job
 from fashionlens.cli import main
-from fashionlens.cli_job import add_job_parsers
-from fashionlens.pipeline import RESULT_SCHEMA, Tagger
+from fashionlens.cli.job import register as register_job_commands
+from fashionlens.pipeline import RESULT_SCHEMA, Tagger, TaggerConfig
 
 SETTINGS = {"whole_image": True, "weights": None}
 MODEL = {"name": "m", "version": "1", "backend": "onnx"}
@@ -98,7 +98,7 @@ def tagger() -> Tagger:
 @pytest.fixture
 def shared_tagger(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> Tagger:
     """``run_tag_job`` reuses the module's Tagger instead of loading the model again."""
-    monkeypatch.setattr(tag_job, "Tagger", lambda *a, **k: tagger)
+    monkeypatch.setattr(TaggerConfig, "build", lambda self: tagger)
     return tagger
 
 
@@ -392,8 +392,8 @@ def test_run_job_tags_every_input_once_and_resumes_after_an_interruption(tagger:
     paths = [str(p) for p in photos(tmp_path / "in", 7, bad=(3,))]
     seen = []
 
-    def stop_at_fifth(_im, record) -> None:
-        seen.append(record["image"]["path"])
+    def stop_at_fifth(_im, result) -> None:
+        seen.append(result.path)
         if len(seen) == 5:
             raise KeyboardInterrupt  # not an Exception: stops the run like Ctrl-C
     with TagJob.open(tmp_path / "job", inputs=paths, settings=SETTINGS, chunk_size=2) as job:
@@ -475,7 +475,7 @@ def test_cli_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureF
 
 def _job_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="fashionlens")
-    add_job_parsers(p.add_subparsers(dest="command", required=True))
+    register_job_commands(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(argv)
     return args.func(args)
 

@@ -90,21 +90,33 @@ def test_tag_to_stdout_with_a_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     assert "tagged 2/4 images (2 failed)" in captured.err
 
 
-@pytest.mark.parametrize("what", ["empty folder", "glob without matches"])
-def test_nothing_to_tag_is_a_clear_error(what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_glob_without_matches_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "nothing"
     folder.mkdir()
     (folder / "notes.txt").write_text("not an image")
-    target = str(folder) if what == "empty folder" else str(tmp_path / "nothing" / "*.jpg")
-    out = tmp_path / "results.jsonl"
+    target = str(tmp_path / "nothing" / "*.jpg")
 
-    code = main(["tag", target, "-o", str(out), "-q"])
+    code = main(["tag", target, "-o", str(tmp_path / "results.jsonl"), "-q"])
 
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("fashionlens: error: ")
     assert target in err and "image files" in err
-    assert not out.exists()
+
+
+def test_a_folder_without_images_gets_an_error_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 23: a folder among the inputs is accounted for like any unusable input, never a batch abort."""
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "results.jsonl"
+
+    code = main(["tag", str(folder), "-o", str(out), "-q", "--whole-image"])
+
+    assert code == 1
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["error"]["type"] == "not_an_image" and "folder with no image files" in record["error"]["message"]
+    assert "tagged 0/1 images (1 failed)" in capsys.readouterr().err
 
 
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

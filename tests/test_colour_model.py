@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fashionlens.colours.backdrop import backdrop_garment_mask, border_agreement
-from fashionlens.colours.pixel_model import N_FEATURES, PixelColourModel, colour_features
+from fashionlens.models.pixel_colours import N_FEATURES, PixelColourModel, colour_features
 from fashionlens.colours.naming import garment_pixels, whole_image_pixels
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
 from fashionlens.train.colours import ColourTrainConfig, fit_pixel_colour_model

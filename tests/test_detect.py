@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fashionlens.models.fcos_seg import DetectionLimits
 from fashionlens.detection.detector import DetectSettings, GarmentDetector
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
@@ -59,9 +60,8 @@ def test_thresholds_from_settings_metadata_or_fallback(save_detector_weights: Ca
 
     d = GarmentDetector(plain)
     assert (d.score_thresh, d.nms_thresh) == (0.3, 0.6)  # fallbacks
-    assert d.model.score_thresh == 0.3  # no rules: the network applies the threshold itself
-    assert GarmentDetector(plain, settings=DetectSettings(rules=("duplicates",))).model.score_thresh == 0.05
-    assert d.model.nms_thresh == 0.6 and d.model.detections_per_img == 20
+    assert d.limits() == DetectionLimits(0.3, 0.6, 20)  # no rules: the network applies the threshold itself
+    assert d.limits(DetectSettings(rules=("duplicates",))).score_thresh == 0.05  # per call, rules see candidates
     assert d.class_names == ["__background__", *load_taxonomy().object_types]
     assert d.model_info["name"] == "tiny-detector" and d.model_info["version"] == "test"
     assert d.path == plain and not d.model.training
@@ -70,7 +70,21 @@ def test_thresholds_from_settings_metadata_or_fallback(save_detector_weights: Ca
     assert (d.score_thresh, d.nms_thresh) == (0.4, 0.5)
     d = GarmentDetector(str(tuned), settings=DetectSettings(score_thresh=0.02, nms_thresh=0.7, max_detections=5))
     assert (d.score_thresh, d.nms_thresh) == (0.02, 0.7)
-    assert d.model.score_thresh == 0.02 and d.model.nms_thresh == 0.7 and d.model.detections_per_img == 5
+    assert d.limits() == DetectionLimits(0.02, 0.7, 5)
+    assert d.thresholds(DetectSettings()) == (0.4, 0.5)  # another call's settings, the weights' defaults
+
+
+def test_per_call_settings_leave_the_network_alone(save_detector_weights: Callable[..., Path],
+                                                   tmp_path: Path) -> None:
+    """One detector serves every threshold: a call's settings never change the network."""
+    d = GarmentDetector(save_detector_weights(tmp_path / "u.pt", "upper-body"), backend="torch")
+    before = (d.model.score_thresh, d.model.nms_thresh, d.model.detections_per_img)
+    rgb = np.full((96, 128, 3), 200, np.uint8)
+    many = d.detect_rgb(rgb, DetectSettings(score_thresh=0.0, max_detections=7))
+    none = d.detect_rgb(rgb, DetectSettings(score_thresh=1.0))
+    assert len(many) == 7 and len(none) == 0
+    assert len(d.detect_rgb(rgb)) == len(d.detect_rgb(rgb, d.settings))
+    assert (d.model.score_thresh, d.model.nms_thresh, d.model.detections_per_img) == before
 
 
 def test_not_detector_weights(tmp_path: Path) -> None:

@@ -102,10 +102,10 @@ def test_one_failing_photo_does_not_take_its_batch_down(tiny_tagger: Tagger,
     assert tiny_tagger.detector is not None
     real_detect = tiny_tagger.detector.detect
 
-    def detect(image: DecodedImage):
+    def detect(image: DecodedImage, settings=None):
         if image.width == 77:
             raise RuntimeError("boom")
-        return real_detect(image)
+        return real_detect(image, settings)
 
     monkeypatch.setattr(tiny_tagger.detector, "detect", detect)
     images = [_image(120, 90), _image(77, 90), _image(90, 120)]
@@ -125,7 +125,8 @@ def test_tag_paths_isolates_a_failing_photo(tiny_tagger: Tagger, tmp_path: Path,
     assert tiny_tagger.detector is not None
     real_detect = tiny_tagger.detector.detect
     monkeypatch.setattr(tiny_tagger.detector, "detect",
-                        lambda im: (_ for _ in ()).throw(RuntimeError("boom")) if im.width == 77 else real_detect(im))
+                        lambda im, settings=None: (_ for _ in ()).throw(RuntimeError("boom")) if im.width == 77
+                        else real_detect(im, settings))
     recs = list(tag_paths(tiny_tagger, paths, batch_size=4, progress=False))
     assert [r["error"] and r["error"]["type"] for r in recs] == [None, "inference_failed", None, None]
 

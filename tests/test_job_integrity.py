@@ -28,7 +28,7 @@ from fashionlens.jobs.store import (
     merge_job,
 )
 from fashionlens.cli import main
-from fashionlens.cli_job import add_job_parsers
+from fashionlens.cli.job import register as register_job_commands
 from fashionlens.pipeline import RESULT_SCHEMA
 
 SETTINGS = {"whole_image": True, "weights": None}
@@ -63,7 +63,7 @@ def resume(folder: Path) -> TagJob:
 
 def job_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="fashionlens")
-    add_job_parsers(p.add_subparsers(dest="command", required=True))
+    register_job_commands(p.add_subparsers(dest="command", required=True))
     args = p.parse_args(argv)
     return args.func(args)
 

@@ -274,7 +274,7 @@ def test_pixel_colour_model_stays_out_without_a_plain_backdrop(tagger: Tagger, m
 
 
 def test_tagger_colour_model_options(tmp_path: Path) -> None:
-    from fashionlens.colours.pixel_model import N_FEATURES, PixelColourModel
+    from fashionlens.models.pixel_colours import N_FEATURES, PixelColourModel
 
     assert Tagger(backend="onnx", colour_model=None).colour_model is None
     head = Tagger(backend="onnx").meta.head("colours").values

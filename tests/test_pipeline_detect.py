@@ -109,7 +109,7 @@ def _stub(weights: Path, *garments: Garments) -> GarmentDetector:
     """A loaded detector whose ``detect`` returns the given garments, one per call, in order."""
     detector = GarmentDetector(weights)
     queue = list(garments)
-    detector.detect = lambda image: queue.pop(0)  # type: ignore[method-assign]
+    detector.detect = lambda image, settings=None: queue.pop(0)  # type: ignore[method-assign]
     return detector
 
 

@@ -1,4 +1,4 @@
-"""render_result and garment_label on hand-made ``fashionlens/result/v1`` records."""
+"""annotate, render_result and garment_label on hand-made results and ``fashionlens/result/v1`` records."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fashionlens.io.records import encode_mask
-from fashionlens.render import OBJECT_TYPE_COLOURS, garment_label, render_result
+from fashionlens.render import OBJECT_TYPE_COLOURS, annotate, garment_label, render_result
+from fashionlens.result import RESULT_SCHEMA, ColourLabel, Garments, Label, TagResult
 
 W, H = 400, 300  # full-resolution photo
 GREY = 120
@@ -30,7 +31,8 @@ def _garment(object_type: str = "upper-body", *, bbox: tuple[float, ...] = (200,
 
 
 def _record(*garments: dict[str, Any], mode: str = "detect") -> dict[str, Any]:
-    return {"image": {"path": "p.jpg", "width": W, "height": H}, "mode": mode, "garments": list(garments)}
+    return {"schema": RESULT_SCHEMA, "image": {"path": "p.jpg", "width": W, "height": H}, "model": {},
+            "mode": mode, "garments": list(garments), "error": None, "timing_ms": {}}
 
 
 def _tinted(colour: tuple[int, int, int], alpha: float = 0.45) -> np.ndarray:
@@ -40,25 +42,33 @@ def _tinted(colour: tuple[int, int, int], alpha: float = 0.45) -> np.ndarray:
 # ------------------------------------------------------------------------------ garment_label
 
 
-@pytest.mark.parametrize("garment, expected", [
-    ({"category": {"id": "jeans", "score": 0.912},
-      "attributes": {"pattern": {"id": "plain", "score": 0.8},
-                     "colours": [{"id": "blue"}, {"id": "black"}, {"id": "white"}]}},
+def _one(object_type: str = "upper-body", score: float = 0.8, category: Label | None = None,
+         attributes: dict[str, Any] | None = None) -> Garments:
+    return Garments(xyxy=[[0, 0, 10, 10]], object_type=[object_type], confidence=[score],
+                    category=None if category is None else [category],
+                    attributes=None if attributes is None else [attributes])
+
+
+@pytest.mark.parametrize("garments, expected", [
+    (_one(category=Label("jeans", 0.912),
+          attributes={"pattern": Label("plain", 0.8),
+                      "colours": [ColourLabel("blue", 0.5, 0.9), ColourLabel("black", 0.3, 0.8),
+                                  ColourLabel("white", None, 0.7)]}),
      "jeans 0.91 | plain, blue, black"),
-    ({"category": {"id": "boots", "score": 0.5}, "attributes": {"colours": [{"id": "red"}]}}, "boots 0.50 | red"),
-    ({"category": {"id": "bags", "score": 0.25}, "attributes": {}}, "bags 0.25"),
-    ({"object_type": "footwear", "score": 0.7, "category": None}, "footwear 0.70"),
-    ({}, "? 0.00"),
+    (_one(category=Label("boots", 0.5), attributes={"colours": [ColourLabel("red", None, 0.6)]}), "boots 0.50 | red"),
+    (_one(category=Label("bags", 0.25), attributes={}), "bags 0.25"),
+    (_one("footwear", 0.7), "footwear 0.70"),
+    (_one("footwear", 0.0049996), "footwear 0.01"),  # the score as saved (4 decimals), then 2
 ])
-def test_garment_label(garment: dict[str, Any], expected: str) -> None:
-    assert garment_label(garment) == expected
+def test_garment_label(garments: Garments, expected: str) -> None:
+    assert garment_label(garments, 0) == expected
 
 
 def test_garment_label_max_attributes() -> None:
-    g = {"category": {"id": "jeans", "score": 1.0},
-         "attributes": {"pattern": {"id": "plain"}, "colours": [{"id": "blue"}, {"id": "black"}]}}
-    assert garment_label(g, max_attributes=1) == "jeans 1.00 | plain, blue"
-    assert garment_label(g, max_attributes=0) == "jeans 1.00 | plain"
+    g = _one(category=Label("jeans", 1.0), attributes={"pattern": Label("plain", 0.9), "colours": [
+        ColourLabel("blue", None, 0.9), ColourLabel("black", None, 0.8)]})
+    assert garment_label(g, 0, max_attributes=1) == "jeans 1.00 | plain, blue"
+    assert garment_label(g, 0, max_attributes=0) == "jeans 1.00 | plain"
 
 
 # ------------------------------------------------------------------------------ render_result
@@ -92,8 +102,9 @@ def test_without_mask_only_box_and_label_are_drawn() -> None:
     assert tuple(out[250, 200]) == OBJECT_TYPE_COLOURS["bag"]
 
 
-def test_unknown_object_type_is_grey_box() -> None:
-    out = render_result(_rgb(), _record(_garment("scarf", mask=None)))
+def test_object_type_without_a_colour_is_grey_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(OBJECT_TYPE_COLOURS, "bag")  # a taxonomy type this module has no colour for
+    out = render_result(_rgb(), _record(_garment("bag", mask=None)))
     assert tuple(out[250, 200]) == (128, 128, 128)
 
 
@@ -132,3 +143,80 @@ def test_record_without_image_size_uses_the_array_size() -> None:
 def test_bad_shapes(shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="H×W×3"):
         render_result(np.zeros(shape, np.uint8), _record())
+
+
+# ------------------------------------------------------------------------------ annotate == the old renderer
+
+
+def _render_before(rgb: np.ndarray, record: dict[str, Any], alpha: float = 0.45) -> np.ndarray:
+    """``render_result`` as it was before issue 24 (JSON dicts, RLE decoded per garment), kept to show
+    that :func:`annotate` draws the same pixels."""
+    import cv2
+
+    from fashionlens.io.records import decode_mask
+
+    def label(g: dict[str, Any]) -> str:
+        cat = g.get("category") or {}
+        parts = [f"{cat.get('id', g.get('object_type', '?'))} {float(cat.get('score', g.get('score', 0))):.2f}"]
+        attrs, extra = g.get("attributes") or {}, []
+        if isinstance(attrs.get("pattern"), dict):
+            extra.append(str(attrs["pattern"]["id"]))
+        extra += [str(c["id"]) for c in (attrs.get("colours") or [])[:2]]
+        return " | ".join(parts + ([", ".join(extra[:3])] if extra else []))
+
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    s = w / ((record.get("image") or {}).get("width") or w)
+    thick, font = max(2, round(min(h, w) / 300)), max(0.4, min(h, w) / 900)
+    for g in record["garments"]:
+        if g.get("mask"):
+            m = decode_mask(g["mask"]).astype(np.uint8)
+            if m.shape != (h, w):
+                m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
+            m = m.astype(bool)
+            out[m] = (out[m] * (1 - alpha) + np.array(OBJECT_TYPE_COLOURS[g["object_type"]]) * alpha).astype(np.uint8)
+    for g in record["garments"]:
+        colour = OBJECT_TYPE_COLOURS[g["object_type"]]
+        x, y, bw, bh = (float(v) * s for v in g["bbox"])
+        p0, p1 = (int(x), int(y)), (int(x + bw), int(y + bh))
+        cv2.rectangle(out, p0, p1, colour, thick)
+        text = label(g)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+        ty = max(th + base, p0[1])
+        cv2.rectangle(out, (p0[0], ty - th - base), (p0[0] + tw + 4, ty), colour, -1)
+        cv2.putText(out, text, (p0[0] + 2, ty - base), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1, cv2.LINE_AA)
+    if record.get("mode") == "whole_image_fallback":
+        cv2.putText(out, "no garment detected: whole-image result", (8, h - 10), cv2.FONT_HERSHEY_SIMPLEX, font,
+                    (255, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def _generated_result(seed: int, *, masks: bool = True, mode: str = "detect") -> TagResult:
+    """Three garments with fractional boxes, masks, categories, patterns and colours."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = rng.uniform(0, 150, 3), rng.uniform(0, 100, 3)
+    xyxy = np.stack([x0, y0, x0 + rng.uniform(20, 200, 3), y0 + rng.uniform(20, 180, 3)], axis=1)
+    mask = np.zeros((3, H, W), bool)
+    for i, (a, b, c, d) in enumerate(xyxy.astype(int)):
+        mask[i, b:d, a:c] = rng.random((min(d, H) - b, min(c, W) - a)) > 0.3
+    types = ["upper-body", "lower-body", "footwear"]
+    attrs = [{"pattern": Label("striped", 0.61), "colours": [ColourLabel("red", 0.7, 0.9), ColourLabel("white", 0.2, 0.6),
+                                                              ColourLabel("blue", None, 0.51)]},
+             {"colours": [ColourLabel("blue", 0.9, 0.88)]}, {}]
+    garments = Garments(xyxy=xyxy, object_type=types, confidence=rng.uniform(0, 1, 3), mask=mask if masks else None,
+                        category=[Label("t-shirts", 0.9123), Label("jeans", 0.4), Label("boots", 0.77)],
+                        category_top=[[Label("t-shirts", 0.9123)], [Label("jeans", 0.4)], [Label("boots", 0.77)]],
+                        attributes=attrs)
+    return TagResult(path="p.jpg", width=W, height=H, model={"name": "m"}, mode=mode, garments=garments)
+
+
+@pytest.mark.parametrize("seed, masks, mode, size", [
+    (0, True, "detect", (W, H)), (1, True, "detect", (W // 2, H // 2)), (2, False, "whole_image_fallback", (W, H)),
+    (3, True, "detect", (333, 250)),
+])
+def test_annotate_draws_what_the_old_renderer_drew(seed: int, masks: bool, mode: str, size: tuple[int, int]) -> None:
+    result = _generated_result(seed, masks=masks, mode=mode)
+    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    expected = _render_before(rgb, result.to_json())
+    np.testing.assert_array_equal(annotate(rgb, result), expected)
+    np.testing.assert_array_equal(render_result(rgb, result.to_json()), expected)  # the saved-JSON wrapper

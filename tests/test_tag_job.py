@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionlens.jobs import local as tag_job
 from fashionlens.imageio import ERROR_CODES
-from fashionlens.pipeline import RESULT_SCHEMA, Tagger
+from fashionlens.pipeline import RESULT_SCHEMA, Tagger, TaggerConfig
 from fashionlens.jobs.local import run_tag_job, tag_paths
 from fashionlens.taxonomy import load_taxonomy
 
@@ -248,7 +247,7 @@ def tagger() -> Tagger:
 @pytest.fixture
 def shared_tagger(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> Tagger:
     """``run_tag_job`` reuses the module's Tagger instead of loading the model again."""
-    monkeypatch.setattr(tag_job, "Tagger", lambda *a, **k: tagger)
+    monkeypatch.setattr(TaggerConfig, "build", lambda self: tagger)
     return tagger
 
 

@@ -25,7 +25,7 @@ from bench_index import Mixture
 
 from fashionlens.result import decode_embedding
 from fashionlens.pipeline import Tagger
-from fashionlens.search.alignment import load_alignment
+from fashionlens.models.alignment import load_alignment
 from fashionlens.search.catalogue import EmbeddingSpace
 from fashionlens.jobs.local import tag_paths
 

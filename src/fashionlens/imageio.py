@@ -134,6 +134,12 @@ def load_image(
         ImageDecodeError: with ``code`` one of :data:`ERROR_CODES`.
         TypeError: ``source`` is neither a path, bytes nor a binary stream.
         ValueError: ``max_pixels``, ``max_bytes`` or ``min_side`` is not positive.
+
+    Example:
+        >>> from fashionlens import load_image
+        >>> image = load_image("photo.jpg")                  # doctest: +SKIP
+        >>> image.rgb.shape, image.width, image.height       # doctest: +SKIP
+        ((470, 352, 3), 352, 470)
     """
     for name, value in (("max_pixels", max_pixels), ("max_bytes", max_bytes), ("min_side", min_side)):
         if value is not None and value < 1:
@@ -228,7 +234,8 @@ def _open_source(source: object, *, max_bytes: int) -> tuple[BinaryIO, int, str]
         except OSError as e:
             raise ImageDecodeError("decode_failed", f"{_EXPECTED}; could not stat {label}: {e}", label) from e
         if stat.S_ISDIR(st.st_mode):
-            raise ImageDecodeError("not_an_image", f"{_EXPECTED}; got a directory: {label}", label)
+            raise ImageDecodeError("not_an_image", f"{_EXPECTED}; got a folder with no image files in it: {label}",
+                                   label)
         if not stat.S_ISREG(st.st_mode):
             raise ImageDecodeError(
                 "not_an_image", f"{_EXPECTED}; got a special file (not a regular file): {label}", label

@@ -12,7 +12,7 @@ backdrop (:func:`~fashionlens.colours.naming.whole_image_pixels`), else from the
 
 Colour *names* come from the classifier's colour head; on a plain-backdrop photo, where the garment's
 own pixels are known (its detector mask, or the backdrop search in whole-image mode), the pixel colour
-model (:mod:`fashionlens.colours.pixel_model`) is averaged in (``colour_model=None`` turns it off).
+model (:mod:`fashionlens.models.pixel_colours`) is averaged in (``colour_model=None`` turns it off).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from fashionlens.colours.pixel_model import PixelColourModel, colour_features
 from fashionlens.colours.naming import (
     GarmentPixels,
     colour_shares,
@@ -34,6 +34,9 @@ from fashionlens.colours.naming import (
     on_plain_backdrop,
     whole_image_pixels,
 )
+from fashionlens.models.pixel_colours import PixelColourModel, colour_features
+from fashionlens.detection.settings import DetectSettings
+from fashionlens.detection.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
@@ -48,7 +51,6 @@ from fashionlens.result import (  # noqa: F401 - RESULT_SCHEMA re-exported
 )
 from fashionlens.runtime.backends import BackendName, ClassifierBackend, create_backend
 from fashionlens.taxonomy import load_taxonomy
-from fashionlens.detection.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 
 if TYPE_CHECKING:
     from fashionlens.detection.detector import GarmentDetector
@@ -92,11 +94,79 @@ def inference_failed_record(path: str, exc: BaseException, *, model: dict[str, s
     return TagResult.failed(path, inference_failed(exc), model=model).to_json()
 
 
-class Tagger:
-    """Load a classifier once, then tag batches of decoded images.
+@dataclass(frozen=True)
+class TaggerConfig:
+    """Everything that decides how a :class:`Tagger` is built — the one way to build one, used by
+    ``fashionlens tag``, resumable jobs, the Ray engine's actors (it is picklable; each actor loads
+    the models itself), the service, grading and search. The fields are those of ``fashionlens tag``.
 
+    ``threads``: inference threads (``None``: the runtime's default; per actor on Ray).
+    ``detect_settings``: the detector's default settings (thresholds, rules); a call may pass others.
+
+    >>> tagger = TaggerConfig(whole_image=True).build()
+    """
+
+    weights: str | None = None
+    backend: BackendName = "auto"
+    threads: int | None = None
+    whole_image: bool = False
+    detector: str | None = None
+    detect_settings: DetectSettings | None = None
+    detector_backend: str = "auto"
+    embed: bool = False
+    type_fusion: bool = True
+    pixel_colours: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"backend: expected auto, onnx or torch, got {self.backend!r}")
+        if self.detector_backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"detector_backend: expected auto, onnx or torch, got {self.detector_backend!r}")
+        if self.threads is not None and self.threads <= 0:
+            raise ValueError(f"threads: expected a positive number or None, got {self.threads}")
+
+    def build(self) -> Tagger:
+        """Load the models and build the tagger."""
+        detector = None
+        if not self.whole_image:
+            from fashionlens.detection.detector import GarmentDetector
+
+            detector = GarmentDetector(self.detector, settings=self.detect_settings or DetectSettings(),
+                                       threads=self.threads, backend=self.detector_backend)
+        fusion = {} if self.type_fusion else {"type_fusion": None}
+        colours = {} if self.pixel_colours else {"colour_model": None}
+        return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed,
+                      **fusion, **colours)
+
+    def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
+        """The ``settings`` of a :class:`~fashionlens.jobs.store.TagJob` (what changes results), the same
+        keys and values for every engine, so a job can be resumed by either."""
+        settings = self.detect_settings
+        if not self.whole_image and settings is None:
+            settings = DetectSettings()
+        return {"weights": None if self.weights is None else str(self.weights), "backend": self.backend,
+                "whole_image": self.whole_image, "embed": self.embed, "max_pixels": max_pixels,
+                "detector": None if self.whole_image or self.detector is None else str(self.detector),
+                "detector_backend": None if self.whole_image else self.detector_backend,
+                "detect_settings": None if self.whole_image else asdict(settings)}
+
+
+class Tagger:
+    """Load a classifier (and optionally a detector) once, then tag batches of decoded photos.
+
+    :meth:`tag` returns one :class:`~fashionlens.result.TagResult` per photo, in order; its
+    ``garments`` (:class:`~fashionlens.result.Garments`) hold each garment's object type, category,
+    attributes and colours. Without a ``detector`` each photo is one whole-image garment; with a
+    :class:`~fashionlens.detection.detector.GarmentDetector` every garment is found, cropped and
+    classified. ``weights``: classifier weights (default: the shipped ``garment-classifier-lite0``);
+    ``backend``: ``auto`` (ONNX Runtime when an export sits next to the weights), ``onnx`` or ``torch``.
+    :meth:`tag_batch` gives the same results as ``fashionlens/result/v1`` JSON records.
+
+    >>> from fashionlens import Tagger, load_image
     >>> tagger = Tagger()                       # the shipped default model, ONNX when exported
-    >>> records = tagger.tag_batch([decoded], ["photo.jpg"])
+    >>> [result] = tagger.tag([load_image("photo.jpg")], ["photo.jpg"])
+    >>> print(result.garments.category)         # one Label (id, score) per garment
+    >>> records = tagger.tag_batch([load_image("photo.jpg")], ["photo.jpg"])   # JSON dicts
 
     ``colour_model``: ``"default"`` joins the shipped pixel colour model to the colour head whenever the
     classifier's colour head has its colours (else the head alone); a :class:`PixelColourModel` or a
@@ -114,6 +184,7 @@ class Tagger:
         self.type_fusion = type_fusion
         self.embed = embed  # store each garment's embedding (see fashionlens.result.encode_embedding) in its result
         self.detector = detector
+        self.detect_settings: DetectSettings | None = None  # None: the detector's own settings
         self.crop_margin = crop_margin
         self.meta = self.backend.meta
         self.top_k = top_k
@@ -138,6 +209,21 @@ class Tagger:
                             f"got {type(colour_model).__name__}")
         colour_model.check_head(head_values)
         return colour_model
+
+    def variant(self, *, detector: GarmentDetector | None | bool = True, embed: bool | None = None,
+                detect_settings: DetectSettings | None = None) -> Tagger:
+        """A tagger sharing this one's loaded models with other options: ``detector=None`` for whole-image
+        tagging (``True`` keeps this one's), ``embed``, and ``detect_settings`` (thresholds, rules) used
+        on each call instead of the detector's own. Nothing is loaded again."""
+        import copy
+
+        out = copy.copy(self)  # shares the backend and detector (thread-safe inference), own options
+        if detector is not True:
+            out.detector = detector  # type: ignore[assignment]
+        if embed is not None:
+            out.embed = embed
+        out.detect_settings = detect_settings
+        return out
 
     @property
     def model_info(self) -> dict[str, str]:
@@ -336,7 +422,7 @@ class Tagger:
         detect_ms: list[float] = []
         for k, im in enumerate(images):
             t0 = time.perf_counter()
-            garments = self.detector.detect(im)
+            garments = self.detector.detect(im, self.detect_settings)
             detect_ms.append((time.perf_counter() - t0) * 1000)
             detected.append(garments)
             if not len(garments):

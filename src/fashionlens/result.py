@@ -261,13 +261,17 @@ class Garments:
 
     # ------------------------------------------------------------------------------- JSON
 
+    def bbox_json(self, i: int) -> list[float]:
+        """Garment ``i``'s box as JSON holds it: ``[x, y, width, height]`` rounded to 0.01 px."""
+        x0, y0, x1, y1 = (float(v) for v in self.xyxy[i])
+        return [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+
     def garment_json(self, i: int) -> dict[str, Any]:
         """Garment ``i`` as in a ``fashionlens/result/v1`` record."""
-        x0, y0, x1, y1 = (float(v) for v in self.xyxy[i])
         out: dict[str, Any] = {
             "object_type": self.object_type[i],
             "score": round(float(self.confidence[i]), 4),
-            "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+            "bbox": self.bbox_json(i),
             "mask": None if self.mask is None else encode_mask(self.mask[i]),
         }
         if self.category is not None:

@@ -199,7 +199,7 @@ def test_perfect_detections_score_perfectly(random_detector_weights: Path, tagge
                      "masks": torch.from_numpy(decode_mask(r.garments[0].mask_rle)).float()[None, None]}
                     for r in records])
     detector = GarmentDetector(random_detector_weights)
-    monkeypatch.setattr(detector, "run", lambda images: [next(outputs)])
+    monkeypatch.setattr(detector, "run", lambda images, limits=None: [next(outputs)])
 
     result = evaluate_detector(detector, records, out_dir=tmp_path / "r", tagger=tagger, progress=False)
 

@@ -382,12 +382,12 @@ def test_concurrent_adds_from_processes(tmp_path):
 
 # --- command --------------------------------------------------------------------------------------------
 def _run(argv: list[str]) -> int:
-    from fashionlens.cli_sorting import add_export_corrections_parser
+    from fashionlens.cli.sorting import register_export
 
     parser = argparse.ArgumentParser(prog="fashionlens")
     sub = parser.add_subparsers(dest="command", required=True)
     export = sub.add_parser("export").add_subparsers(dest="what", required=True)
-    add_export_corrections_parser(export)
+    register_export(export)
     args = parser.parse_args(argv)
     return args.func(args)
 

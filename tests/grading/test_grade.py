@@ -15,6 +15,7 @@ from fashionlens.grading.grade import (
 )
 from fashionlens.grading.item import ITEM_SCHEMA
 from fashionlens.grading.render_item import render_item
+from fashionlens.result import ColourLabel, Garments, Label, TagResult
 from fashionlens.taxonomy.composition import parse_composition
 
 
@@ -41,15 +42,14 @@ class FakeTagger:
     def __init__(self, categories):
         self.categories = list(categories)
 
-    def tag_batch(self, images, paths):
+    def tag(self, images, paths):
         cat, score = self.categories.pop(0)
-        garment = {"object_type": "upper-body", "score": 0.9, "bbox": [20, 20, 56, 90], "mask": None,
-                   "category": {"id": cat, "score": score},
-                   "attributes": {"pattern": {"id": "plain", "score": 0.8},
-                                  "material": {"id": "cotton", "score": 0.4},
-                                  "colours": [{"id": "blue", "share": 0.9, "score": 0.9}]}}
-        return [{"image": {"path": paths[0], "width": images[0].width, "height": images[0].height},
-                 "garments": [garment]}]
+        garments = Garments(xyxy=[[20, 20, 76, 110]], object_type=["upper-body"], confidence=[0.9],
+                            category=[Label(cat, score)],
+                            attributes=[{"pattern": Label("plain", 0.8), "material": Label("cotton", 0.4),
+                                         "colours": [ColourLabel("blue", 0.9, 0.9)]}])
+        return [TagResult(path=paths[0], width=images[0].width, height=images[0].height, model=self.model_info,
+                          mode="detect", garments=garments)]
 
 
 class FakeDamage:
@@ -124,11 +124,15 @@ def test_duplicate_ids_and_items_without_garment_views_are_rejected(tmp_path):
 
 
 def test_fuse_views_votes_by_score():
-    g = lambda cat, s, pat: {"object_type": "upper-body", "score": 0.9, "category": {"id": cat, "score": s},
-                             "attributes": {"pattern": {"id": pat, "score": s}}}
-    fused = fuse_views({"front": g("sweaters", 0.6, "plain"), "back": g("cardigans", 0.9, "striped")})
+    def g(cat, s, pat, colour):
+        return Garments(xyxy=[[0, 0, 10, 10]], object_type=["upper-body"], confidence=[0.9],
+                        category=[Label(cat, s)],
+                        attributes=[{"pattern": Label(pat, s), "colours": [ColourLabel(colour, 0.8, s)]}])
+
+    fused = fuse_views({"front": g("sweaters", 0.6, "plain", "red"), "back": g("cardigans", 0.9, "striped", "blue")})
     assert fused["category"]["id"] == "cardigans" and fused["attributes"]["pattern"]["id"] == "striped"
     assert fused["object_type"] == "upper-body"
+    assert fused["attributes"]["colours"] == [{"id": "blue", "share": 0.8, "score": 0.9}]  # the surest view's list
     assert fuse_views({}) == {"category": None, "object_type": None, "attributes": {}}
 
 
@@ -180,10 +184,10 @@ def test_cli_keeps_going_when_one_item_crashes(tmp_path, monkeypatch, capsys):
     from fashionlens.cli import main
 
     class CrashOnce(FakeTagger):
-        def tag_batch(self, images, paths):
+        def tag(self, images, paths):
             if "A1" in paths[0]:
                 raise RuntimeError("boom")
-            return super().tag_batch(images, paths)
+            return super().tag(images, paths)
 
     _item_dir(tmp_path / "items", "A1", label=False)
     _item_dir(tmp_path / "items", "A2", label=False)

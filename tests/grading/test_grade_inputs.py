@@ -16,6 +16,7 @@ from PIL import Image
 from fashionlens.grading.damage import FoundDamage
 from fashionlens.grading.grade import ItemGrader, discover_items
 from fashionlens.grading.item import ITEM_SCHEMA
+from fashionlens.result import Garments, Label, TagError, TagResult
 
 
 def _photo(path: Path, colour: tuple[int, int, int] = (30, 60, 150)) -> None:
@@ -52,18 +53,17 @@ class SwitchTagger:
     def __init__(self, fail_on: tuple[str, ...] = (), mode: str = "raise") -> None:
         self.fail_on, self.mode, self.calls = fail_on, mode, []
 
-    def tag_batch(self, images: list[Any], paths: list[str]) -> list[dict[str, Any]]:
+    def tag(self, images: list[Any], paths: list[str]) -> list[TagResult]:
         self.calls.append(paths[0])
         if any(f in paths[0] for f in self.fail_on):
             if self.mode == "raise":
                 raise ValueError("box with zero width after resizing a 1x10000 photo")
-            return [{"image": {"path": paths[0]}, "garments": [],
-                     "error": {"type": "inference_failed", "message": "ValueError: zero width"}}]
-        garment = {"object_type": "upper-body", "score": 0.9, "bbox": [20, 20, 56, 90], "mask": None,
-                   "category": {"id": "sweaters", "score": 0.8},
-                   "attributes": {"pattern": {"id": "plain", "score": 0.8}}}
-        return [{"image": {"path": paths[0], "width": images[0].width, "height": images[0].height},
-                 "garments": [garment], "error": None}]
+            return [TagResult.failed(paths[0], TagError("inference_failed", "ValueError: zero width"),
+                                     model=self.model_info)]
+        garments = Garments(xyxy=[[20, 20, 76, 110]], object_type=["upper-body"], confidence=[0.9],
+                            category=[Label("sweaters", 0.8)], attributes=[{"pattern": Label("plain", 0.8)}])
+        return [TagResult(path=paths[0], width=images[0].width, height=images[0].height, model=self.model_info,
+                          mode="detect", garments=garments)]
 
 
 class HoleDamage:

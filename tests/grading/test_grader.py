@@ -310,15 +310,12 @@ def test_train_fails_plainly_without_labels(tmp_path: Path, fixture_data: dict) 
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fashionlens.cli_grader import (
-        add_evaluate_grader_parser,
-        add_train_grader_parser,
-    )
+    from fashionlens.cli.grading import register_evaluate, register_train
 
     p = argparse.ArgumentParser(prog="fashionlens")
     sub = p.add_subparsers(dest="command", required=True)
-    add_train_grader_parser(sub.add_parser("train").add_subparsers(dest="what", required=True))
-    add_evaluate_grader_parser(sub.add_parser("evaluate").add_subparsers(dest="what", required=True))
+    register_train(sub.add_parser("train").add_subparsers(dest="what", required=True))
+    register_evaluate(sub.add_parser("evaluate").add_subparsers(dest="what", required=True))
     return p
 
 

@@ -415,10 +415,10 @@ def test_route_lines_keeps_going_after_bad_rows(default_rules):
 
 
 def _run(argv: list[str]) -> int:
-    from fashionlens.cli_sorting import add_route_parser
+    from fashionlens.cli.sorting import register as register_route
 
     parser = argparse.ArgumentParser(prog="fashionlens")
-    add_route_parser(parser.add_subparsers(dest="command", required=True))
+    register_route(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -64,12 +64,12 @@ def test_alias_bomb_rules_file_is_refused_with_a_clear_error(tmp_path: Path) -> 
 
 
 def test_alias_bomb_through_the_route_command_is_the_rules_error(tmp_path: Path) -> None:
-    from fashionlens.cli_sorting import add_route_parser
+    from fashionlens.cli.sorting import register as register_route
 
     path = tmp_path / "bomb.yaml"
     path.write_text(BILLION_LAUGHS, encoding="utf-8")
     parser = argparse.ArgumentParser(prog="fashionlens")
-    add_route_parser(parser.add_subparsers(dest="command", required=True))
+    register_route(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["route", "--check", "--rules", str(path)])
     with pytest.raises(RulesError, match="YAML anchors are not allowed"):  # the CLI prints it and exits 2
         args.func(args)
@@ -220,13 +220,13 @@ def test_overlong_item_lines_are_skipped_without_being_held() -> None:
 
 
 def test_route_command_reads_bytes_line_by_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from fashionlens.cli_sorting import add_route_parser
+    from fashionlens.cli.sorting import register as register_route
 
     items = tmp_path / "items.jsonl"
     good = json.dumps(_item()).encode()
     items.write_bytes(good + b"\n\xff\xfe\n" + good + b"\n")
     parser = argparse.ArgumentParser(prog="fashionlens")
-    add_route_parser(parser.add_subparsers(dest="command", required=True))
+    register_route(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["route", str(items)])
     assert args.func(args) == 1
     captured = capsys.readouterr()

@@ -28,8 +28,8 @@ from fashionlens.jobs.store import (
     records_to_table,
 )
 from fashionlens.cli import main
+from fashionlens.pipeline import TaggerConfig
 from fashionlens.jobs.ray import (
-    TaggerSpec,
     iter_ray_records,
     ray_session,
     run_ray_job,
@@ -106,7 +106,7 @@ def test_detection_mode_matches(local_ray: float, inputs: list[str], upper_body_
     from fashionlens.detection.detector import DetectSettings
     from fashionlens.jobs.local import tag_paths
 
-    spec = TaggerSpec(backend="onnx", threads=1, detector=str(upper_body_detector_weights), detector_backend="torch",
+    spec = TaggerConfig(backend="onnx", threads=1, detector=str(upper_body_detector_weights), detector_backend="torch",
                       detect_settings=DetectSettings(rules=("duplicates",)))
     paths = inputs[:5]
     local = list(tag_paths(spec.build(), [Path(p) for p in paths], batch_size=4, progress=False))
@@ -154,7 +154,7 @@ def test_job_folder_and_resume_across_engines(local_ray: float, inputs: list[str
 
 def test_a_job_of_another_model_is_refused_before_any_commit(local_ray: float, inputs: list[str],
                                                               tmp_path: Path) -> None:
-    spec = TaggerSpec(backend="onnx", threads=1, whole_image=True)
+    spec = TaggerConfig(backend="onnx", threads=1, whole_image=True)
     settings = spec.job_settings(max_pixels=40_000_000)
     with TagJob.open(tmp_path / "job", inputs=inputs[:4], settings=settings, chunk_size=2) as job:
         job.bind_model({"name": "another-model", "version": "1", "backend": "onnx"})
@@ -168,7 +168,7 @@ def test_parquet_rows_written_by_the_workers(local_ray: float, inputs: list[str]
                                              tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    spec = TaggerSpec(backend="onnx", threads=1, whole_image=True)
+    spec = TaggerConfig(backend="onnx", threads=1, whole_image=True)
     to_parquet_rows(tag_dataset(inputs, spec, batch_size=4, num_actors=1)).write_parquet(str(tmp_path / "out"))
     table = pq.read_table(tmp_path / "out").sort_by("input_index")
     expected = records_to_table(local_records)
@@ -188,17 +188,17 @@ def test_parquet_rows_written_by_the_workers(local_ray: float, inputs: list[str]
 ])
 def test_tagger_spec_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        TaggerSpec(**kwargs)
+        TaggerConfig(**kwargs)
 
 
 def test_job_settings_are_the_local_engines(tmp_path: Path) -> None:
     from fashionlens.detection.detector import DetectSettings
 
-    assert TaggerSpec(whole_image=True).job_settings(max_pixels=10) == {
+    assert TaggerConfig(whole_image=True).job_settings(max_pixels=10) == {
         "weights": None, "backend": "auto", "whole_image": True, "embed": False, "max_pixels": 10,
         "detector": None, "detector_backend": None, "detect_settings": None}
-    detect = TaggerSpec(weights=str(tmp_path / "w.pt"), detector="d.pt").job_settings(max_pixels=10)
-    assert detect["detect_settings"] == TaggerSpec(
+    detect = TaggerConfig(weights=str(tmp_path / "w.pt"), detector="d.pt").job_settings(max_pixels=10)
+    assert detect["detect_settings"] == TaggerConfig(
         detect_settings=DetectSettings()).job_settings(max_pixels=10)["detect_settings"]
     assert (detect["detector"], detect["detector_backend"]) == ("d.pt", "auto")
     assert detect["weights"] == str(tmp_path / "w.pt")
@@ -212,12 +212,12 @@ def test_job_settings_are_the_local_engines(tmp_path: Path) -> None:
 ])
 def test_tag_dataset_argument_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        tag_dataset(["a.jpg", "b.jpg"], TaggerSpec(whole_image=True), **kwargs)
+        tag_dataset(["a.jpg", "b.jpg"], TaggerConfig(whole_image=True), **kwargs)
 
 
 def test_tag_dataset_of_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="expected at least one path"):
-        tag_dataset([], TaggerSpec(whole_image=True))
+        tag_dataset([], TaggerConfig(whole_image=True))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -38,7 +38,7 @@ def test_minilm_loads_offline_and_makes_sense() -> None:
 def test_shipped_heads_fit_the_shipped_classifier() -> None:
     from fashionlens.models.classifier import embedding_dim
     from fashionlens.runtime.backends import create_backend
-    from fashionlens.search.alignment import load_alignment
+    from fashionlens.models.alignment import load_alignment
 
     heads = load_alignment()
     meta = create_backend().meta
@@ -55,7 +55,7 @@ def test_prompts_find_the_category_of_held_out_rise_photos() -> None:
     from fashionlens.io.datasets import read_dataset
     from fashionlens.io.splits import group_split
     from fashionlens.pipeline import Tagger
-    from fashionlens.search.alignment import load_alignment
+    from fashionlens.models.alignment import load_alignment
 
     test = [r for r in group_split(read_dataset("rise", SHARED), seed=0)["test"]
             if len(r.garments[0].categories) == 1][:30]

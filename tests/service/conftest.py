@@ -43,7 +43,7 @@ def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_w
     from fashionlens.grading.routing import load_rules
     from fashionlens.pipeline import Tagger
     from fashionlens.search import text
-    from fashionlens.search.alignment import AlignmentMeta, save_alignment
+    from fashionlens.models.alignment import AlignmentMeta, save_alignment
     from fashionlens.search.catalogue import GarmentSearcher, TagOptions, build_index
     from fashionlens.trends.synthetic import write_tagged_posts
 

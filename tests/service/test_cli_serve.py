@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from fashionlens.cli_serve import add_serve_parser
+from fashionlens.cli.serve import register as register_serve
 from fashionlens.service.settings import ServiceSettings, SettingsError
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    add_serve_parser(p.add_subparsers(dest="command", required=True))
+    register_serve(p.add_subparsers(dest="command", required=True))
     return p.parse_args(["serve", *argv])
 
 

@@ -94,10 +94,10 @@ class _FailOn:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.tagger, name)
 
-    def tag_batch(self, images: list[Any], paths: list[str], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def tag(self, images: list[Any], paths: list[str], *args: Any, **kwargs: Any) -> list[Any]:
         if any(n in Path(p).name for p in paths for n in self.names):
             raise ValueError("detection failed on this photo")
-        return self.tagger.tag_batch(images, paths, *args, **kwargs)
+        return self.tagger.tag(images, paths, *args, **kwargs)
 
 
 def _grade(client: Any) -> Any:

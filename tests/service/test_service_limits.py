@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from service_testing import make_client, png_bytes
 
+from fashionlens.result import Garments, TagResult
 from fashionlens.service.limits import WorkQueue
 from fashionlens.service.problems import ApiProblem
 from fashionlens.service.settings import ServiceSettings, SettingsError, parse_trends
@@ -124,10 +125,14 @@ class _BlockingTagger:
         self.release = threading.Event()
         self.calls = 0
 
-    def tag_batch(self, images: list, paths: list, decode_ms: Any = None) -> list[dict]:
+    def variant(self, **_: Any) -> _BlockingTagger:  # ServiceModels.tagger_for: the same blocking tagger
+        return self
+
+    def tag(self, images: list, paths: list, decode_ms: Any = None) -> list[TagResult]:
         self.calls += 1
         self.release.wait(10)
-        return [{"image": {"path": p}} for p in paths]
+        return [TagResult(path=p, width=1, height=1, model=self.model_info, mode="whole_image",
+                          garments=Garments.empty()) for p in paths]
 
 
 def _blocking_client(service_data: dict, **settings: Any) -> tuple[Any, _BlockingTagger]:
@@ -178,7 +183,7 @@ def test_timeout_answers_504_and_keeps_the_slot(service_data: dict) -> None:
 
 def test_unexpected_error_is_500_problem_without_trace(service_data: dict) -> None:
     class Broken(_BlockingTagger):
-        def tag_batch(self, *a: Any, **k: Any) -> list[dict]:
+        def tag(self, *a: Any, **k: Any) -> list[TagResult]:
             raise RuntimeError("secret internal detail /etc/passwd")
 
     saved = service_data["tagger"]

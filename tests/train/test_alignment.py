@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionlens.search.alignment import (
+from fashionlens.models.alignment import (
     AlignmentHeads,
     AlignmentMeta,
     load_alignment,

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from fashionlens.cli import main
-from fashionlens.colours.pixel_model import PixelColourModel
+from fashionlens.models.pixel_colours import PixelColourModel
 from fashionlens.evaluate.colours import (
     colour_macro_f1,
     colour_scores,

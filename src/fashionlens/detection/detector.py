@@ -10,50 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from fashionlens.detection.rules import RULES, apply_rules
+from fashionlens.detection.rules import apply_rules
+from fashionlens.detection.settings import DetectSettings  # noqa: F401 - re-exported
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.models.detector_weights import load_detector
-from fashionlens.models.fcos_seg import FCOSSeg
+from fashionlens.models.fcos_seg import DetectionLimits, FCOSSeg
 
 log = logging.getLogger(__name__)
 
 #: photos more elongated than this (long side over short side) are letterboxed before the network
 MAX_ASPECT = 8
-
-
-@dataclass(frozen=True)
-class DetectSettings:
-    """Run-time detection settings; ``None`` keeps the value stored with the weights.
-
-    ``score_thresh``: keep detections scoring at least this; ``nms_thresh``: IoU above which
-    same-type boxes are suppressed; ``rules``: names from :data:`fashionlens.detection.rules.RULES`;
-    ``mask_thresh``: mask probability threshold.
-    """
-
-    score_thresh: float | None = None
-    nms_thresh: float | None = None
-    max_detections: int = 20
-    rules: tuple[str, ...] = ()
-    mask_thresh: float = 0.5
-
-    def __post_init__(self) -> None:
-        for name in ("score_thresh", "nms_thresh"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
-        unknown = [r for r in self.rules if r not in RULES]
-        if unknown:
-            raise ValueError(f"unknown post-processing rule(s) {unknown}; expected some of {sorted(RULES)}")
-        if self.max_detections < 1:
-            raise ValueError(f"max_detections: expected >= 1, got {self.max_detections}")
 
 
 class GarmentDetector:
@@ -67,48 +40,72 @@ class GarmentDetector:
         if threads:
             torch.set_num_threads(threads)
         self.model, self.meta = load_detector(path)
-        chosen = self.meta.extra.get("defaults") or {}
-        self.score_thresh = float(settings.score_thresh if settings.score_thresh is not None
-                                  else chosen.get("score_thresh", 0.3))
-        self.nms_thresh = float(settings.nms_thresh if settings.nms_thresh is not None
-                                else chosen.get("nms_thresh", 0.6))
-        # with rules, the network keeps candidates down to 0.05 so the rules see them and the threshold
-        # applies after the rules; without, the network applies it (no masks for discarded boxes)
-        self.model.score_thresh = min(0.05, self.score_thresh) if settings.rules else self.score_thresh
-        self.model.nms_thresh = self.nms_thresh
-        self.model.detections_per_img = settings.max_detections
         self.settings = settings
+        if not isinstance(self.model, FCOSSeg):  # other architectures take their limits once, here
+            limits = self.limits(settings)
+            self.model.score_thresh, self.model.nms_thresh = limits.score_thresh, limits.nms_thresh
+            self.model.detections_per_img = limits.detections_per_img
         self.class_names = list(self.meta.class_names)
         self.path = path
-        self.run: Callable[[list[torch.Tensor]], list[dict[str, torch.Tensor]]] = self.model
+        self.run: Callable[..., list[dict[str, torch.Tensor]]] = self.model
         self.backend = "torch"
-        onnx_path = path.with_suffix(".onnx")
-        if backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"backend: expected auto, onnx or torch, got {backend!r}")
-        if backend == "onnx" and not onnx_path.is_file():
-            raise FileNotFoundError(f"backend 'onnx' needs {onnx_path} (fashionlens export onnx --detector {path})")
-        if backend != "torch" and onnx_path.is_file() and isinstance(self.model, FCOSSeg):
+        from fashionlens.runtime.backends import onnx_path_for, resolve_backend
+
+        if resolve_backend(backend, path, export="--detector") == "onnx" and isinstance(self.model, FCOSSeg):
             from fashionlens.runtime.detector_onnx import OnnxDetectorRunner
 
-            self.run = OnnxDetectorRunner(self.model, onnx_path, threads=threads)
+            self.run = OnnxDetectorRunner(self.model, onnx_path_for(path), threads=threads)
             self.backend = "onnx"
 
     @property
     def model_info(self) -> dict[str, str]:
         return {"name": self.meta.name, "version": self.meta.version, "backend": self.backend}
 
+    def thresholds(self, settings: DetectSettings | None = None) -> tuple[float, float]:
+        """``(score_thresh, nms_thresh)`` of ``settings`` (default: this detector's), the values stored
+        with the weights standing in for ``None``."""
+        settings = settings or self.settings
+        chosen = self.meta.extra.get("defaults") or {}
+        score = settings.score_thresh if settings.score_thresh is not None else chosen.get("score_thresh", 0.3)
+        nms = settings.nms_thresh if settings.nms_thresh is not None else chosen.get("nms_thresh", 0.6)
+        return float(score), float(nms)
+
+    @property
+    def score_thresh(self) -> float:
+        return self.thresholds()[0]
+
+    @property
+    def nms_thresh(self) -> float:
+        return self.thresholds()[1]
+
+    def limits(self, settings: DetectSettings | None = None) -> DetectionLimits:
+        """The network's post-processing limits for ``settings``: with rules it keeps candidates down to
+        0.05 so the rules see them and the threshold applies after the rules; without, the network
+        applies the threshold (no masks for discarded boxes)."""
+        settings = settings or self.settings
+        score, nms = self.thresholds(settings)
+        return DetectionLimits(min(0.05, score) if settings.rules else score, nms, settings.max_detections)
+
+    def _check_settings(self, settings: DetectSettings | None) -> None:
+        if settings is not None and settings != self.settings and not isinstance(self.model, FCOSSeg):
+            raise ValueError(f"per-call detection settings need an fcos-seg detector; this one is {self.meta.arch!r} "
+                             "(build a GarmentDetector with these settings instead)")
+
     @torch.no_grad()
-    def _network(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+    def _network(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, torch.Tensor]:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         h, w = rgb.shape[:2]
         if max(h, w) > MAX_ASPECT * min(h, w):
-            return self._network_letterboxed(rgb)
+            return self._network_letterboxed(rgb, limits)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-        [out] = self.run([image])
+        return self._run(image, limits)
+
+    def _run(self, image: torch.Tensor, limits: DetectionLimits) -> dict[str, torch.Tensor]:
+        [out] = self.run([image], limits=limits) if isinstance(self.model, FCOSSeg) else self.run([image])
         return out
 
-    def _network_letterboxed(self, rgb: np.ndarray) -> dict[str, torch.Tensor]:
+    def _network_letterboxed(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, torch.Tensor]:
         """The network on a photo more elongated than :data:`MAX_ASPECT` (a 1×10000 strip, say):
         resized so its long side is the detector's input size (as the network's own transform would),
         padded with its mean colour on the bottom/right up to ``MAX_ASPECT``, then boxes and masks
@@ -124,7 +121,7 @@ class GarmentDetector:
         canvas[:] = small.reshape(-1, 3).mean(axis=0).astype(np.uint8)
         canvas[:sh, :sw] = small
         image = torch.from_numpy(canvas).permute(2, 0, 1).float().div_(255.0)
-        [out] = self.run([image])
+        out = self._run(image, limits)
         boxes = out["boxes"].clone()
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, sw) / scale
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, sh) / scale
@@ -141,31 +138,39 @@ class GarmentDetector:
                 if len(crop) else np.zeros((0, h, w), np.float32))[:, None]
         return result
 
-    def _as_garments(self, out: dict[str, torch.Tensor]) -> Garments:
+    def _as_garments(self, out: dict[str, torch.Tensor], settings: DetectSettings) -> Garments:
         masks = out.get("masks")
         return Garments(
             xyxy=out["boxes"].numpy(), object_type=[self.class_names[int(i)] for i in out["labels"]],
             confidence=out["scores"].clamp(0, 1).numpy(),
-            mask=(masks[:, 0] >= self.settings.mask_thresh).numpy() if masks is not None else None,
+            mask=(masks[:, 0] >= settings.mask_thresh).numpy() if masks is not None else None,
         )
 
-    def candidates(self, rgb: np.ndarray) -> Garments:
+    def candidates(self, rgb: np.ndarray, limits: DetectionLimits | None = None,
+                   settings: DetectSettings | None = None) -> Garments:
         """The network's detections for an ``H×W×3`` uint8 image, in its pixels, before rules and
-        the run-time threshold (the network's own ``score_thresh`` still applies)."""
-        return self._as_garments(self._network(rgb))
+        the run-time threshold (``limits``, default those of ``settings``, still apply)."""
+        self._check_settings(settings)
+        settings = settings or self.settings
+        return self._as_garments(self._network(rgb, limits or self.limits(settings)), settings)
 
-    def to_garments(self, out: dict[str, torch.Tensor], size: tuple[int, int]) -> Garments:
+    def to_garments(self, out: dict[str, torch.Tensor], size: tuple[int, int],
+                    settings: DetectSettings | None = None) -> Garments:
         """Network output → garments after the rules and the run-time threshold."""
-        garments = apply_rules(self._as_garments(out), self.settings.rules, size=size, nms_thresh=self.nms_thresh)
-        return garments.select(garments.confidence >= self.score_thresh)
+        settings = settings or self.settings
+        score, nms = self.thresholds(settings)
+        garments = apply_rules(self._as_garments(out, settings), settings.rules, size=size, nms_thresh=nms)
+        return garments.select(garments.confidence >= score)
 
-    def detect_rgb(self, rgb: np.ndarray) -> Garments:
+    def detect_rgb(self, rgb: np.ndarray, settings: DetectSettings | None = None) -> Garments:
         """Garments in an ``H×W×3`` uint8 image, in its pixels, after rules and threshold."""
-        return self.to_garments(self._network(rgb), rgb.shape[:2])
+        self._check_settings(settings)
+        return self.to_garments(self._network(rgb, self.limits(settings)), rgb.shape[:2], settings)
 
-    def detect(self, image: DecodedImage) -> Garments:
-        """Garments of a decoded photo, boxes and masks in its full-resolution pixels."""
-        garments = self.detect_rgb(image.rgb)
+    def detect(self, image: DecodedImage, settings: DetectSettings | None = None) -> Garments:
+        """Garments of a decoded photo, boxes and masks in its full-resolution pixels; ``settings``
+        (thresholds, rules) for this call, default this detector's."""
+        garments = self.detect_rgb(image.rgb, settings)
         if image.scale == 1.0:
             return garments
         mask = garments.mask
@@ -174,8 +179,9 @@ class GarmentDetector:
                                         interpolation=cv2.INTER_NEAREST).astype(bool) for m in mask]
                             ) if len(mask) else np.zeros((0, image.height, image.width), bool)
         # float32 division, as the boxes always were: the JSON bbox rounds the same as before
-        return Garments(xyxy=(garments.xyxy.astype(np.float32) / np.float32(image.scale)), object_type=garments.object_type,
-                        confidence=garments.confidence, mask=mask, data=garments.data)
+        return Garments(xyxy=(garments.xyxy.astype(np.float32) / np.float32(image.scale)),
+                        object_type=garments.object_type, confidence=garments.confidence, mask=mask,
+                        data=garments.data)
 
-    def detect_many(self, images: Sequence[DecodedImage]) -> list[Garments]:
-        return [self.detect(im) for im in images]
+    def detect_many(self, images: Sequence[DecodedImage], settings: DetectSettings | None = None) -> list[Garments]:
+        return [self.detect(im, settings) for im in images]

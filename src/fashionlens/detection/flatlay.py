@@ -241,11 +241,11 @@ def write_flatlay_coco(report: FlatlayReport, json_path: str | os.PathLike[str],
                        image_root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Write the boxed records as COCO: taxonomy categories via :func:`fashionlens.io.coco.write_coco`
     (garments with a coarse or missing category are skipped and counted), or with ``object_types``
-    the detector's object-type categories (:func:`fashionlens.evaluate.detection.records_to_coco`)."""
+    the detector's object-type categories (:func:`fashionlens.io.coco.records_to_coco`)."""
     if object_types:
         import json
 
-        from fashionlens.evaluate.detection import records_to_coco
+        from fashionlens.io.coco import records_to_coco
 
         doc = records_to_coco(report.records, label_space="object_type")
         root = Path(image_root) if image_root is not None else Path(json_path).parent

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from fashionlens.detection.settings import RULE_NAMES
 from fashionlens.result import Garments
 
 DUPLICATE_IOU = 0.7
@@ -65,6 +66,8 @@ RULES: dict[str, Callable[..., Garments]] = {
     "hand_footwear": hand_footwear,
     "sparse_mask": sparse_mask,
 }
+if tuple(RULES) != RULE_NAMES:
+    raise ImportError(f"detection.settings.RULE_NAMES {RULE_NAMES} must list the rules {tuple(RULES)}")
 
 
 def apply_rules(garments: Garments, rules: Sequence[str], **context: object) -> Garments:

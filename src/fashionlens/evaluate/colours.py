@@ -1,9 +1,9 @@
 """How well ``tag`` names colours: the colours in its records against RISE's colour labels.
 
 :func:`evaluate_colours` decodes each photo as ``tag`` does, tags it twice — with the classifier's
-colour head alone and with the pixel colour model joined in (:mod:`fashionlens.colours.pixel_model`) — in
+colour head alone and with the pixel colour model joined in (:mod:`fashionlens.models.pixel_colours`) — in
 whole-image mode, or with ``detect=True`` in ``tag``'s default detect mode (the top-scoring garment's
-colours) — and scores the colour ids of the records: macro-F1 over the
+colours) — and scores the colour ids of the results: macro-F1 over the
 colours present in the labels (the issue's metric), micro-F1, exact match, Hamming accuracy and
 per-colour F1, plus how many photos had a plain backdrop (where the pixel model can join).
 """
@@ -19,9 +19,10 @@ from sklearn.metrics import f1_score
 
 from fashionlens.io.datasets import ImageRecord, read_dataset
 from fashionlens.io.splits import group_split
+from fashionlens.result import TagResult
 
 if TYPE_CHECKING:
-    from fashionlens.colours.pixel_model import PixelColourModel
+    from fashionlens.models.pixel_colours import PixelColourModel
 
 
 def labelled_colour_records(data_root: str | Path, *, seed: int = 0) -> dict[str, list[ImageRecord]]:
@@ -68,16 +69,18 @@ def colour_scores(y: np.ndarray, pred: np.ndarray, values: Sequence[str]) -> dic
     }
 
 
-def _tagged_colours(records: Sequence[dict[str, Any]], values: Sequence[str]) -> np.ndarray:
-    """The colours of each record's top-scoring garment."""
+def _tagged_colours(results: Sequence[TagResult], values: Sequence[str]) -> np.ndarray:
+    """The colours of each result's top-scoring garment (scores compared as ``tag`` writes them, 4 decimals)."""
     index = {v: k for k, v in enumerate(values)}
-    pred = np.zeros((len(records), len(values)), bool)
-    for i, rec in enumerate(records):
-        if rec["error"] is not None:
-            raise ValueError(f"{rec['image']['path']}: could not be tagged ({rec['error']['message']})")
-        top = max(rec["garments"], key=lambda g: g["score"])
-        for c in top["attributes"].get("colours", []):
-            pred[i, index[c["id"]]] = True
+    pred = np.zeros((len(results), len(values)), bool)
+    for i, result in enumerate(results):
+        if result.error is not None:
+            raise ValueError(f"{result.path}: could not be tagged ({result.error.message})")
+        g = result.garments
+        top = max(g, key=lambda j: round(float(g.confidence[j]), 4))
+        colours = g.attributes[top].get("colours", []) if g.attributes is not None else []
+        for c in colours if isinstance(colours, list) else []:
+            pred[i, index[c.id]] = True
     return pred
 
 
@@ -106,7 +109,7 @@ def evaluate_colours(records: Sequence[ImageRecord], colour_model: PixelColourMo
     model = tagger.colour_model
     values = tagger.meta.head("colours").values
     y = colour_targets(records, values)
-    outputs: dict[str, list[dict[str, Any]]] = {"head": [], "head+pixels": []}
+    outputs: dict[str, list[TagResult]] = {"head": [], "head+pixels": []}
     masked = 0
     for start in tqdm(range(0, len(records), batch_size), desc="colours", unit="batch", disable=not progress):
         batch = records[start:start + batch_size]
@@ -114,13 +117,13 @@ def evaluate_colours(records: Sequence[ImageRecord], colour_model: PixelColourMo
         paths = [str(r.path) for r in batch]
         masked += sum(whole_image_pixels(im.rgb).masked for im in images)
         tagger.colour_model = None
-        outputs["head"] += tagger.tag_batch(images, paths)
+        outputs["head"] += tagger.tag(images, paths)
         tagger.colour_model = model
-        outputs["head+pixels"] += tagger.tag_batch(images, paths)
+        outputs["head+pixels"] += tagger.tag(images, paths)
     result: dict[str, Any] = {"photos": len(records), "mode": "detect" if detect else "whole_image",
                               "plain_backdrop": masked}
-    for name, recs in outputs.items():
-        result[name] = colour_scores(y, _tagged_colours(recs, values), values)
+    for name, results in outputs.items():
+        result[name] = colour_scores(y, _tagged_colours(results, values), values)
     return result
 
 

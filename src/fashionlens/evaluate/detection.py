@@ -35,90 +35,23 @@ import io
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from fashionlens.io._mapping import image_size, rle_to_str
-from fashionlens.io.records import ImageRecord
-from fashionlens.taxonomy import load_taxonomy
+from fashionlens.io.coco import LabelSpace, _bytes_rle, records_to_coco  # noqa: F401 - re-exported
+from fashionlens.io.records import encode_mask
 
 log = logging.getLogger(__name__)
 
-LabelSpace = Literal["object_type", "category"]
 STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 KAGGLE_IOU_THRESHOLDS: np.ndarray = np.linspace(0.5, 0.95, 10)
 
 
 # ------------------------------------------------------------------------------ ground truth
-
-
-def records_to_coco(records: Sequence[ImageRecord], *, label_space: LabelSpace = "object_type") -> dict[str, Any]:
-    """A COCO instances dict of ``records`` (image id = index + 1; label spaces in the module docstring)."""
-    tax = load_taxonomy()
-    if label_space == "object_type":
-        names = list(tax.object_types)
-        categories = [{"id": i + 1, "name": n, "supercategory": "garment"} for i, n in enumerate(names)]
-    elif label_space == "category":
-        names = list(tax.categories)
-        categories = [{"id": i + 1, "name": n, "supercategory": tax.category_object_type[n]}
-                      for i, n in enumerate(names)]
-    else:
-        raise ValueError(f"label_space must be 'object_type' or 'category', got {label_space!r}")
-    images, annotations = [], []
-    skipped = {"no_label": 0, "no_geometry": 0}
-    for index, record in enumerate(records):
-        image_id = index + 1
-        if record.width is not None and record.height is not None:
-            width, height = int(record.width), int(record.height)
-        elif any(g.mask_rle is not None for g in record.garments):
-            height, width = (int(v) for v in next(g.mask_rle for g in record.garments if g.mask_rle)["size"])
-        else:
-            width, height = image_size(record.path, where=str(record.path))
-        images.append({"id": image_id, "file_name": str(record.path), "width": width, "height": height})
-        for g in record.garments:
-            label = g.object_type if label_space == "object_type" else g.category
-            if label is None:
-                skipped["no_label"] += 1
-                continue
-            ann: dict[str, Any] = {"id": len(annotations) + 1, "image_id": image_id,
-                                   "category_id": names.index(label) + 1, "iscrowd": 0}
-            if g.categories:  # extra key (pycocotools ignores it): the allowed taxonomy categories
-                ann["fashionlens_categories"] = list(g.categories)
-            if g.mask_rle is not None:
-                rle = g.mask_rle
-                if isinstance(rle["counts"], list):
-                    rle = mask_utils.frPyObjects(rle, *(int(v) for v in rle["size"]))
-                rle = rle_to_str(rle)
-                if [int(v) for v in rle["size"]] != [height, width]:
-                    raise ValueError(f"{record.path}: mask size {rle['size']} differs from the image size "
-                                     f"[height, width] = [{height}, {width}]")
-                ann["segmentation"] = rle
-                ann["area"] = float(mask_utils.area(_bytes_rle(rle)))
-                box = mask_utils.toBbox(_bytes_rle(rle)).tolist() if g.bbox_xyxy is None else None
-            elif g.bbox_xyxy is None:
-                skipped["no_geometry"] += 1
-                continue
-            else:
-                box = None
-            if box is None:
-                x0, y0, x1, y1 = g.bbox_xyxy  # type: ignore[misc]
-                box = [x0, y0, x1 - x0, y1 - y0]
-            ann["bbox"] = [float(v) for v in box]
-            ann.setdefault("area", float(box[2] * box[3]))
-            annotations.append(ann)
-    if any(skipped.values()):
-        log.info("ground truth: skipped %s garments", skipped)
-    return {"info": {"label_space": label_space, "skipped": skipped}, "images": images,
-            "annotations": annotations, "categories": categories}
-
-
-def _bytes_rle(rle: dict[str, Any]) -> dict[str, Any]:
-    counts = rle["counts"]
-    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
 def torchvision_to_coco_results(outputs: Sequence[dict[str, Any]], image_ids: Sequence[int], *,
@@ -143,7 +76,7 @@ def torchvision_to_coco_results(outputs: Sequence[dict[str, Any]], image_ids: Se
             res = {"image_id": int(image_id), "category_id": int(labels[i]),
                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], "score": float(scores[i])}
             if masks is not None:
-                res["segmentation"] = rle_to_str(mask_utils.encode(np.asfortranarray(masks[i].astype(np.uint8))))
+                res["segmentation"] = encode_mask(masks[i])
             results.append(res)
     return results
 

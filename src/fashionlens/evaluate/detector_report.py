@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from torchvision.ops import box_iou
 from tqdm.auto import tqdm
 
@@ -38,7 +37,8 @@ from fashionlens.detection.rules import apply_rules
 from fashionlens.evaluate.detection import evaluate_detections, records_to_coco
 from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage, load_image
-from fashionlens.io.records import ImageRecord
+from fashionlens.io.records import ImageRecord, encode_mask
+from fashionlens.models.fcos_seg import DetectionLimits
 
 if TYPE_CHECKING:
     from fashionlens.detection.detector import GarmentDetector
@@ -52,11 +52,6 @@ THRESHOLDS: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6
 GARMENT_TYPE_IDS: tuple[int, ...] = (1, 2, 3, 4)
 
 
-def _rle(mask: np.ndarray) -> dict[str, Any]:
-    r = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")}
-
-
 def _predictions(image_id: int, g: Garments, class_names: Sequence[str]) -> list[dict[str, Any]]:
     out = []
     for i in g:
@@ -64,7 +59,7 @@ def _predictions(image_id: int, g: Garments, class_names: Sequence[str]) -> list
         p = {"image_id": image_id, "category_id": class_names.index(g.object_type[i]),
              "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(g.confidence[i])}
         if g.mask is not None:
-            p["segmentation"] = _rle(g.mask[i])
+            p["segmentation"] = encode_mask(g.mask[i])
         out.append(p)
     return out
 
@@ -138,46 +133,41 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
     preds: dict[tuple[str, ...], list[dict[str, Any]]] = {tuple(r): [] for r in rule_sets}
     e2e = {"gt": 0, "matched": 0, "type_correct": 0, "category_correct": 0, "category_labelled": 0}
     gt_by = _gt_boxes(gt)
-    model = detector.model
-    saved = (model.score_thresh, model.detections_per_img)
-    model.score_thresh, model.detections_per_img = 0.05, 100
-    try:
-        for k, record in enumerate(tqdm(records, desc="evaluate detector", unit="img", disable=not progress)):
-            image_id = k + 1
-            image = load_image(record.path)
-            candidates = detector.candidates(image.rgb)
-            first = None
-            for rules in preds:  # rules, then object types fused as tag does
-                kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
-                if tagger is not None and tagger.type_fusion is not None:
-                    kept = fused_object_types(tagger, image, kept)
-                preds[rules] += _predictions(image_id, kept, names)
-                first = kept if first is None else first
-            if tagger is None or first is None:
-                continue
-            chosen = first.select(first.confidence >= detector.score_thresh)
-            p_list = _predictions(image_id, chosen, names)
-            gts = gt_by[image_id]
-            e2e["gt"] += len(gts)
-            pairs = match(gts, p_list, same_class=False)
-            if not pairs:
-                continue
-            crops = [crop_garment(image, chosen.xyxy[i] / image.scale, None, margin=tagger.crop_margin)[0]
-                     for i, _ in pairs]
-            probs = tagger.predict(crops)
-            cat_values = tagger.meta.head("category").values
-            gt_anns = [a for a in gt["annotations"] if a["image_id"] == image_id]
-            for n, (i, j) in enumerate(pairs):
-                e2e["matched"] += 1
-                e2e["type_correct"] += int(p_list[i]["category_id"] == gts[j][1])
-                wanted = set(gt_anns[j].get("fashionlens_categories") or [])
-                if wanted:
-                    t = tagger.taxonomy.object_type_index(chosen.object_type[i])
-                    in_type = np.where(tagger._cat_type_index == t, probs["category"][n], -1.0)
-                    e2e["category_labelled"] += 1
-                    e2e["category_correct"] += int(cat_values[int(in_type.argmax())] in wanted)
-    finally:
-        model.score_thresh, model.detections_per_img = saved
+    all_candidates = DetectionLimits(0.05, detector.nms_thresh, 100)  # per call: the detector stays as it is
+    for k, record in enumerate(tqdm(records, desc="evaluate detector", unit="img", disable=not progress)):
+        image_id = k + 1
+        image = load_image(record.path)
+        candidates = detector.candidates(image.rgb, all_candidates)
+        first = None
+        for rules in preds:  # rules, then object types fused as tag does
+            kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
+            if tagger is not None and tagger.type_fusion is not None:
+                kept = fused_object_types(tagger, image, kept)
+            preds[rules] += _predictions(image_id, kept, names)
+            first = kept if first is None else first
+        if tagger is None or first is None:
+            continue
+        chosen = first.select(first.confidence >= detector.score_thresh)
+        p_list = _predictions(image_id, chosen, names)
+        gts = gt_by[image_id]
+        e2e["gt"] += len(gts)
+        pairs = match(gts, p_list, same_class=False)
+        if not pairs:
+            continue
+        crops = [crop_garment(image, chosen.xyxy[i] / image.scale, None, margin=tagger.crop_margin)[0]
+                 for i, _ in pairs]
+        probs = tagger.predict(crops)
+        cat_values = tagger.meta.head("category").values
+        gt_anns = [a for a in gt["annotations"] if a["image_id"] == image_id]
+        for n, (i, j) in enumerate(pairs):
+            e2e["matched"] += 1
+            e2e["type_correct"] += int(p_list[i]["category_id"] == gts[j][1])
+            wanted = set(gt_anns[j].get("fashionlens_categories") or [])
+            if wanted:
+                t = tagger.taxonomy.object_type_index(chosen.object_type[i])
+                in_type = np.where(tagger._cat_type_index == t, probs["category"][n], -1.0)
+                e2e["category_labelled"] += 1
+                e2e["category_correct"] += int(cat_values[int(in_type.argmax())] in wanted)
     results: dict[str, Any] = {"images": len(records), "annotations": len(gt["annotations"]),
                                "score_thresh": detector.score_thresh, "object_types": _type_source(tagger),
                                "rule_sets": {}}
@@ -238,33 +228,107 @@ def top_detection_accuracy(detector: GarmentDetector, records: Sequence[ImageRec
     With a ``tagger``, the top detection's type is fused with the classifier's as ``tag`` does
     (:func:`fused_object_types`). Reported overall and per source.
     """
-    model = detector.model
-    saved = model.score_thresh
-    model.score_thresh = 0.05
+    low = DetectionLimits(0.05, detector.nms_thresh, detector.settings.max_detections)
     per_source: dict[str, dict[str, int]] = {}
     skipped = 0
-    try:
-        for record in tqdm(records, desc="top detection", unit="img", disable=not progress):
-            labelled = [g for g in record.garments if g.object_type is not None]
-            if len(labelled) != 1:
-                skipped += 1
-                continue
-            image = load_image(record.path, min_side=512)
-            found = detector.candidates(image.rgb)
-            s = per_source.setdefault(record.source, {"photos": 0, "correct": 0, "no_detection": 0})
-            s["photos"] += 1
-            if not len(found):
-                s["no_detection"] += 1
-                continue
-            found = found.select([int(found.confidence.argmax())])
-            if tagger is not None and tagger.type_fusion is not None:
-                found = fused_object_types(tagger, image, found)
-            top = found.object_type[0]
-            s["correct"] += int(top == labelled[0].object_type)
-    finally:
-        model.score_thresh = saved
+    for record in tqdm(records, desc="top detection", unit="img", disable=not progress):
+        labelled = [g for g in record.garments if g.object_type is not None]
+        if len(labelled) != 1:
+            skipped += 1
+            continue
+        image = load_image(record.path, min_side=512)
+        found = detector.candidates(image.rgb, low)
+        s = per_source.setdefault(record.source, {"photos": 0, "correct": 0, "no_detection": 0})
+        s["photos"] += 1
+        if not len(found):
+            s["no_detection"] += 1
+            continue
+        found = found.select([int(found.confidence.argmax())])
+        if tagger is not None and tagger.type_fusion is not None:
+            found = fused_object_types(tagger, image, found)
+        top = found.object_type[0]
+        s["correct"] += int(top == labelled[0].object_type)
     total = {k: sum(s[k] for s in per_source.values()) for k in ("photos", "correct", "no_detection")}
     acc = {src: round(s["correct"] / s["photos"], 4) for src, s in per_source.items() if s["photos"]}
     return {"object_types": _type_source(tagger),
             "accuracy": round(total["correct"] / total["photos"], 4) if total["photos"] else None,
             "per_source_accuracy": acc, "counts": per_source, "skipped": skipped, **total}
+
+
+def load_evaluation_records(*, coco: str | None = None, images: str | None = None, mapping: str | None = None,
+                            dataset: str = "ccp", data_root: str | Path = "../shared/datasets", split: str = "val",
+                            seed: int = 0, limit: int | None = None) -> list[ImageRecord]:
+    """Labelled photos to evaluate on: a COCO file (``coco`` + ``images``, labels through ``mapping``), else
+    the ``split`` (group split with ``seed``, as in training) of the comma-separated data sets ``dataset``;
+    the first ``limit`` of them when given."""
+    if coco:
+        from fashionlens.io.coco import read_coco
+
+        records = read_coco(coco, images, mapping=mapping)
+    else:
+        from fashionlens.io.datasets import read_dataset
+        from fashionlens.io.splits import group_split
+
+        records = []
+        for name in dataset.split(","):
+            records += group_split(read_dataset(name, data_root), seed=seed)[split]
+    if limit:
+        records = records[:limit]
+    return records
+
+
+def save_operating_point(detector: GarmentDetector, result: dict[str, Any], rules: Sequence[str], *,
+                         measured_on: str) -> dict[str, Any]:
+    """Choose the F1-best score threshold of the first rule set's PR sweep in ``result`` (from
+    :func:`evaluate_detector`) and store it, with the detector's NMS IoU, ``rules`` and ``measured_on``,
+    as the run-time defaults in the detector's weights. Returns the stored defaults."""
+    from fashionlens.models.detector_weights import set_detector_defaults
+
+    first = next(iter(result["rule_sets"].values()))
+    best = max(first["pr_sweep"], key=lambda row: row["f1"])
+    defaults = {"score_thresh": best["score_thresh"], "nms_thresh": detector.nms_thresh,
+                "rules": list(rules), "f1": best["f1"], "measured_on": measured_on}
+    set_detector_defaults(detector.path, defaults)
+    return defaults
+
+
+def run_detector_evaluation(*, out_dir: str | Path, weights: str | None = None, classifier: str | None = None,
+                            coco: str | None = None, images: str | None = None, mapping: str | None = None,
+                            dataset: str = "ccp", data_root: str | Path = "../shared/datasets", split: str = "val",
+                            seed: int = 0, limit: int | None = None, classify: bool = True,
+                            type_fusion: bool = True, score_thresh: float | None = None,
+                            nms_thresh: float | None = None, rule_sets: Sequence[Sequence[str]] = ((),),
+                            task: str = "coco", save_defaults: bool = False, progress: bool = True,
+                            on_message: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``fashionlens evaluate detector``: the photos of :func:`load_evaluation_records` through the detector
+    (``weights``, default: shipped) and, when ``classify``, a Tagger (``classifier``) whose classifier-fused
+    object types are used when ``type_fusion``.
+
+    ``task="top1"``: :func:`top_detection_accuracy`, written to ``top_detection.json`` and returned.
+    ``task="coco"``: :func:`evaluate_detector` with ``rule_sets``; ``save_defaults`` stores the operating
+    point in the weights (:func:`save_operating_point`; the stored defaults are reported to ``on_message``,
+    else logged). Returns the summary the command prints (the first rule set's AP, end-to-end metrics, ``out``).
+    """
+    from fashionlens.detection.detector import DetectSettings, GarmentDetector
+    from fashionlens.pipeline import Tagger
+
+    records = load_evaluation_records(coco=coco, images=images, mapping=mapping, dataset=dataset,
+                                      data_root=data_root, split=split, seed=seed, limit=limit)
+    detector = GarmentDetector(weights, settings=DetectSettings(score_thresh=score_thresh, nms_thresh=nms_thresh))
+    fusion = {} if type_fusion else {"type_fusion": None}
+    tagger = Tagger(classifier, detector=detector, **fusion) if classify else None
+    if task == "top1":
+        top1 = top_detection_accuracy(detector, records, tagger=tagger, progress=progress)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "top_detection.json").write_text(json.dumps(top1, indent=2))
+        return top1
+    result = evaluate_detector(detector, records, out_dir=out_dir, rule_sets=rule_sets, tagger=tagger,
+                               progress=progress)
+    first = next(iter(result["rule_sets"].values()))
+    if save_defaults:
+        measured_on = f"{coco or dataset} {split} (seed {seed}), {len(records)} photos"
+        defaults = save_operating_point(detector, result, rule_sets[0], measured_on=measured_on)
+        (on_message or log.info)(f"stored defaults {defaults} in {detector.path}")
+    return {"images": result["images"], "box": first["bbox"], "mask": first["segm"],
+            "box_garments4": first["bbox_garments4"], "mask_garments4": first["segm_garments4"],
+            "end_to_end": result.get("end_to_end"), "out": out_dir}

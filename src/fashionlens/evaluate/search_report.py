@@ -38,7 +38,7 @@ import numpy as np
 
 from fashionlens.evaluate.retrieval import relevance_in_rank_order, retrieval_summary
 from fashionlens.paths import default_data_root, runs_path
-from fashionlens.search.alignment import AlignmentHeads
+from fashionlens.models.alignment import AlignmentHeads
 from fashionlens.search.captions import GarmentFacts, caption, category_prompts, subset
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def evaluate_search(*, alignment: str | Path | None = None, classifier: str | Pa
                     embedding_cache: str | Path | None = runs_path("cache", "alignment"), out_dir: str | Path = runs_path("eval-search"),
                     imagenet_baseline: bool = True, progress: bool = True) -> dict[str, Any]:
     """Run every measurement above on ``split``; write ``out_dir/search_metrics.json``; return it."""
-    from fashionlens.search.alignment import load_alignment
+    from fashionlens.models.alignment import load_alignment
     from fashionlens.train.alignment_data import (
         AlignmentTrainConfig,
         alignment_samples,

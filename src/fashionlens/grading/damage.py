@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 
 from fashionlens.grading.region_verifier import RegionVerifier
+from fashionlens.io.records import encode_mask
 from fashionlens.models.damage import (
     damage_probabilities,
     decode_damage,
@@ -39,11 +39,10 @@ class FoundDamage:
     mask: np.ndarray  # H×W bool, full resolution
 
     def to_dict(self, view: str) -> dict[str, Any]:
-        rle = mask_utils.encode(np.asfortranarray(self.mask.astype(np.uint8)))
         x0, y0, x1, y1 = self.bbox_xyxy
         return {"view": view, "type": self.type, "area_share": round(self.area_share, 5),
                 "score": round(self.score, 4), "bbox": [round(x0, 1), round(y0, 1), round(x1 - x0, 1), round(y1 - y0, 1)],
-                "mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}}
+                "mask": encode_mask(self.mask)}
 
 
 class DamageFinder:
@@ -57,19 +56,16 @@ class DamageFinder:
     def __init__(self, weights: str | Path | None = None, *, threshold: float | None = None,
                  min_region_share: float | None = None, threads: int | None = None,
                  backend: str = "auto", verify: bool = True) -> None:
-        from fashionlens.runtime.damage_onnx import OnnxDamageRunner, damage_onnx_path
+        from fashionlens.runtime.backends import onnx_path_for, resolve_backend
+        from fashionlens.runtime.damage_onnx import OnnxDamageRunner
 
-        if backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"backend must be auto, onnx or torch, got {backend!r}")
         path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DAMAGE_MODEL)
+        chosen = resolve_backend(backend, path, export="--damage")
         if threads:
             torch.set_num_threads(threads)
         self.model, self.meta = load_damage_model(path)
-        onnx = damage_onnx_path(path)
-        if backend == "onnx" and not onnx.is_file():
-            raise FileNotFoundError(f"backend 'onnx' needs {onnx} (fashionlens export onnx --damage)")
-        self.runner = OnnxDamageRunner(onnx, threads=threads) if backend != "torch" and onnx.is_file() else None
-        self.backend = "onnx" if self.runner is not None else "torch"
+        self.runner = OnnxDamageRunner(onnx_path_for(path), threads=threads) if chosen == "onnx" else None
+        self.backend = chosen
         self.threshold = self.meta.threshold if threshold is None else threshold
         self.min_region_share = self.meta.min_region_share if min_region_share is None else min_region_share
         if not 0 < self.threshold < 1:

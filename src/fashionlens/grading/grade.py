@@ -21,9 +21,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +36,10 @@ from fashionlens.grading.item import DAMAGE_TYPES, VIEW_ROLES, empty_item, item_
 from fashionlens.imageio import (
     IMAGE_EXTENSIONS,
     DecodedImage,
-    ImageDecodeError,
     load_image,
 )
 from fashionlens.io.rise_release import IMAGE_SUFFIXES, view_role
+from fashionlens.result import ColourLabel, Garments, Label, TagError, TagResult
 
 log = logging.getLogger(__name__)
 
@@ -286,20 +287,30 @@ def _timed(func: Any, *args: Any) -> tuple[Any, float]:
     return func(*args), (time.perf_counter() - t0) * 1000
 
 
-def _main_garment(record: dict[str, Any]) -> dict[str, Any] | None:
-    garments = record.get("garments") or []
-    if not garments:
+def _json_score(garments: Garments, i: int) -> float:
+    """Garment ``i``'s detection score rounded as in its tag record (4 decimals)."""
+    return round(float(garments.confidence[i]), 4)
+
+
+def _main_garment(result: TagResult) -> Garments | None:
+    """The view's main garment (largest confident box) as a one-garment :class:`Garments`, or None."""
+    garments = result.garments
+    if not len(garments):
         return None
-    return max(garments, key=lambda g: g["bbox"][2] * g["bbox"][3] * max(g.get("score", 0.0), 1e-3))
+
+    def weight(i: int) -> float:
+        _, _, w, h = garments.bbox_json(i)
+        return w * h * max(_json_score(garments, i), 1e-3)
+
+    return garments.select([max(garments, key=weight)])
 
 
-def _garment_mask(garment: dict[str, Any] | None, image: DecodedImage) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
+def _garment_mask(garment: Garments | None, image: DecodedImage) -> np.ndarray:
+    """Where to look for damage on the decoded photo: the main garment's mask (when it covers at least
+    1% of the photo), else its box, else the whole photo."""
     h, w = image.rgb.shape[:2]
-    if garment is not None and garment.get("mask"):
-        rle = garment["mask"]
-        m = mask_utils.decode({"size": list(rle["size"]), "counts": rle["counts"].encode("ascii")}).astype(bool)
+    if garment is not None and garment.mask is not None:
+        m = garment.mask[0]
         if m.shape != (h, w):
             import cv2
 
@@ -308,7 +319,7 @@ def _garment_mask(garment: dict[str, Any] | None, image: DecodedImage) -> np.nda
             return m
     if garment is not None:
         s = image.scale
-        x, y, bw, bh = (float(v) * s for v in garment["bbox"])
+        x, y, bw, bh = (v * s for v in garment.bbox_json(0))
         m = np.zeros((h, w), bool)
         m[int(y):int(y + bh) + 1, int(x):int(x + bw) + 1] = True
         return m
@@ -325,30 +336,51 @@ def _vote(values: list[tuple[str, float]]) -> dict[str, Any] | None:
     return {"id": best, "score": round(totals[best] / len(values), 4), "views": len(values)}
 
 
-def fuse_views(garments: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Category, object type and attributes agreed across the views' main garments (score-weighted vote)."""
+def _fuse_attribute(values: list[Label | list[Label] | list[ColourLabel]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """One attribute agreed across views: a single-label head by score-weighted vote; a multi-label one
+    (colours) is the list of the view that is most sure of its first value."""
+    if all(isinstance(v, Label) for v in values):
+        return _vote([(v.id, float(v.score)) for v in values if isinstance(v, Label)])  # type: ignore[return-value]
+    lists = [v for v in values if isinstance(v, list)]
+    best = max(lists, key=lambda v: (v[0].score if v else 0.0))
+    return [x.to_json() for x in best]
+
+
+def fuse_views(garments: dict[str, Garments]) -> dict[str, Any]:
+    """Category, object type and attributes agreed across the views' main garments (score-weighted vote).
+
+    ``garments``: view role → that view's main garment (a one-garment :class:`Garments`)."""
     out: dict[str, Any] = {"category": None, "object_type": None, "attributes": {}}
     if not garments:
         return out
-    cats = [(g["category"]["id"], float(g["category"]["score"])) for g in garments.values() if g.get("category")]
+    cats = [(g.category[0].id, float(g.category[0].score)) for g in garments.values() if g.category is not None]
     out["category"] = _vote(cats)
-    types = [(g["object_type"], float(g.get("score", 1.0))) for g in garments.values()]
+    types = [(g.object_type[0], _json_score(g, 0)) for g in garments.values()]
     t = _vote(types)
     out["object_type"] = t["id"] if t else None
-    names = sorted({k for g in garments.values() for k in (g.get("attributes") or {})})
-    for name in names:
-        values = [g["attributes"][name] for g in garments.values() if name in (g.get("attributes") or {})]
-        if all(isinstance(v, dict) for v in values):
-            out["attributes"][name] = _vote([(v["id"], float(v.get("score", 0.0))) for v in values])
-        else:  # multi-valued (colours): the view that is most sure of its first value
-            out["attributes"][name] = max(values, key=lambda v: (v[0].get("score", 0.0) if v else 0.0))
+    attributes = [g.attributes[0] if g.attributes is not None else {} for g in garments.values()]
+    for name in sorted({k for a in attributes for k in a}):
+        out["attributes"][name] = _fuse_attribute([a[name] for a in attributes if name in a])
     if "material" in out["attributes"] and out["attributes"]["material"]:
         out["attributes"]["material"]["source"] = "image"
     return out
 
 
 class ItemGrader:
-    """Grade items with models loaded once. Any part can be switched off (None).
+    """Grade second-hand items from their photos (front, back, care label) with models loaded once.
+
+    :meth:`grade` turns one :class:`ItemInput` into a ``fashionlens/item/v1`` record: object type,
+    category and attributes from the garment views, damage regions, composition and brand read from
+    the label, grades (usage, condition, price band …) and the sorting route. :meth:`default` loads
+    the shipped models; any part can be switched off (None) when building one by hand.
+
+    >>> from pathlib import Path
+    >>> from fashionlens import ItemGrader
+    >>> from fashionlens.grading.grade import ItemInput
+    >>> grader = ItemGrader.default(ocr=False)            # no care-label reading
+    >>> item = ItemInput("item-1", {"front": Path("front.jpg"), "back": Path("back.jpg")})
+    >>> record, details = grader.grade(item)
+    >>> record["category"], record["grades"], record["route"]
 
     * ``tagger``: a :class:`fashionlens.pipeline.Tagger` with a detector (category, attributes, mask);
     * ``damage``: a :class:`fashionlens.grading.damage.DamageFinder`;
@@ -405,7 +437,8 @@ class ItemGrader:
         return info
 
     def grade(self, item: ItemInput) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(item record, per-view details for rendering: role → {"image", "record", "garment_mask"})``.
+        """``(item record, per-view details for rendering: role → {"image", "result", "garment_mask"})``,
+        ``result`` being the view's :class:`~fashionlens.result.TagResult` (None without a tagger).
 
         A view that cannot be decoded, tagged or searched for damage gets ``views[].error`` and the
         item is graded from the other views; with no usable front or back view (or an ``item.error``
@@ -421,7 +454,7 @@ class ItemGrader:
         decoded = self._decode(views, timing)
         label_job = self._start_label(decoded)
         details: dict[str, Any] = {}
-        main: dict[str, dict[str, Any]] = {}
+        main: dict[str, Garments] = {}
         for role in (r for r in GARMENT_ROLES if r in decoded):
             try:
                 detail, garment, regions = self._grade_view(role, str(item.views[role]), decoded[role], timing)
@@ -481,20 +514,20 @@ class ItemGrader:
         return job
 
     def _grade_view(self, role: str, path: str, im: DecodedImage, timing: dict[str, float]
-                    ) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
+                    ) -> tuple[dict[str, Any], Garments | None, list[dict[str, Any]]]:
         """One garment view: tagging, its main garment and mask, damage regions. Raises :class:`_ViewFailed`."""
         t0 = time.perf_counter()
-        record = None
+        result: TagResult | None = None
         if self.tagger is not None:
             try:
-                record = self.tagger.tag_batch([im], [path])[0]
+                [result] = self.tagger.tag([im], [path])
             except Exception as exc:  # noqa: BLE001 - one view's failure is that view's error
                 raise _ViewFailed(_view_error("inference_failed", "tagging", exc)) from exc
             finally:
                 timing["tag"] += (time.perf_counter() - t0) * 1000
-            if record.get("error"):  # a tagger that returns an error record instead of raising
-                raise _ViewFailed(_view_error("inference_failed", "tagging", record["error"]))
-        g = _main_garment(record) if record is not None else None
+            if result.error is not None:  # a tagger that returns an error result instead of raising
+                raise _ViewFailed(_view_error("inference_failed", "tagging", result.error))
+        g = _main_garment(result) if result is not None else None
         mask = _garment_mask(g, im)
         regions: list[dict[str, Any]] = []
         if self.damage is not None:
@@ -509,7 +542,7 @@ class ItemGrader:
                 raise _ViewFailed(_view_error("inference_failed", "damage search", exc)) from exc
             finally:
                 timing["damage"] += (time.perf_counter() - t0) * 1000
-        return {"image": im, "record": record, "garment_mask": mask}, g, regions
+        return {"image": im, "result": result, "garment_mask": mask}, g, regions
 
     @staticmethod
     def _sum_damage(rec: dict[str, Any], garment_views: list[str]) -> None:
@@ -548,12 +581,12 @@ class _ViewFailed(Exception):
         self.error = error
 
 
-def _view_error(kind: str, stage: str, cause: BaseException | Any) -> dict[str, str]:
-    """``{"type", "message"}`` of a failed stage, from an exception or a tag record's ``error``."""
+def _view_error(kind: str, stage: str, cause: BaseException | TagError | Any) -> dict[str, str]:
+    """``{"type", "message"}`` of a failed stage, from an exception or a tag result's ``error``."""
     if isinstance(cause, BaseException):
         return item_error(kind, f"{stage}: {type(cause).__name__}: {cause}"[:500])
-    if isinstance(cause, dict):
-        return item_error(str(cause.get("type") or kind), f"{stage}: {cause.get('message')}"[:500])
+    if isinstance(cause, TagError):
+        return item_error(cause.type or kind, f"{stage}: {cause.message}"[:500])
     return item_error(kind, f"{stage}: {cause}"[:500])
 
 
@@ -561,3 +594,85 @@ def _no_usable_view(views: list[dict[str, Any]]) -> dict[str, str]:
     garment = [v for v in views if v["role"] in GARMENT_ROLES]
     why = "; ".join(f"{v['role']}: {v['error']['type']} ({v['error']['message']})" for v in garment if v["error"])
     return item_error("no_usable_view", f"expected a front or back photo that can be decoded and graded; {why}")
+
+
+def run_grade_job(inputs: Sequence[str | Path], *, output: str | Path = "-", rules: str | Path | None = None,
+                  ocr: bool = True, damage: bool = True, grades: bool = True, threads: int | None = 1,
+                  backend: str = "auto", render_dir: str | Path | None = None, progress: bool = True,
+                  on_message: Callable[[str], None] | None = None) -> int:
+    """Grade the items of ``inputs`` (item folders, folders of item folders, manifests: :func:`discover_items`)
+    with the shipped models (:meth:`ItemGrader.default`) into JSON lines at ``output`` (``"-"`` = stdout);
+    return 0 (every item graded) or 1 (some item is an error record).
+
+    Every item gets a record, written as soon as it is graded: an item whose grading fails as a whole is an
+    error record (:func:`failed_item`) and the others go on. ``render_dir``: also write a picture of each
+    graded item there (one that cannot be drawn is a warning of its record). Discovery notes, grading heads
+    without a trained model and a one-line summary (when some item failed or has warnings) go to
+    ``on_message`` (the CLI prints them), else to the log.
+    """
+    from tqdm import tqdm
+
+    say = on_message or log.warning
+    found = discover_items(inputs)
+    for note in found.notes:
+        say(note)
+    grader = ItemGrader.default(rules=rules, ocr=ocr, damage=damage, grades=grades, threads=threads,
+                                backend=backend)
+    if grader.grader is not None and grader.grader.untrained:
+        say("grading heads without a trained model (train them with `fashionlens train grader --data PATH`): "
+            + ", ".join(sorted(grader.grader.untrained)))
+    out = sys.stdout if str(output) == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    pictures = Path(render_dir) if render_dir else None
+    if pictures:
+        pictures.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    warned = 0
+    try:
+        for item in tqdm(found.items, desc="grade", unit="item", disable=not progress, file=sys.stderr):
+            rec = _grade_one(grader, item, pictures)
+            if rec["error"] is not None:
+                failed.append(item.item_id)
+            warned += bool(rec["warnings"])
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    summary = _grade_summary(len(found.items), failed, warned)
+    if summary:
+        say(summary)
+    return 1 if failed else 0
+
+
+def _grade_one(grader: ItemGrader, item: ItemInput, render_dir: Path | None) -> dict[str, Any]:
+    """One item's record: an error record when grading fails as a whole; a picture that cannot be
+    rendered is a warning. Never raises, so one item cannot stop the others."""
+    try:
+        rec, details = grader.grade(item)
+    except Exception as exc:  # noqa: BLE001 - one item's failure is its error record; the batch goes on
+        log.error("item %s: grading failed: %s: %s", item.item_id, type(exc).__name__, exc)
+        return failed_item(item, exc)
+    if render_dir and details:
+        try:
+            _render_item_picture(rec, details, render_dir / f"{item.item_id}.png")
+        except Exception as exc:  # noqa: BLE001 - the record stands without its picture
+            rec["warnings"].append({"type": "render_failed", "path": str(render_dir / f"{item.item_id}.png"),
+                                    "message": f"the picture was not written: {type(exc).__name__}: {exc}"})
+    return rec
+
+
+def _render_item_picture(rec: dict[str, Any], details: dict[str, Any], path: Path) -> None:
+    from PIL import Image
+
+    from fashionlens.grading.render_item import render_item
+
+    Image.fromarray(np.ascontiguousarray(render_item(rec, details))).save(path)
+
+
+def _grade_summary(total: int, failed: list[str], warned: int) -> str | None:
+    """One line when some item failed or has warnings (records say which and why); None otherwise."""
+    if not failed and not warned:
+        return None
+    shown = ", ".join(failed[:10]) + (", …" if len(failed) > 10 else "")
+    return (f"{total - len(failed)} of {total} items graded; {len(failed)} error record(s)"
+            + (f" ({shown})" if failed else "") + f"; {warned} with warnings (see each record's error and warnings)")

@@ -7,9 +7,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from fashionlens.render import render_result
+from fashionlens.io.records import decode_mask
+from fashionlens.render import annotate
 
 DAMAGE_COLOURS: dict[str, tuple[int, int, int]] = {
     "stain": (230, 120, 0), "hole": (220, 0, 0), "pilling": (150, 0, 200), "fading": (0, 150, 220),
@@ -36,7 +36,7 @@ def draw_damage(rgb: np.ndarray, regions: list[dict[str, Any]], *, scale: float 
     h, w = out.shape[:2]
     for r in regions:
         colour = DAMAGE_COLOURS.get(r["type"], (0, 0, 0))
-        m = mask_utils.decode({"size": r["mask"]["size"], "counts": r["mask"]["counts"].encode("ascii")})
+        m = decode_mask(r["mask"]).astype(np.uint8)
         if m.shape != (h, w):
             m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -48,13 +48,17 @@ def draw_damage(rgb: np.ndarray, regions: list[dict[str, Any]], *, scale: float 
 
 
 def render_item(record: dict[str, Any], details: dict[str, Any], *, height: int = 640) -> np.ndarray:
-    """One RGB picture: garment views side by side, the label photo, and a caption with the outcome."""
+    """One RGB picture: garment views side by side, the label photo, and a caption with the outcome.
+
+    ``details``: :meth:`~fashionlens.grading.grade.ItemGrader.grade`'s (role → ``image``, the view's
+    :class:`~fashionlens.result.TagResult` as ``result``)."""
     panels = []
     for role, d in details.items():
         if role == "label":
             continue
         im = d["image"]
-        pic = render_result(im.rgb, d["record"]) if d.get("record") else im.rgb
+        result = d.get("result")
+        pic = annotate(im.rgb, result) if result is not None else im.rgb
         regions = [r for r in record["damage"]["regions"] if r["view"] == role]
         pic = draw_damage(pic, regions, scale=im.scale)
         panels.append(_fit(pic, height))

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
-from fashionlens.io.records import AttributeValue, GarmentAnnotation
+from fashionlens.io.records import AttributeValue, GarmentAnnotation, encode_mask
 from fashionlens.taxonomy import (
     LabelMapping,
     MappedLabel,
@@ -209,5 +209,5 @@ def polygons_to_rle(polygons: Any, height: int, width: int, *, where: str = "") 
         if len(coords) >= 6:
             kept.append(coords)
     if not kept:
-        return rle_to_str(mask_utils.encode(np.zeros((height, width), dtype=np.uint8, order="F")))
+        return encode_mask(np.zeros((height, width), dtype=bool))
     return rle_to_str(mask_utils.merge(mask_utils.frPyObjects(kept, height, width)))

@@ -34,10 +34,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pycocotools import mask as mask_utils
 
@@ -410,3 +410,74 @@ def write_coco(
         )
     logger.info("%s: wrote %d images, %d annotations", out, summary.images, summary.annotations)
     return summary
+
+
+# ------------------------------------------------------------------------------ records → COCO
+
+#: the label space of :func:`records_to_coco`: the detector's object types or the taxonomy's categories
+LabelSpace = Literal["object_type", "category"]
+
+
+def records_to_coco(records: Sequence[ImageRecord], *, label_space: LabelSpace = "object_type") -> dict[str, Any]:
+    """A COCO instances dict of ``records`` (image id = index + 1; label spaces in the module docstring)."""
+    tax = load_taxonomy()
+    if label_space == "object_type":
+        names = list(tax.object_types)
+        categories = [{"id": i + 1, "name": n, "supercategory": "garment"} for i, n in enumerate(names)]
+    elif label_space == "category":
+        names = list(tax.categories)
+        categories = [{"id": i + 1, "name": n, "supercategory": tax.category_object_type[n]}
+                      for i, n in enumerate(names)]
+    else:
+        raise ValueError(f"label_space must be 'object_type' or 'category', got {label_space!r}")
+    images, annotations = [], []
+    skipped = {"no_label": 0, "no_geometry": 0}
+    for index, record in enumerate(records):
+        image_id = index + 1
+        if record.width is not None and record.height is not None:
+            width, height = int(record.width), int(record.height)
+        elif any(g.mask_rle is not None for g in record.garments):
+            height, width = (int(v) for v in next(g.mask_rle for g in record.garments if g.mask_rle)["size"])
+        else:
+            width, height = image_size(record.path, where=str(record.path))
+        images.append({"id": image_id, "file_name": str(record.path), "width": width, "height": height})
+        for g in record.garments:
+            label = g.object_type if label_space == "object_type" else g.category
+            if label is None:
+                skipped["no_label"] += 1
+                continue
+            ann: dict[str, Any] = {"id": len(annotations) + 1, "image_id": image_id,
+                                   "category_id": names.index(label) + 1, "iscrowd": 0}
+            if g.categories:  # extra key (pycocotools ignores it): the allowed taxonomy categories
+                ann["fashionlens_categories"] = list(g.categories)
+            if g.mask_rle is not None:
+                rle = g.mask_rle
+                if isinstance(rle["counts"], list):
+                    rle = mask_utils.frPyObjects(rle, *(int(v) for v in rle["size"]))
+                rle = rle_to_str(rle)
+                if [int(v) for v in rle["size"]] != [height, width]:
+                    raise ValueError(f"{record.path}: mask size {rle['size']} differs from the image size "
+                                     f"[height, width] = [{height}, {width}]")
+                ann["segmentation"] = rle
+                ann["area"] = float(mask_utils.area(_bytes_rle(rle)))
+                box = mask_utils.toBbox(_bytes_rle(rle)).tolist() if g.bbox_xyxy is None else None
+            elif g.bbox_xyxy is None:
+                skipped["no_geometry"] += 1
+                continue
+            else:
+                box = None
+            if box is None:
+                x0, y0, x1, y1 = g.bbox_xyxy  # type: ignore[misc]
+                box = [x0, y0, x1 - x0, y1 - y0]
+            ann["bbox"] = [float(v) for v in box]
+            ann.setdefault("area", float(box[2] * box[3]))
+            annotations.append(ann)
+    if any(skipped.values()):
+        logger.info("ground truth: skipped %s garments", skipped)
+    return {"info": {"label_space": label_space, "skipped": skipped}, "images": images,
+            "annotations": annotations, "categories": categories}
+
+
+def _bytes_rle(rle: dict[str, Any]) -> dict[str, Any]:
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}

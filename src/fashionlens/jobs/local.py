@@ -27,8 +27,9 @@ from fashionlens.imageio import DecodedImage, iter_image_paths, load_image
 from fashionlens.jobs.output import open_text_output
 from fashionlens.jobs.store import TagJob
 from fashionlens.models.meta import ClassifierMeta
-from fashionlens.pipeline import Tagger, error_record, preprocess
-from fashionlens.render import render_result
+from fashionlens.pipeline import Tagger, TaggerConfig, inference_failed, preprocess
+from fashionlens.result import TagResult
+from fashionlens.render import annotate
 from fashionlens.runtime.backends import BackendName
 
 if TYPE_CHECKING:  # the detector (and torch) is imported only when detecting
@@ -88,48 +89,27 @@ def _bounded_map(pool: ThreadPoolExecutor, fn, items: Sequence, ahead: int) -> I
 _END = object()
 
 
-def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, decode_threads: int = 2,
-              max_pixels: int = 40_000_000, progress: bool = True,
-              on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None,
-              streams: int = 1) -> Iterator[dict[str, Any]]:
-    """Yield one result record per path, in order. Decoding runs ahead in ``decode_threads`` threads.
+def iter_results(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, decode_threads: int = 2,
+                 max_pixels: int = 40_000_000, progress: bool = True,
+                 on_image: Callable[[DecodedImage, TagResult], None] | None = None,
+                 streams: int = 1) -> Iterator[TagResult]:
+    """Yield one :class:`~fashionlens.result.TagResult` per path, in order. Decoding runs ahead in
+    ``decode_threads`` threads.
 
     ``streams`` batches go through the models at the same time, each in its own thread (the
     models are shared: ONNX Runtime sessions and torch inference are thread-safe). With
     single-threaded models, ``streams`` = the number of cores keeps every core busy through the
     detector's serial Python/torch steps, which intra-op threads cannot. ``on_image(decoded,
-    record)`` is called for every tagged photo (e.g. to render it), from the stream's thread.
+    result)`` is called for every tagged photo (e.g. to render it), from the stream's thread.
     """
-    detect = tagger.detector is not None
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if streams <= 0:
         raise ValueError(f"streams must be positive, got {streams}")
+    detect = tagger.detector is not None
 
-    def run_batch(batch: list[tuple[int, Any, Any, float]]) -> list[dict[str, Any]]:
-        ok = [(i, im, x, ms) for i, im, x, ms in batch if isinstance(im, DecodedImage)]
-        results: dict[int, dict[str, Any]] = {}
-        if ok:
-            try:
-                recs = tagger.tag_batch([im for _, im, _, _ in ok], [str(paths[i]) for i, _, _, _ in ok],
-                                        [ms for _, _, _, ms in ok],
-                                        inputs=None if detect else [x[0] for _, _, x, _ in ok],
-                                        pixels=None if detect else [x[1] for _, _, x, _ in ok])
-                results.update({i: r for (i, _, _, _), r in zip(ok, recs)})
-            except Exception as exc:  # a model failure loses one batch's results, never the job
-                log.exception("inference failed for a batch of %d images", len(ok))
-                for i, _, _, _ in ok:
-                    results[i] = error_record(str(paths[i]), exc, model=tagger.model_info)
-                    results[i]["error"]["type"] = "inference_failed"
-        for i, im, _, _ in batch:
-            if i not in results:
-                results[i] = error_record(str(paths[i]), im, model=tagger.model_info)
-            elif on_image is not None and results[i]["error"] is None:
-                try:
-                    on_image(im, results[i])
-                except Exception as exc:  # a failed picture loses the picture, never the record
-                    log.error("could not render %s: %s", paths[i], exc)
-        return [results[i] for i, _, _, _ in batch]
+    def run_batch(batch: list[tuple[int, Any, Any, float]]) -> list[TagResult]:
+        return _tag_decoded(tagger, batch, paths, on_image=on_image)
 
     with ThreadPoolExecutor(max_workers=max(1, decode_threads)) as pool, \
             ThreadPoolExecutor(max_workers=streams, thread_name_prefix="tag-stream") as workers, \
@@ -137,14 +117,14 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
         decoded = _bounded_map(pool, lambda p: _decode(p, max_pixels=max_pixels, meta=tagger.meta, detect=detect,
                                                        pixels_of=tagger.whole_image_pixels), paths,
                                ahead=(streams + 1) * batch_size + decode_threads)
-        running: deque[tuple[int, Future[list[dict[str, Any]]]]] = deque()
+        running: deque[tuple[int, Future[list[TagResult]]]] = deque()
         batch: list[tuple[int, Any, Any, float]] = []
 
-        def finished() -> list[dict[str, Any]]:
+        def finished() -> list[TagResult]:
             size, future = running.popleft()
-            records = future.result()
+            results = future.result()
             bar.update(size)
-            return records
+            return results
 
         for i, (im, x, ms) in enumerate(decoded):
             batch.append((i, im, x, ms))
@@ -157,6 +137,40 @@ def tag_paths(tagger: Tagger, paths: Sequence[Path], *, batch_size: int = 16, de
             running.append((len(batch), workers.submit(run_batch, batch)))
         while running:
             yield from finished()
+
+
+def tag_paths(tagger: Tagger, paths: Sequence[Path], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """:func:`iter_results` as ``fashionlens/result/v1`` JSON records (what ``tag`` writes)."""
+    return (result.to_json() for result in iter_results(tagger, paths, **kwargs))
+
+
+def _tag_decoded(tagger: Tagger, batch: Sequence[tuple[int, Any, Any, float]], paths: Sequence[Path], *,
+                 on_image: Callable[[DecodedImage, TagResult], None] | None) -> list[TagResult]:
+    """One batch of ``(index, decoded image or its decode error, preprocessed input, decode ms)``:
+    every input gets its result, in order; a model failure loses only its own photos' results."""
+    detect = tagger.detector is not None
+    ok = [(i, im, x, ms) for i, im, x, ms in batch if isinstance(im, DecodedImage)]
+    results: dict[int, TagResult] = {}
+    if ok:
+        try:
+            tagged = tagger.tag([im for _, im, _, _ in ok], [str(paths[i]) for i, _, _, _ in ok],
+                                [ms for _, _, _, ms in ok],
+                                inputs=None if detect else [x[0] for _, _, x, _ in ok],
+                                pixels=None if detect else [x[1] for _, _, x, _ in ok])
+            results.update({i: r for (i, _, _, _), r in zip(ok, tagged)})
+        except Exception as exc:  # a model failure loses one batch's results, never the job
+            log.exception("inference failed for a batch of %d images", len(ok))
+            for i, _, _, _ in ok:
+                results[i] = TagResult.failed(str(paths[i]), inference_failed(exc), model=tagger.model_info)
+    for i, im, _, _ in batch:
+        if i not in results:
+            results[i] = TagResult.failed(str(paths[i]), im, model=tagger.model_info)
+        elif on_image is not None and results[i].ok:
+            try:
+                on_image(im, results[i])
+            except Exception as exc:  # a failed picture loses the picture, never the result
+                log.error("could not render %s: %s", paths[i], exc)
+    return [results[i] for i, _, _, _ in batch]
 
 
 def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = "-", weights: str | None = None,
@@ -183,7 +197,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     ``streams``: batches in flight through the shared models at once (:func:`tag_paths`).
     ``type_fusion``: let a confident classifier override the detector's object type
     (:mod:`fashionlens.detection.type_fusion`); False keeps the detector's. ``pixel_colours``: average the shipped
-    pixel colour model (:mod:`fashionlens.colours.pixel_model`) into colour names; False: the colour head alone.
+    pixel colour model (:mod:`fashionlens.models.pixel_colours`) into colour names; False: the colour head alone.
     """
     if job_dir is not None:
         return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
@@ -199,18 +213,17 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
         paths = resolve_inputs(inputs, manifest=manifest)
     else:
         paths = iter_image_paths(inputs)
-    tagger = _build_tagger(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
-                           detector=detector, detect_settings=detect_settings, detector_backend=detector_backend,
-                           embed=embed, type_fusion=type_fusion, pixel_colours=pixel_colours)
+    tagger = _config(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
+                     detector=detector, detect_settings=detect_settings, detector_backend=detector_backend,
+                     embed=embed, type_fusion=type_fusion, pixel_colours=pixel_colours).build()
     on_image = _renderer(render_dir)
     t0 = time.perf_counter()
     failed = 0
     with open_text_output(output) as fh:
-        for record in tag_paths(tagger, paths, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
-                                on_image=on_image, streams=streams):
-            if record["error"] is not None:
-                failed += 1
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for result in iter_results(tagger, paths, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
+                                   on_image=on_image, streams=streams):
+            failed += not result.ok
+            fh.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
             fh.flush()
     dt = time.perf_counter() - t0
     n = len(paths)
@@ -220,30 +233,23 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     return 1 if failed else 0
 
 
-def _build_tagger(*, weights: str | None, backend: BackendName, threads: int | None, whole_image: bool,
-                  detector: str | None, detect_settings: DetectSettings | None, detector_backend: str,
-                  embed: bool, type_fusion: bool = True, pixel_colours: bool = True) -> Tagger:
-    garment_detector = None
-    if not whole_image:
-        from fashionlens.detection.detector import DetectSettings, GarmentDetector
-
-        garment_detector = GarmentDetector(detector, settings=detect_settings or DetectSettings(), threads=threads,
-                                           backend=detector_backend)
-    fusion = {} if type_fusion else {"type_fusion": None}
-    colours = {} if pixel_colours else {"colour_model": None}
-    return Tagger(weights, backend=backend, threads=threads, detector=garment_detector, embed=embed, **fusion,
-                  **colours)
+def _config(*, weights: str | None, backend: BackendName, threads: int | None, whole_image: bool,
+            detector: str | None, detect_settings: DetectSettings | None, detector_backend: str,
+            embed: bool, type_fusion: bool = True, pixel_colours: bool = True) -> TaggerConfig:
+    return TaggerConfig(weights=weights, backend=backend, threads=threads, whole_image=whole_image, detector=detector,
+                        detect_settings=detect_settings, detector_backend=detector_backend, embed=embed,
+                        type_fusion=type_fusion, pixel_colours=pixel_colours)
 
 
-def _renderer(render_dir: str | Path | None) -> Callable[[DecodedImage, dict[str, Any]], None] | None:
+def _renderer(render_dir: str | Path | None) -> Callable[[DecodedImage, TagResult], None] | None:
     if render_dir is None:
         return None
     render_path = Path(render_dir)
     render_path.mkdir(parents=True, exist_ok=True)
 
-    def on_image(im: DecodedImage, record: dict[str, Any]) -> None:
-        stem = Path(record["image"]["path"]).stem
-        bgr = cv2.cvtColor(render_result(im.rgb, record), cv2.COLOR_RGB2BGR)
+    def on_image(im: DecodedImage, result: TagResult) -> None:
+        stem = Path(result.path).stem
+        bgr = cv2.cvtColor(annotate(im.rgb, result), cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(render_path / f"{stem}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return on_image
 
@@ -255,29 +261,19 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
                  detector_backend: str, max_pixels: int, progress: bool, on_summary: Callable[[str], None] | None,
                  embed: bool, streams: int = 1, type_fusion: bool = True, pixel_colours: bool = True) -> int:
     """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
-    from dataclasses import asdict
-
     from fashionlens.jobs.store import TagJob, merge_job, resolve_inputs
 
     paths = resolve_inputs(inputs, manifest=manifest) if inputs or manifest is not None or not resume else None
-    if not whole_image and detect_settings is None:  # the defaults, spelled out, so that None == DetectSettings()
-        from fashionlens.detection.detector import DetectSettings
-
-        detect_settings = DetectSettings()
-    settings = {"weights": None if weights is None else str(weights), "backend": backend, "whole_image": whole_image,
-                "embed": embed, "max_pixels": max_pixels,
-                "detector": None if whole_image or detector is None else str(detector),
-                "detector_backend": None if whole_image else detector_backend,
-                "detect_settings": None if whole_image else asdict(detect_settings)}
+    config = _config(weights=weights, backend=backend, threads=threads, whole_image=whole_image, detector=detector,
+                     detect_settings=detect_settings, detector_backend=detector_backend, embed=embed,
+                     type_fusion=type_fusion, pixel_colours=pixel_colours)
+    settings = config.job_settings(max_pixels=max_pixels)
     with TagJob.open(job_dir, inputs=paths, settings=settings, chunk_size=chunk_size, formats=formats,
                      resume=resume) as job:
         before = job.n_done
         tagger = None
         if job.pending_chunks():
-            tagger = _build_tagger(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
-                                   detector=detector, detect_settings=detect_settings,
-                                   detector_backend=detector_backend, embed=embed, type_fusion=type_fusion,
-                                   pixel_colours=pixel_colours)
+            tagger = config.build()
             job.bind_model(tagger.model_info)
             stats = run_job(job, tagger, batch_size=batch_size, max_pixels=max_pixels, progress=progress,
                             on_image=_renderer(render_dir), streams=streams)
@@ -319,9 +315,9 @@ def job_run_summary(job: TagJob, stats: JobRunStats | None, *, before: int, engi
 
 def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads: int = 2,
             max_pixels: int = 40_000_000, progress: bool = True,
-            on_image: Callable[[DecodedImage, dict[str, Any]], None] | None = None,
+            on_image: Callable[[DecodedImage, TagResult], None] | None = None,
             streams: int = 1) -> JobRunStats:
-    """Tag the job's pending chunks with ``tagger`` (:func:`fashionlens.jobs.local.tag_paths`: decoding
+    """Tag the job's pending chunks with ``tagger`` (:func:`iter_results`: decoding
     runs ahead across chunk boundaries, ``streams`` batches at once) and commit each as soon as it is
     complete."""
     from tqdm.auto import tqdm
@@ -332,7 +328,7 @@ def run_job(job: TagJob, tagger: Tagger, *, batch_size: int = 16, decode_threads
     t0 = time.perf_counter()
     with tqdm(total=len(job.inputs), initial=job.n_done, desc="tag", unit="img", disable=not progress,
               file=sys.stderr) as bar:
-        records = tag_paths(tagger, paths, batch_size=batch_size, decode_threads=decode_threads,
+        records = iter_results(tagger, paths, batch_size=batch_size, decode_threads=decode_threads,
                             max_pixels=max_pixels, progress=False, on_image=on_image, streams=streams)
         try:
             for k in pending:

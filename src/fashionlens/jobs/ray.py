@@ -28,22 +28,19 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from fashionlens.jobs.output import open_text_output
-from fashionlens.runtime.backends import BackendName
 
 if TYPE_CHECKING:
     import ray.data
 
-    from fashionlens.detection.detector import DetectSettings
     from fashionlens.jobs.local import JobRunStats
     from fashionlens.jobs.store import TagJob
-    from fashionlens.pipeline import Tagger
+    from fashionlens.pipeline import TaggerConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +57,6 @@ def _ray():
     return ray
 
 
-@dataclass(frozen=True)
-class TaggerSpec:
-    """What an actor needs to build its :class:`~fashionlens.pipeline.Tagger` (picklable; the models
-    themselves are loaded inside each actor). The fields are those of ``fashionlens tag``.
-
-    ``threads``: inference threads per actor (``None``: the CPUs reserved per actor)."""
-
-    weights: str | None = None
-    backend: BackendName = "auto"
-    threads: int | None = None
-    whole_image: bool = False
-    detector: str | None = None
-    detect_settings: DetectSettings | None = None
-    detector_backend: str = "auto"
-    embed: bool = False
-    type_fusion: bool = True
-    pixel_colours: bool = True
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"backend: expected auto, onnx or torch, got {self.backend!r}")
-        if self.detector_backend not in ("auto", "onnx", "torch"):
-            raise ValueError(f"detector_backend: expected auto, onnx or torch, got {self.detector_backend!r}")
-        if self.threads is not None and self.threads <= 0:
-            raise ValueError(f"threads: expected a positive number or None, got {self.threads}")
-
-    def build(self) -> Tagger:
-        """The tagger, built exactly as the local engine builds it."""
-        from fashionlens.pipeline import Tagger
-
-        detector = None
-        if not self.whole_image:
-            from fashionlens.detection.detector import DetectSettings, GarmentDetector
-
-            detector = GarmentDetector(self.detector, settings=self.detect_settings or DetectSettings(),
-                                       threads=self.threads, backend=self.detector_backend)
-        fusion = {} if self.type_fusion else {"type_fusion": None}
-        colours = {} if self.pixel_colours else {"colour_model": None}
-        return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed,
-                      **fusion, **colours)
-
-    def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
-        """The ``settings`` of a :class:`~fashionlens.jobs.store.TagJob` (what changes results), the same
-        keys and values as the local engine's, so a job can be resumed by either engine."""
-        settings = self.detect_settings
-        if not self.whole_image and settings is None:
-            from fashionlens.detection.detector import DetectSettings
-
-            settings = DetectSettings()
-        return {"weights": None if self.weights is None else str(self.weights), "backend": self.backend,
-                "whole_image": self.whole_image, "embed": self.embed, "max_pixels": max_pixels,
-                "detector": None if self.whole_image or self.detector is None else str(self.detector),
-                "detector_backend": None if self.whole_image else self.detector_backend,
-                "detect_settings": None if self.whole_image else asdict(settings)}
-
-
 class TagActor:
     """One worker of the actor pool: loads the models once, then tags batches of ``(input_index, path)``.
 
@@ -123,7 +64,7 @@ class TagActor:
     worker's machine; records keep the paths as given.
     """
 
-    def __init__(self, spec: TaggerSpec, *, batch_size: int = 16, decode_threads: int = 1,
+    def __init__(self, spec: TaggerConfig, *, batch_size: int = 16, decode_threads: int = 1,
                  max_pixels: int = 40_000_000, working_dir: str | None = None) -> None:
         if working_dir and os.path.isdir(working_dir) and os.getcwd() != working_dir:
             os.chdir(working_dir)  # an actor is a process of its own: relative inputs as on the driver
@@ -173,7 +114,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None, quie
 # ------------------------------------------------------------------------------ the dataset
 
 
-def tag_dataset(paths: Sequence[str | os.PathLike[str]], spec: TaggerSpec, *, first_index: int = 0,
+def tag_dataset(paths: Sequence[str | os.PathLike[str]], spec: TaggerConfig, *, first_index: int = 0,
                 indices: Sequence[int] | None = None, batch_size: int = 16, num_actors: int | None = None,
                 cpus_per_actor: float = 1.0, decode_threads: int = 1, max_pixels: int = 40_000_000
                 ) -> ray.data.Dataset:
@@ -236,7 +177,7 @@ def _iter_results(tagged: ray.data.Dataset) -> Iterator[tuple[int, dict[str, Any
             yield int(i), json.loads(r)
 
 
-def iter_ray_records(paths: Sequence[str | os.PathLike[str]], spec: TaggerSpec, *, batch_size: int = 16,
+def iter_ray_records(paths: Sequence[str | os.PathLike[str]], spec: TaggerConfig, *, batch_size: int = 16,
                      num_actors: int | None = None, cpus_per_actor: float = 1.0, decode_threads: int = 1,
                      max_pixels: int = 40_000_000) -> Iterator[dict[str, Any]]:
     """One result record per path, in input order (results that arrive early wait in the driver).
@@ -261,7 +202,7 @@ def _model_of(record: Mapping[str, Any]) -> dict[str, str]:
     return {k: model[k] for k in ("name", "version", "backend", "object_types", "colours") if k in model}
 
 
-def run_ray_job(job: TagJob, spec: TaggerSpec, *, batch_size: int = 16, num_actors: int | None = None,
+def run_ray_job(job: TagJob, spec: TaggerConfig, *, batch_size: int = 16, num_actors: int | None = None,
                 cpus_per_actor: float = 1.0, decode_threads: int = 1, max_pixels: int = 40_000_000
                 ) -> JobRunStats:
     """Tag the job's pending chunks on Ray and commit each chunk (from this process, the job's
@@ -315,7 +256,7 @@ def run_ray_job(job: TagJob, spec: TaggerSpec, *, batch_size: int = 16, num_acto
 # ------------------------------------------------------------------------------ the tag command
 
 
-def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerSpec, output: str | Path | IO[str] | None = "-",
+def run_ray_tag_job(inputs: Sequence[str], *, spec: TaggerConfig, output: str | Path | IO[str] | None = "-",
                     ray_address: str | None = None, num_cpus: int | None = None, num_actors: int | None = None,
                     cpus_per_actor: float = 1.0, batch_size: int = 16, max_pixels: int = 40_000_000,
                     progress: bool = True, on_summary: Callable[[str], None] | None = None,

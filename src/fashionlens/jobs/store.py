@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fashionlens.imageio import iter_image_paths
+from fashionlens.result import TagResult
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -567,13 +568,14 @@ class TagJob:
 
     # -------------------------------------------------------------- committing
 
-    def commit_chunk(self, index: int, records: Sequence[Mapping[str, Any]]) -> ChunkEntry:
-        """Write chunk ``index`` (one record per input of :meth:`chunk_inputs`, in order) in every format
-        and commit it atomically (see the module docstring).
+    def commit_chunk(self, index: int, records: Sequence[TagResult | Mapping[str, Any]]) -> ChunkEntry:
+        """Write chunk ``index`` (one result per input of :meth:`chunk_inputs`, in order: :class:`TagResult`
+        objects, or their JSON records) in every format and commit it atomically (see the module docstring).
 
         Raises:
             ValueError: the records do not match the chunk's inputs, or the chunk is already committed.
         """
+        records = [r.to_json() if isinstance(r, TagResult) else r for r in records]
         if index in self._chunks:
             raise ValueError(f"chunk {index} of the job in {str(self.folder)!r} is already committed")
         expected = self.chunk_inputs(index)

@@ -16,6 +16,7 @@ from torch import nn
 from fashionlens.models.backbones import backbone_spec, create_backbone
 from fashionlens.models.heads import default_heads
 from fashionlens.models.meta import EMBEDDING_OUTPUT, WEIGHTS_FORMAT, ClassifierMeta
+from fashionlens.models.weights_io import load_torch_weights, save_torch_weights
 
 __all__ = ["EMBEDDING_OUTPUT", "ClassifierMeta", "GarmentClassifier", "embedding_dim", "load_classifier",
            "new_classifier_meta", "save_classifier"]
@@ -66,12 +67,9 @@ def new_classifier_meta(*, backbone: str = "efficientnet_lite0", input_size: int
 
 
 def save_classifier(model: GarmentClassifier, path: str | Path, *, half: bool = True) -> None:
-    """Save weights + meta in one file (fp16 tensors when ``half``)."""
-    state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": WEIGHTS_FORMAT, "meta": model.meta.to_dict(), "state_dict": state}, tmp)
-    tmp.replace(path)
+    """Save weights + meta in one file (fp16 tensors when ``half``), atomically: the one ``.pt``
+    layout of :func:`fashionlens.models.weights_io.save_torch_weights`."""
+    save_torch_weights(path, fmt=WEIGHTS_FORMAT, meta=model.meta.to_dict(), state_dict=model.state_dict(), half=half)
 
 
 def load_classifier(path: str | Path, *, map_location: str = "cpu") -> GarmentClassifier:
@@ -79,14 +77,8 @@ def load_classifier(path: str | Path, *, map_location: str = "cpu") -> GarmentCl
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"classifier weights not found: {path}")
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # not a torch file, truncated, or holds non-tensor objects
-        raise ValueError(f"{path}: expected a {WEIGHTS_FORMAT} file, could not read it ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{path}: expected a {WEIGHTS_FORMAT} file, got {type(blob).__name__} "
-                         f"with format {blob.get('format') if isinstance(blob, dict) else None!r}")
-    meta = ClassifierMeta.from_dict(blob["meta"])
+    raw_meta, state = load_torch_weights(path, fmt=WEIGHTS_FORMAT, map_location=map_location)
+    meta = ClassifierMeta.from_dict(raw_meta)
     model = GarmentClassifier(meta, pretrained_backbone=False)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()

@@ -30,6 +30,7 @@ run only the rest (:mod:`fashionlens.train.detector`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import FCOS
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from fashionlens.models.fpn import EfficientNetLiteFPN, check_detector_sizes
@@ -130,6 +133,17 @@ class RoIMaskHead(nn.Module):
         return maskrcnn_inference(self.logits(features, boxes, image_sizes), labels)
 
 
+@dataclass(frozen=True)
+class DetectionLimits:
+    """Per-call post-processing limits: keep candidates scoring above ``score_thresh``, suppress
+    same-class boxes overlapping more than ``nms_thresh`` (IoU), keep at most ``detections_per_img``.
+    Passed to each call instead of written onto the network, so one network serves every setting."""
+
+    score_thresh: float
+    nms_thresh: float
+    detections_per_img: int
+
+
 class FCOSSeg(FCOS):
     """torchvision :class:`~torchvision.models.detection.FCOS` plus a :class:`SemanticMaskHead`.
 
@@ -178,19 +192,20 @@ class FCOSSeg(FCOS):
 
     @torch.no_grad()
     def detect_from_features(self, images: ImageList, features: "OrderedDict[str, Tensor]",
-                             original_image_sizes: list[tuple[int, int]], *, with_masks: bool = True
-                             ) -> list[dict[str, Tensor]]:
+                             original_image_sizes: list[tuple[int, int]], *, with_masks: bool = True,
+                             limits: DetectionLimits | None = None) -> list[dict[str, Tensor]]:
         feats = list(features.values())
         head_outputs = self.head(feats)
         probs = self.seg_head(features["0"]).softmax(1) if with_masks else None
         return self.detect_from_outputs(images, head_outputs, [tuple(f.shape[-2:]) for f in feats], probs,
-                                        original_image_sizes, features if with_masks else None)
+                                        original_image_sizes, features if with_masks else None, limits=limits)
 
     @torch.no_grad()
     def detect_from_outputs(self, images: ImageList, head_outputs: dict[str, Tensor],
                             level_sizes: list[tuple[int, int]], seg_probs: Tensor | None,
                             original_image_sizes: list[tuple[int, int]],
-                            features: "OrderedDict[str, Tensor] | None" = None) -> list[dict[str, Tensor]]:
+                            features: "OrderedDict[str, Tensor] | None" = None, *,
+                            limits: DetectionLimits | None = None) -> list[dict[str, Tensor]]:
         """Post-processing from raw network outputs (also what the ONNX runtime path calls):
         ``head_outputs`` = FCOS head's ``cls_logits``/``bbox_regression``/``bbox_ctrness``,
         ``level_sizes`` = ``(h, w)`` of each pyramid level, ``seg_probs`` = softmaxed semantic map."""
@@ -203,7 +218,7 @@ class FCOSSeg(FCOS):
         num_anchors_per_level = [h * w for h, w in level_sizes]
         split_head_outputs = {k: list(v.split(num_anchors_per_level, dim=1)) for k, v in head_outputs.items()}
         split_anchors = [list(a.split(num_anchors_per_level)) for a in anchors]
-        detections = self.postprocess_detections(split_head_outputs, split_anchors, images.image_sizes)
+        detections = self.postprocess_detections(split_head_outputs, split_anchors, images.image_sizes, limits)
         if self.roi_mask is not None and features is not None:
             probs = self.roi_mask.predict(features, [d["boxes"] for d in detections], [d["labels"] for d in detections],
                                           images.image_sizes)
@@ -219,6 +234,41 @@ class FCOSSeg(FCOS):
             ih, iw = images.image_sizes[i]
             valid = seg_probs[i:i + 1, :, : max(1, round(ih / stride)), : max(1, round(iw / stride))]
             det["masks"] = self._instance_masks(valid, det, original_image_sizes[i])
+        return detections
+
+    @property
+    def limits(self) -> DetectionLimits:
+        """The limits the network was built with (used when a call passes none)."""
+        return DetectionLimits(float(self.score_thresh), float(self.nms_thresh), int(self.detections_per_img))
+
+    def postprocess_detections(self, head_outputs: dict[str, list[Tensor]], anchors: list[list[Tensor]],
+                               image_shapes: list[tuple[int, int]], limits: DetectionLimits | None = None
+                               ) -> list[dict[str, Tensor]]:
+        """torchvision's FCOS post-processing (score filter and top-k per level, box decoding, batched
+        NMS, top detections) with ``limits`` per call instead of the network's attributes."""
+        limits = limits or self.limits
+        detections: list[dict[str, Tensor]] = []
+        for index, (anchors_per_image, image_shape) in enumerate(zip(anchors, image_shapes)):
+            boxes, scores, labels = [], [], []
+            for box_reg, logits, ctrness, level_anchors in zip(
+                    [br[index] for br in head_outputs["bbox_regression"]], [cl[index] for cl in head_outputs["cls_logits"]],
+                    [bc[index] for bc in head_outputs["bbox_ctrness"]], anchors_per_image):
+                num_classes = logits.shape[-1]
+                level_scores = torch.sqrt(torch.sigmoid(logits) * torch.sigmoid(ctrness)).flatten()
+                keep = level_scores > limits.score_thresh
+                level_scores = level_scores[keep]
+                topk_idxs = torch.where(keep)[0]
+                level_scores, idxs = level_scores.topk(det_utils._topk_min(topk_idxs, self.topk_candidates, 0))
+                topk_idxs = topk_idxs[idxs]
+                anchor_idxs = torch.div(topk_idxs, num_classes, rounding_mode="floor")
+                level_boxes = self.box_coder.decode(box_reg[anchor_idxs], level_anchors[anchor_idxs])
+                boxes.append(box_ops.clip_boxes_to_image(level_boxes, image_shape))
+                scores.append(level_scores)
+                labels.append(topk_idxs % num_classes)
+            image_boxes, image_scores, image_labels = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+            kept = box_ops.batched_nms(image_boxes, image_scores, image_labels, limits.nms_thresh)
+            kept = kept[: limits.detections_per_img]
+            detections.append({"boxes": image_boxes[kept], "scores": image_scores[kept], "labels": image_labels[kept]})
         return detections
 
     @staticmethod
@@ -251,7 +301,8 @@ class FCOSSeg(FCOS):
             out = F.interpolate(out, size=(h, w), mode="nearest")
         return out
 
-    def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None) -> Any:  # type: ignore[override]
+    def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None,  # type: ignore[override]
+                limits: DetectionLimits | None = None) -> Any:
         if self.training and targets is None:
             raise ValueError("targets are required in training mode")
         original_image_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
@@ -259,7 +310,7 @@ class FCOSSeg(FCOS):
         features = self.backbone(image_list.tensors)
         if self.training:
             return self.losses_from_features(image_list, features, targets)  # type: ignore[arg-type]
-        return self.detect_from_features(image_list, features, original_image_sizes)
+        return self.detect_from_features(image_list, features, original_image_sizes, limits=limits)
 
 
 def fcos_seg_lite0_fpn(*, num_classes: int = 6, pretrained_backbone: bool = True, min_size: int = 384,

@@ -2,8 +2,11 @@
 
 * ``.npz`` heads (NumPy only: the alignment heads, the grading heads): named arrays plus a JSON
   header ``{"format": ..., "meta": {...}}`` stored as the ``__meta__`` byte array;
-* ``.pt`` networks (the detector, the damage head): ``{"format", "meta", "state_dict"}`` with
-  floating-point tensors in fp16 by default.
+* ``.pt`` networks (the classifier, the detector, the damage head): ``{"format", "meta",
+  "state_dict"}`` with floating-point tensors in fp16 by default.
+
+:func:`stored_format` reads a file's ``format`` without building its model
+(:func:`fashionlens.models.loading.load_model` uses it to pick the loader).
 """
 
 from __future__ import annotations
@@ -62,16 +65,55 @@ def save_torch_weights(path: str | os.PathLike[str], *, fmt: str, meta: Mapping[
     return path
 
 
-def load_torch_weights(path: str | os.PathLike[str], *, fmt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_torch_weights(path: str | os.PathLike[str], *, fmt: str, map_location: str = "cpu"
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(meta, state_dict)`` of a file written by :func:`save_torch_weights` with format ``fmt``."""
     import torch
 
     path = Path(path)
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
         raise ValueError(f"{path}: expected a {fmt} file, could not read it ({exc})") from exc
     if not isinstance(blob, dict) or blob.get("format") != fmt:
         got = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
         raise ValueError(f"{path}: expected a {fmt} file, got {got!r}")
     return blob["meta"], blob["state_dict"]
+
+
+def stored_format(path: str | os.PathLike[str]) -> str:
+    """The ``format`` header of a weights file (``.npz`` heads or a ``.pt`` network), without
+    building its model; ``ValueError`` when the file is neither or has no header.
+
+    >>> stored_format("garment-text-align-lite0.npz")   # doctest: +SKIP
+    'fashionlens/alignment-heads/v1'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights not found: {path}")
+    with path.open("rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"  # both .npz and torch.save files are zip archives
+    if not is_zip:
+        raise ValueError(f"{path}: not a fashionlens weights file (neither .npz nor torch.save zip)")
+    header: Any = None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__meta__" in z.files:  # a torch.save archive has no such member
+                header = json.loads(z["__meta__"].tobytes().decode("utf-8"))
+    except (OSError, ValueError, KeyError):  # JSON and decoding errors are ValueErrors
+        header = None
+    if header is not None:
+        fmt = header.get("format") if isinstance(header, dict) else None
+        if not isinstance(fmt, str):
+            raise ValueError(f"{path}: .npz weights without a format header")
+        return fmt
+    import torch
+
+    try:  # mmap: the tensors' bytes are mapped, not read
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a fashionlens weights file, could not read it ({exc})") from exc
+    fmt = blob.get("format") if isinstance(blob, dict) else None
+    if not isinstance(fmt, str):
+        raise ValueError(f"{path}: not a fashionlens weights file (no format header; got {type(blob).__name__})")
+    return fmt

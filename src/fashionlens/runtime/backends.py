@@ -21,6 +21,8 @@ from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
 log = logging.getLogger(__name__)
 
 BackendName = Literal["auto", "onnx", "torch"]
+#: the accepted ``backend`` values, for validation and CLI choices
+BACKEND_NAMES: tuple[str, ...] = ("auto", "onnx", "torch")
 
 
 def default_threads() -> int:
@@ -34,6 +36,27 @@ def default_threads() -> int:
 def onnx_path_for(weights: str | Path) -> Path:
     """Where the ONNX export of a ``.pt`` weights file lives: next to it, ``.onnx``."""
     return Path(weights).with_suffix(".onnx")
+
+
+def resolve_backend(backend: str, weights: str | Path, *, export: str = "--weights") -> Literal["onnx", "torch"]:
+    """The runtime to use for ``weights``: the one backend check of the classifier, the detector and
+    the damage head.
+
+    ``backend``: ``auto`` (ONNX Runtime when ``<weights>.onnx`` sits next to the weights, else
+    PyTorch), ``onnx`` or ``torch``; any other value is a ``ValueError``. ``onnx`` without an export
+    raises ``FileNotFoundError`` with the command that writes one: ``fashionlens export onnx
+    <export> <weights>`` (``export``: ``--weights``, ``--detector`` or ``--damage``).
+
+    >>> resolve_backend("auto", "runs/classifier/model.pt")   # doctest: +SKIP
+    'torch'
+    """
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"backend must be auto, onnx or torch; got {backend!r}")
+    onnx_file = onnx_path_for(weights)
+    if backend == "onnx" and not onnx_file.is_file():
+        raise FileNotFoundError(f"no ONNX export at {onnx_file}; run: fashionlens export onnx {export} "
+                                f"{Path(weights).with_suffix('.pt')}")
+    return "torch" if backend == "torch" or not onnx_file.is_file() else "onnx"
 
 
 class ClassifierBackend(Protocol):
@@ -106,13 +129,8 @@ def create_backend(weights: str | Path | None = None, *, backend: BackendName = 
     from fashionlens.models.registry import default_weights_path
 
     weights = Path(weights) if weights else default_weights_path()
-    if backend not in ("auto", "onnx", "torch"):
-        raise ValueError(f"backend must be auto, onnx or torch; got {backend!r}")
-    onnx_file = weights if weights.suffix == ".onnx" else onnx_path_for(weights)
-    if backend == "onnx" or (backend == "auto" and onnx_file.is_file()):
-        if not onnx_file.is_file():
-            raise FileNotFoundError(f"no ONNX export at {onnx_file}; run: fashionlens export onnx --weights {weights}")
-        return OnnxBackend(onnx_file, threads=threads)
+    if resolve_backend(backend, weights) == "onnx":
+        return OnnxBackend(onnx_path_for(weights), threads=threads)
     if weights.suffix == ".onnx":
         raise ValueError("the torch backend needs .pt weights, got an .onnx file")
     return TorchBackend(weights, threads=threads)

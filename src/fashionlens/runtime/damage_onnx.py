@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fashionlens.models.damage import damage_probabilities, load_damage_model
+from fashionlens.runtime.backends import onnx_path_for
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ class _Probabilities(nn.Module):
         return damage_probabilities(self.model, images)
 
 
-def damage_onnx_path(weights: str | Path) -> Path:
-    return Path(weights).with_suffix(".onnx")
+#: where the export of a damage head's weights lives: next to them, ``.onnx`` (as for every model)
+damage_onnx_path = onnx_path_for
 
 
 def export_damage_onnx(weights: str | Path | None = None, output: str | Path | None = None, *,

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from fashionlens.models.detector_weights import load_detector
-from fashionlens.models.fcos_seg import FCOSSeg
+from fashionlens.models.fcos_seg import DetectionLimits, FCOSSeg
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,8 @@ def export_detector_onnx(weights: str | Path | None = None, output: str | Path |
 class OnnxDetectorRunner:
     """Callable like the PyTorch detector in eval mode: ``runner([image]) → [detections]``.
 
-    Thresholds (``score_thresh``, ``nms_thresh``, ``detections_per_img``) are read from ``model``
-    at every call, so settings changed on the PyTorch model apply to both backends.
+    Post-processing limits (``score_thresh``, ``nms_thresh``, ``detections_per_img``) come with each
+    call (:class:`~fashionlens.models.fcos_seg.DetectionLimits`), else the model's own.
     """
 
     def __init__(self, model: FCOSSeg, onnx_path: str | Path, *, threads: int | None = None) -> None:
@@ -95,7 +95,7 @@ class OnnxDetectorRunner:
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     @torch.no_grad()
-    def __call__(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+    def __call__(self, images: list[Tensor], limits: DetectionLimits | None = None) -> list[dict[str, Tensor]]:
         original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
         image_list, _ = self.model.transform(images)
         with_features = self.model.roi_mask is not None
@@ -110,4 +110,4 @@ class OnnxDetectorRunner:
             raise RuntimeError(f"ONNX detector returned {cls.shape[1]} locations, expected "
                                f"{sum(h * w for h, w in levels)} for input {tuple(image_list.tensors.shape)}")
         return self.model.detect_from_outputs(image_list, head, levels, torch.from_numpy(np.asarray(seg)),
-                                              original_sizes, features)
+                                              original_sizes, features, limits=limits)

@@ -36,18 +36,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fashionlens.result import decode_embedding
+from fashionlens.result import Garments, TagResult
 from fashionlens.search._store import GarmentMeta
-from fashionlens.search.alignment import AlignmentHeads, load_alignment
+from fashionlens.models.alignment import AlignmentHeads, load_alignment
 from fashionlens.search.index import GarmentIndex, IndexKind, IvfStorage, SearchHit
 
 if TYPE_CHECKING:
+    from fashionlens.pipeline import TaggerConfig
     from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
 __all__ = ["INDEX_LAYOUT", "EmbeddingSpace", "FailedInput", "GarmentSearcher", "TagOptions", "add_to_index",
-           "build_index", "garments_from_records", "read_result_records", "remove_from_index"]
+           "build_index", "garment_query", "garments_from_records", "read_result_records", "remove_from_index",
+           "stored_embeddings"]
 
 INDEX_LAYOUT = "fashionlens/garment-index/v1"
 _SQRT2 = math.sqrt(2.0)
@@ -63,6 +65,13 @@ class TagOptions:
     backend: str = "auto"
     batch_size: int = 16
     threads: int | None = None
+
+    def tagger_config(self) -> TaggerConfig:
+        """The tagger these options describe: ``fashionlens tag --embed`` with the same models."""
+        from fashionlens.pipeline import TaggerConfig
+
+        return TaggerConfig(weights=self.weights, backend=self.backend, threads=self.threads,  # type: ignore[arg-type]
+                            whole_image=self.whole_image, detector=self.detector, embed=True)
 
 
 @dataclass(frozen=True)
@@ -139,8 +148,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------ records → vectors
 
 
-def read_result_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The records of a ``fashionlens tag`` JSONL file (blank lines skipped)."""
+def read_result_records(path: str | os.PathLike[str]) -> Iterator[TagResult]:
+    """The results of a ``fashionlens tag`` JSONL file (blank lines skipped; masks left undecoded)."""
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -151,57 +160,74 @@ def read_result_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]
                 raise ValueError(f"{path}:{n}: expected a JSON tag result; {exc}") from None
             if not isinstance(rec, dict) or "garments" not in rec or "image" not in rec:
                 raise ValueError(f"{path}:{n}: expected a fashionlens tag result (image, garments); got {str(rec)[:80]}")
-            yield rec
+            try:
+                yield TagResult.from_json(rec, masks=False)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{n}: expected a fashionlens tag result; {type(exc).__name__}: {exc}"
+                                 ) from None
 
 
-def garment_metadata(record: Mapping[str, Any], number: int, garment: Mapping[str, Any]) -> GarmentMeta:
+def stored_embeddings(garments: Garments) -> np.ndarray:
+    """``(n, d)`` float32 garment embeddings at the precision a tag result stores them (float16, see
+    :func:`fashionlens.result.encode_embedding`): a photo indexed or queried directly and its
+    ``tag --embed`` line give the same vector. Raises ValueError without embeddings or with NaN/inf."""
+    if garments.embedding is None:
+        raise ValueError("the garments have no embedding; tag with `fashionlens tag --embed` "
+                         "(or index the photos themselves)")
+    if not np.isfinite(garments.embedding).all():
+        raise ValueError("embedding: expected finite numbers; got NaN or inf")
+    return garments.embedding.astype("<f2").astype(np.float32)
+
+
+def garment_metadata(result: TagResult, number: int) -> GarmentMeta:
     """The index metadata row of garment ``number`` of a tag result."""
-    attrs: dict[str, Any] = {"garment": number}
-    if garment.get("score") is not None:
-        attrs["score"] = float(garment["score"])
-    for name, value in (garment.get("attributes") or {}).items():
-        if isinstance(value, Mapping) and "id" in value:
-            attrs[name] = value["id"]
-        elif isinstance(value, list):
-            attrs[name] = [v["id"] if isinstance(v, Mapping) else v for v in value]
-        elif value is None or isinstance(value, (str, int, float, bool)):
-            attrs[name] = value
+    g = result.garments
+    attrs: dict[str, Any] = {"garment": number, "score": round(float(g.confidence[number]), 4)}
+    for name, value in (g.attributes[number] if g.attributes is not None else {}).items():
+        attrs[name] = [v.id for v in value] if isinstance(value, list) else value.id
     xyxy = None
-    if record.get("mode") == "detect" and garment.get("bbox"):
-        x, y, w, h = (float(v) for v in garment["bbox"])
+    if result.mode == "detect":
+        x, y, w, h = g.bbox_json(number)
         xyxy = (x, y, x + w, y + h)
-    cat = garment.get("category")
-    return GarmentMeta(path=str(record["image"]["path"]), xyxy=xyxy,
-                       category=cat.get("id") if isinstance(cat, Mapping) else cat,
-                       object_type=garment.get("object_type"), attributes={k: v for k, v in attrs.items() if v is not None})
+    return GarmentMeta(path=str(result.path), xyxy=xyxy,
+                       category=None if g.category is None else g.category[number].id,
+                       object_type=g.object_type[number], attributes=attrs)
 
 
-def garments_from_records(records: Iterable[Mapping[str, Any]]) -> tuple[np.ndarray, list[GarmentMeta], dict[str, int]]:
-    """``(embeddings (n, d), metadata, counts)`` of every garment in tag results; error records are
-    skipped (counted); a garment without an embedding is an error (tag with ``--embed``)."""
+def garments_from_records(results: Iterable[TagResult]) -> tuple[np.ndarray, list[GarmentMeta], dict[str, int]]:
+    """``(embeddings (n, d), metadata, counts)`` of every garment in tag results; error results are
+    skipped (counted); garments without embeddings are an error (tag with ``--embed``)."""
     vecs: list[np.ndarray] = []
     metas: list[GarmentMeta] = []
     counts = {"records": 0, "errors": 0, "garments": 0}
-    for rec in records:
+    for result in results:
         counts["records"] += 1
-        if rec.get("error"):
+        if result.error is not None:
             counts["errors"] += 1
             continue
-        for j, g in enumerate(rec.get("garments") or []):
-            if "embedding" not in g:
-                raise ValueError(f"{rec['image'].get('path')}: garment {j} has no embedding; tag with "
-                                 "`fashionlens tag --embed` (or index the photos themselves)")
-            try:
-                vecs.append(decode_embedding(g["embedding"]))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{rec['image'].get('path')}: garment {j}: {exc}") from None
-            metas.append(garment_metadata(rec, j, g))
+        if not len(result.garments):
+            continue
+        try:
+            vecs.append(stored_embeddings(result.garments))
+        except ValueError as exc:
+            raise ValueError(f"{result.path}: {exc}") from None
+        metas += [garment_metadata(result, j) for j in result.garments]
     counts["garments"] = len(metas)
-    dims = {len(v) for v in vecs}
+    dims = {v.shape[1] for v in vecs}
     if len(dims) > 1:
         raise ValueError(f"garment embeddings of different lengths {sorted(dims)}: inputs come from different classifiers")
     d = dims.pop() if dims else 0
-    return (np.stack(vecs) if vecs else np.zeros((0, d), np.float32)), metas, counts
+    return (np.concatenate(vecs) if vecs else np.zeros((0, d), np.float32)), metas, counts
+
+
+def garment_query(result: TagResult, garment: int, path: str) -> tuple[dict[str, Any], np.ndarray]:
+    """A photo query for garment ``garment`` of ``result``: what ``search --json`` reports as ``query``
+    (path, garment, object type, category, box, mode) and the garment's ``(d,)`` embedding."""
+    g = result.garments
+    query = {"path": path, "garment": garment, "object_type": g.object_type[garment],
+             "category": None if g.category is None else g.category[garment].id,
+             "bbox": g.bbox_json(garment), "mode": result.mode}
+    return query, stored_embeddings(g.select([garment]))[0]
 
 
 def _is_results_file(item: str | os.PathLike[str]) -> bool:
@@ -209,10 +235,10 @@ def _is_results_file(item: str | os.PathLike[str]) -> bool:
 
 
 def iter_input_records(inputs: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool = True,
-                       on_failure: Callable[[FailedInput], None] = _log_failure) -> Iterator[dict[str, Any]]:
-    """Records from tag-result files, then from tagging the photo inputs (with embeddings). A results
+                       on_failure: Callable[[FailedInput], None] = _log_failure) -> Iterator[TagResult]:
+    """Results from tag-result files, then from tagging the photo inputs (with embeddings). A results
     file that cannot be read (missing, not JSON lines of tag results) yields nothing: it goes to
-    ``on_failure``. Error records are yielded (see :func:`failed_inputs`)."""
+    ``on_failure``. Error results are yielded (see :func:`failed_inputs`)."""
     files = [i for i in inputs if _is_results_file(i)]
     photos = [i for i in inputs if not _is_results_file(i)]
     for f in files:
@@ -229,21 +255,15 @@ def iter_input_records(inputs: Sequence[str | os.PathLike[str]], options: TagOpt
         yield from _tag_photos(photos, options, progress=progress)
 
 
-def failed_inputs(records: Iterable[Mapping[str, Any]]) -> list[FailedInput]:
-    """The error records among ``records`` as :class:`FailedInput` s."""
-    out = []
-    for rec in records:
-        error = rec.get("error")
-        if error:
-            err = error if isinstance(error, Mapping) else {"message": str(error)}
-            out.append(FailedInput(str((rec.get("image") or {}).get("path")), str(err.get("type") or "error"),
-                                   str(err.get("message") or "")))
-    return out
+def failed_inputs(results: Iterable[TagResult]) -> list[FailedInput]:
+    """The error results among ``results`` as :class:`FailedInput` s."""
+    return [FailedInput(str(r.path), r.error.type or "error", r.error.message or "")
+            for r in results if r.error is not None]
 
 
 def _collect(inputs: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool,
-             on_failure: Callable[[FailedInput], None]) -> tuple[list[dict[str, Any]], int]:
-    """Every record of ``inputs`` and the number of failed inputs, each reported to ``on_failure``."""
+             on_failure: Callable[[FailedInput], None]) -> tuple[list[TagResult], int]:
+    """Every result of ``inputs`` and the number of failed inputs, each reported to ``on_failure``."""
     unreadable: list[FailedInput] = []
 
     def report(failure: FailedInput) -> None:
@@ -258,20 +278,14 @@ def _collect(inputs: Sequence[str | os.PathLike[str]], options: TagOptions, *, p
 
 
 def _tag_photos(photos: Sequence[str | os.PathLike[str]], options: TagOptions, *, progress: bool
-                ) -> Iterator[dict[str, Any]]:
+                ) -> Iterator[TagResult]:
+    """Tag the photos as ``fashionlens tag --embed`` does (decode-ahead threads, batches, an error result
+    per unusable photo)."""
     from fashionlens.imageio import iter_image_paths
-    from fashionlens.pipeline import Tagger
-    from fashionlens.jobs.local import tag_paths
+    from fashionlens.jobs.local import iter_results
 
-    paths = iter_image_paths(photos)
-    detector = None
-    if not options.whole_image:
-        from fashionlens.detection.detector import GarmentDetector
-
-        detector = GarmentDetector(options.detector, threads=options.threads)
-    tagger = Tagger(options.weights, backend=options.backend, threads=options.threads,  # type: ignore[arg-type]
-                    detector=detector, embed=True)
-    yield from tag_paths(tagger, paths, batch_size=options.batch_size, progress=progress)
+    tagger = options.tagger_config().build()
+    yield from iter_results(tagger, iter_image_paths(photos), batch_size=options.batch_size, progress=progress)
 
 
 def _default_heads(alignment: str | os.PathLike[str] | bool | None) -> AlignmentHeads | None:
@@ -308,11 +322,10 @@ def build_index(inputs: Sequence[str | os.PathLike[str]], index_dir: str | os.Pa
         return {"index": str(index_dir), "kind": index.kind, "dim": index.dim, "vectors": len(index), **counts}
 
 
-def _classifier_from_records(records: Sequence[Mapping[str, Any]]) -> dict[str, str] | None:
-    for r in records:
-        model = r.get("model") or {}
-        if not r.get("error") and model.get("name"):
-            return {"name": model["name"], "version": str(model.get("version"))}
+def _classifier_from_records(results: Sequence[TagResult]) -> dict[str, str] | None:
+    for r in results:
+        if r.error is None and r.model.get("name"):
+            return {"name": r.model["name"], "version": str(r.model.get("version"))}
     return None
 
 
@@ -397,30 +410,27 @@ class GarmentSearcher:
         [hits] = self.index.search(q, k, filters=filters or None)
         return [replace(h, score=float(h.score) * self.space.scale) for h in hits]
 
-    def photo_record(self, photo: str | os.PathLike[str]) -> dict[str, Any]:
+    def photo_result(self, photo: str | os.PathLike[str]) -> TagResult:
         """Tag one photo with embeddings (as the index build does)."""
-        records = list(_tag_photos([photo], self.options, progress=False))
-        if len(records) != 1:
-            raise ValueError(f"expected one photo; {photo} gave {len(records)}")
-        rec = records[0]
-        if rec.get("error"):
-            raise ValueError(f"{photo}: {rec['error']['type']}: {rec['error']['message']}")
-        return rec
+        results = list(_tag_photos([photo], self.options, progress=False))
+        if len(results) != 1:
+            raise ValueError(f"expected one photo; {photo} gave {len(results)}")
+        result = results[0]
+        if result.error is not None:
+            raise ValueError(f"{photo}: {result.error.type}: {result.error.message}")
+        return result
 
     def search_image(self, photo: str | os.PathLike[str], *, garment: int = 0, k: int = 10,
                      filters: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[SearchHit]]:
         """Garments most like garment ``garment`` (0 = the first, highest-scoring) of ``photo``.
         Returns ``(the query garment's tag result, hits)``."""
-        rec = self.photo_record(photo)
-        garments = rec["garments"]
-        if not 0 <= garment < len(garments):
-            raise ValueError(f"{photo}: garment {garment} does not exist; the photo has {len(garments)} "
-                             f"garment(s), numbered 0–{len(garments) - 1}")
-        g = garments[garment]
-        q = self.space.image_queries(decode_embedding(g["embedding"])[None, :])
-        query = {"path": str(photo), "garment": garment, "object_type": g["object_type"],
-                 "category": g["category"]["id"], "bbox": g["bbox"], "mode": rec["mode"]}
-        return query, self._hits(q, k, filters)
+        result = self.photo_result(photo)
+        n = len(result.garments)
+        if not 0 <= garment < n:
+            raise ValueError(f"{photo}: garment {garment} does not exist; the photo has {n} "
+                             f"garment(s), numbered 0–{n - 1}")
+        query, embedding = garment_query(result, garment, str(photo))
+        return query, self._hits(self.space.image_queries(embedding[None, :]), k, filters)
 
     def search_text(self, text: str, *, k: int = 10, filters: Mapping[str, Any] | None = None) -> list[SearchHit]:
         if not text or not text.strip():

@@ -168,6 +168,18 @@ class GarmentIndex:
     Vectors are ``(n, dim)`` float32, L2-normalised; each has an int64 id (>= 0) and one
     :class:`GarmentMeta` row. One process writes a directory at a time; within a process the
     object may be shared between threads (operations take a lock and run one at a time).
+    :meth:`search` returns the nearest stored vectors (cosine) as :class:`SearchHit` rows, optionally
+    filtered on the metadata; :meth:`add` and :meth:`remove` change it in place.
+
+    >>> import numpy as np
+    >>> from fashionlens import GarmentIndex
+    >>> vectors = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    >>> meta = [{"path": f"{i}.jpg", "category": "shirts"} for i in range(3)]
+    >>> with GarmentIndex.build(vectors, meta, "my-index") as index:
+    ...     [hits] = index.search(vectors[:1], k=2, filters={"category": "shirts"})
+    >>> hits[0].path, hits[0].rank
+    ('0.jpg', 1)
+    >>> index = GarmentIndex.load("my-index")
     """
 
     def __init__(self, directory: Path, manifest: IndexManifest, index: faiss.Index,

@@ -1,7 +1,7 @@
 """Models and data loaded once per worker process, shared by every request of that worker.
 
-:class:`ServiceModels` holds the classifier (one :class:`~fashionlens.pipeline.Tagger`), detectors
-by run-time settings (the default one loaded at start-up, others on first use, a few kept), the
+:class:`ServiceModels` holds the classifier (one :class:`~fashionlens.pipeline.Tagger`), one
+detector (a request's thresholds and rules are passed with each call, so no variants are loaded), the
 item grader, the garment searcher (when an index is configured) and the trends datasets. Anything
 passed to the constructor is used as given (tests inject small models); :meth:`load` builds the
 rest from :class:`~fashionlens.service.settings.ServiceSettings` and marks the worker ready.
@@ -9,26 +9,20 @@ rest from :class:`~fashionlens.service.settings.ServiceSettings` and marks the w
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from fashionlens.detection.detector import DetectSettings, GarmentDetector
-from fashionlens.pipeline import Tagger
+from fashionlens.pipeline import Tagger, TaggerConfig
 from fashionlens.service.problems import ApiProblem
 from fashionlens.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ServiceModels"]
-
-#: detectors with non-default run-time settings kept loaded (least recently used dropped first)
-MAX_DETECTOR_VARIANTS = 3
-
 
 class ServiceModels:
     """Everything a worker loads once. Thread-safe: requests run in worker threads."""
@@ -41,9 +35,7 @@ class ServiceModels:
         self.grader = grader
         self.searcher = searcher
         self.trends: dict[str, Any] = dict(trends or {})
-        self._detectors: OrderedDict[DetectSettings, GarmentDetector] = OrderedDict()
-        if detector is not None:
-            self._detectors[DetectSettings()] = detector
+        self._detector = detector  # one detector; thresholds and rules come with each request
         self._lock = threading.RLock()
         self.load_seconds: dict[str, float] = {}
         self.grader_missing: list[str] = []  # grading parts left out (shipped weights missing)
@@ -59,7 +51,7 @@ class ServiceModels:
                 return
             try:
                 self._timed("classifier", self._load_tagger)
-                self._timed("detector", lambda: self.detector(DetectSettings()))
+                self._timed("detector", self.detector)
                 if self.grader is None:
                     self._timed("grader", self._load_grader)
                 if self.searcher is None and self.settings.index_dir is not None:
@@ -81,7 +73,8 @@ class ServiceModels:
 
     def _load_tagger(self) -> None:
         if self.tagger is None:
-            self.tagger = Tagger(self.settings.classifier_weights, threads=self.settings.threads)
+            self.tagger = TaggerConfig(weights=self.settings.classifier_weights, threads=self.settings.threads,
+                                       whole_image=True).build()
 
     def _load_grader(self) -> None:
         """``ItemGrader`` on the loaded classifier + default detector; each optional part (damage head,
@@ -135,35 +128,22 @@ class ServiceModels:
 
     def status(self) -> dict[str, Any]:
         return {"ready": self.ready, "error": self.error, "classifier": None if self.tagger is None else self.tagger.model_info,
-                "detectors_loaded": len(self._detectors), "grader": self.grader is not None,
+                "detectors_loaded": int(self._detector is not None), "grader": self.grader is not None,
                 "grader_missing": list(self.grader_missing),
                 "search_index": self.searcher is not None, "trends": sorted(self.trends),
                 "load_seconds": dict(self.load_seconds)}
 
-    def detector(self, settings: DetectSettings) -> GarmentDetector:
-        """The detector for these run-time settings (loaded on first use, a few kept)."""
+    def detector(self) -> GarmentDetector:
+        """The detector (loaded on first use); run-time settings are passed per call, never baked in."""
         with self._lock:
-            found = self._detectors.get(settings)
-            if found is not None:
-                self._detectors.move_to_end(settings)
-                return found
-            det = GarmentDetector(self.settings.detector_weights, settings=settings, threads=self.settings.threads)
-            self._detectors[settings] = det
-            default = DetectSettings()
-            while len(self._detectors) > MAX_DETECTOR_VARIANTS + 1:
-                oldest = next(k for k in self._detectors if k != default)
-                del self._detectors[oldest]
-            return det
+            if self._detector is None:
+                self._detector = GarmentDetector(self.settings.detector_weights, threads=self.settings.threads)
+            return self._detector
 
     def tagger_for(self, *, whole_image: bool, detect: DetectSettings | None = None, embed: bool = False) -> Tagger:
         """A tagger sharing the loaded classifier: whole-image, or with the detector for ``detect``."""
         if self.tagger is None:
             raise ApiProblem("not_ready", "expected the classifier to be loaded; the worker is still starting")
-        base = self.tagger
-        detector = None if whole_image else self.detector(detect or DetectSettings())
-        if base.detector is detector and base.embed == embed:
-            return base
-        variant = copy.copy(base)  # shares the backend (thread-safe ONNX / torch inference), own options
-        variant.detector = detector
-        variant.embed = embed
-        return variant
+        detector = None if whole_image else self.detector()
+        return self.tagger.variant(detector=detector, embed=embed,
+                                   detect_settings=None if whole_image or detect == DetectSettings() else detect)

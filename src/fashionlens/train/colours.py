@@ -5,7 +5,7 @@
    never saw the validation and test items). Each photo's colour pixels come from
    :func:`fashionlens.colours.naming.whole_image_pixels` — the same function ``tag`` uses — and only photos
    where a plain backdrop gave the garment's own pixels are used (elsewhere ``tag`` uses the head alone).
-2. **Model**: one logistic regression per colour on :func:`fashionlens.colours.pixel_model.colour_features`
+2. **Model**: one logistic regression per colour on :func:`fashionlens.models.pixel_colours.colour_features`
    (balanced class weights). The regularisation ``C`` and the decision threshold are chosen together
    by grouped k-fold cross-validation **on the training split only** (macro-F1 over colours present).
    The head weight of the combination is fixed by the config, not tuned.
@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from tqdm import tqdm
 
-from fashionlens.colours.pixel_model import N_FEATURES, PixelColourModel, colour_features
+from fashionlens.models.pixel_colours import N_FEATURES, PixelColourModel, colour_features
 from fashionlens.colours.naming import whole_image_pixels
 from fashionlens.evaluate.classification import multi_label_predictions
 from fashionlens.evaluate.colours import (

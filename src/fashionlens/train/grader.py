@@ -42,6 +42,7 @@ from fashionlens.models.grader import (
     classifier_info,
 )
 from fashionlens.paths import runs_path
+from fashionlens.runtime.backends import BACKEND_NAMES
 from fashionlens.train.config import ConfigError
 from fashionlens.train.grader_data import (
     build_vocabularies,
@@ -122,7 +123,7 @@ class GraderTrainConfig:
             raise ConfigError(f"dropout: expected a probability below 1, got {self.dropout}")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"fusion: expected one of {list(FUSIONS)}, got {self.fusion!r}")
-        if self.backend not in ("auto", "onnx", "torch"):
+        if self.backend not in BACKEND_NAMES:
             raise ConfigError(f"backend: expected auto, onnx or torch, got {self.backend!r}")
 
     def to_dict(self) -> dict[str, Any]:

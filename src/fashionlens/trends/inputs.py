@@ -555,7 +555,7 @@ def _score_ok(obj: dict, min_score: float, where: str) -> bool:
 
 
 def _bad_record_detail(rec: dict, min_score: float) -> str:
-    """What is wrong with a result record that the fast loop in :func:`_parse_tag_chunk` could not read."""
+    """What is wrong with a result record that :func:`_fast_labels` could not read."""
     image = rec.get("image")
     img = image.get("path") if isinstance(image, dict) else image
     if not isinstance(img, str) or len(img) > 4096:
@@ -570,7 +570,7 @@ def _bad_record_detail(rec: dict, min_score: float) -> str:
 def _record_labels(rec: dict, min_score: float) -> list[tuple[str, str]]:
     """The ``(attribute, value)`` labels of one result record with a score of at least ``min_score``.
 
-    The careful (slow) twin of the loop in :func:`_parse_tag_chunk`: it says what is wrong.
+    The careful (slow) twin of :func:`_fast_labels`: it says what is wrong.
 
     Raises:
         _BadRecord: a field has the wrong type (e.g. ``garments`` not a list, an ``id`` not a text).
@@ -619,6 +619,130 @@ def _skip_rest_of_line(fh: io.BufferedReader) -> int:
             return skipped
 
 
+class _ChunkParse:
+    """What :func:`_parse_tag_chunk` gathers from one chunk: usable records, their labels, rejections."""
+
+    def __init__(self) -> None:
+        self.images: list[str] = []
+        self.image_lines: list[int] = []
+        self.rec_idx: list[int] = []
+        self.codes: list[int] = []
+        self.vocab: dict[tuple[str, str], int] = {}
+        self.rejected: Counter = Counter()
+        self.examples: dict[str, list[tuple[int, str]]] = {}
+        self.error_types: set[str] = set()
+        self.nlines = 0
+
+    def reject(self, reason: str, lineno: int, detail: str = "") -> None:
+        self.rejected[reason] += 1
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < _MAX_EXAMPLES:
+            ex.append((lineno, detail))
+
+    def reject_error_record(self, err: object, lineno: int) -> None:
+        """Count a tag error record under its type (at most :data:`_MAX_ERROR_TYPES` types, then ``other``)."""
+        kind = err.get("type", "error") if isinstance(err, dict) else err
+        kind = kind if isinstance(kind, str) and _ERROR_TYPE_RE.match(kind) else "other"
+        if kind not in self.error_types and len(self.error_types) >= _MAX_ERROR_TYPES:
+            kind = "other"
+        self.error_types.add(kind)
+        self.reject(f"tag error record ({kind})", lineno)
+
+    def add(self, img: str, lineno: int, labels: list[tuple[str, str]]) -> None:
+        self.images.append(img)
+        self.image_lines.append(lineno)
+        vocab = self.vocab
+        for pair in labels:
+            code = vocab.get(pair)
+            if code is None:
+                code = vocab[pair] = len(vocab)
+            self.rec_idx.append(len(self.images) - 1)
+            self.codes.append(code)
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "image_lines": self.image_lines,
+                "rec": np.asarray(self.rec_idx, dtype=np.int64), "codes": np.asarray(self.codes, dtype=np.int64),
+                "vocab": list(self.vocab), "rejected": self.rejected, "examples": self.examples,
+                "nlines": self.nlines}
+
+
+def _chunk_lines(fh: io.BufferedReader, start: int, end: int, out: _ChunkParse) -> Iterator[bytes]:
+    """The non-blank lines in bytes ``[start, end)`` of ``fh``, counted in ``out.nlines``.
+
+    A line over :data:`MAX_JSONL_LINE_BYTES` is skipped without being held in memory, and rejected.
+    """
+    fh.seek(start)
+    pos = start
+    while pos < end:
+        line = fh.readline(MAX_JSONL_LINE_BYTES + 1)
+        if not line:
+            break
+        pos += len(line)
+        out.nlines += 1
+        if len(line) > MAX_JSONL_LINE_BYTES and not line.endswith(b"\n"):
+            skipped = _skip_rest_of_line(fh)
+            pos += skipped
+            out.reject(f"line too long (over {MAX_JSONL_LINE_BYTES:,} bytes)", out.nlines,
+                       f"{len(line) + skipped:,} bytes")
+            continue
+        if line.strip():
+            yield line
+
+
+def _load_result(line: bytes, lineno: int, out: _ChunkParse) -> dict | None:
+    """The ``fashionlens/result/v1`` record on ``line``, or ``None`` (rejected into ``out``) if it is not one."""
+    try:
+        rec = json.loads(line)
+    except UnicodeDecodeError as exc:
+        out.reject("not UTF-8 text", lineno, f"byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1}")
+        return None
+    except ValueError as exc:
+        out.reject("invalid JSON line", lineno, _clip(str(exc), 60))
+        return None
+    except RecursionError:
+        out.reject("invalid JSON line", lineno, "nested too deeply")
+        return None
+    if not isinstance(rec, dict) or rec.get("schema") != RESULT_SCHEMA:
+        got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
+        out.reject(f"not a {RESULT_SCHEMA} record", lineno, f"schema={_quote(got)}")
+        return None
+    return rec
+
+
+def _fast_labels(rec: dict, min_score: float) -> list[tuple[str, str]] | None:
+    """The ``(attribute, value)`` labels of a record with a score of at least ``min_score``.
+
+    The fast twin of :func:`_record_labels`: ``None`` when a field has the wrong type (a record
+    whose labels are not all checked is never kept).
+    """
+    labels: list[tuple[str, str]] = []
+    try:
+        for g in rec.get("garments") or ():
+            ot = g.get("object_type")
+            sc = g.get("score")
+            if ot and (sc is None or sc >= min_score):
+                labels.append(("object_type", ot))
+            cat = g.get("category")
+            if cat and cat.get("id") and (cat.get("score") is None or cat["score"] >= min_score):
+                labels.append(("category", cat["id"]))
+            attrs = g.get("attributes")
+            if not attrs:
+                continue
+            for a in TAG_SINGLE_ATTRIBUTES:
+                v = attrs.get(a)
+                if v and v.get("id") and (v.get("score") is None or v["score"] >= min_score):
+                    labels.append((a, v["id"]))
+            for c in attrs.get("colours") or ():
+                if c.get("id") and (c.get("score") is None or c["score"] >= min_score):
+                    labels.append(("colours", c["id"]))
+    except (AttributeError, TypeError):
+        return None
+    for _, value in labels:
+        if type(value) is not str or len(value) > 200:
+            return None
+    return labels
+
+
 def _parse_tag_chunk(path: str, start: int, end: int, min_score: float) -> dict:
     """Parse result lines in bytes ``[start, end)`` of ``path`` (a line-aligned chunk).
 
@@ -627,112 +751,29 @@ def _parse_tag_chunk(path: str, start: int, end: int, min_score: float) -> dict:
     rejections carry chunk-relative line numbers. Runs in worker processes for big files. A line
     over :data:`MAX_JSONL_LINE_BYTES` is skipped without being held in memory, and rejected.
     """
-    images: list[str] = []
-    image_lines: list[int] = []
-    rec_idx: list[int] = []
-    codes: list[int] = []
-    vocab: dict[tuple[str, str], int] = {}
-    rejected: Counter = Counter()
-    examples: dict[str, list[tuple[int, str]]] = {}
-    error_types: set[str] = set()
-    single = TAG_SINGLE_ATTRIBUTES
-    loads = json.loads
-
-    def reject(reason: str, lineno: int, detail: str = "") -> None:
-        rejected[reason] += 1
-        ex = examples.setdefault(reason, [])
-        if len(ex) < _MAX_EXAMPLES:
-            ex.append((lineno, detail))
-
-    nlines = 0
+    out = _ChunkParse()
     with open(path, "rb") as fh:
-        fh.seek(start)
-        pos = start
-        while pos < end:
-            line = fh.readline(MAX_JSONL_LINE_BYTES + 1)
-            if not line:
-                break
-            pos += len(line)
-            nlines += 1
-            if len(line) > MAX_JSONL_LINE_BYTES and not line.endswith(b"\n"):
-                skipped = _skip_rest_of_line(fh)
-                pos += skipped
-                reject(f"line too long (over {MAX_JSONL_LINE_BYTES:,} bytes)", nlines,
-                       f"{len(line) + skipped:,} bytes")
-                continue
-            if not line.strip():
-                continue
-            try:
-                rec = loads(line)
-            except UnicodeDecodeError as exc:
-                reject("not UTF-8 text", nlines, f"byte {line[exc.start:exc.start + 1]!r} at column {exc.start + 1}")
-                continue
-            except ValueError as exc:
-                reject("invalid JSON line", nlines, _clip(str(exc), 60))
-                continue
-            except RecursionError:
-                reject("invalid JSON line", nlines, "nested too deeply")
-                continue
-            if not isinstance(rec, dict) or rec.get("schema") != RESULT_SCHEMA:
-                got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
-                reject(f"not a {RESULT_SCHEMA} record", nlines, f"schema={_quote(got)}")
+        for line in _chunk_lines(fh, start, end, out):
+            lineno = out.nlines
+            rec = _load_result(line, lineno, out)
+            if rec is None:
                 continue
             err = rec.get("error")
             if err:
-                kind = err.get("type", "error") if isinstance(err, dict) else err
-                kind = kind if isinstance(kind, str) and _ERROR_TYPE_RE.match(kind) else "other"
-                if kind not in error_types and len(error_types) >= _MAX_ERROR_TYPES:
-                    kind = "other"
-                error_types.add(kind)
-                reject(f"tag error record ({kind})", nlines)
+                out.reject_error_record(err, lineno)
                 continue
             image = rec.get("image") or {}
             img = image.get("path") if isinstance(image, dict) else None
             if not img:
-                reject("result without image.path", nlines)
+                out.reject("result without image.path", lineno)
                 continue
             # the labels, checked before any is kept: a record with fields of the wrong types is rejected
-            labels: list[tuple[str, str]] = []
-            ok = type(img) is str and len(img) <= 4096
-            try:
-                for g in rec.get("garments") or ():
-                    ot = g.get("object_type")
-                    sc = g.get("score")
-                    if ot and (sc is None or sc >= min_score):
-                        labels.append(("object_type", ot))
-                    cat = g.get("category")
-                    if cat and cat.get("id") and (cat.get("score") is None or cat["score"] >= min_score):
-                        labels.append(("category", cat["id"]))
-                    attrs = g.get("attributes")
-                    if not attrs:
-                        continue
-                    for a in single:
-                        v = attrs.get(a)
-                        if v and v.get("id") and (v.get("score") is None or v["score"] >= min_score):
-                            labels.append((a, v["id"]))
-                    for c in attrs.get("colours") or ():
-                        if c.get("id") and (c.get("score") is None or c["score"] >= min_score):
-                            labels.append(("colours", c["id"]))
-            except (AttributeError, TypeError):
-                ok = False
-            for _, value in labels:
-                if type(value) is not str or len(value) > 200:
-                    ok = False
-                    break
-            if not ok:
-                reject("malformed result record", nlines, _bad_record_detail(rec, min_score))
+            labels = _fast_labels(rec, min_score)
+            if labels is None or type(img) is not str or len(img) > 4096:
+                out.reject("malformed result record", lineno, _bad_record_detail(rec, min_score))
                 continue
-            images.append(img)
-            image_lines.append(nlines)
-            for pair in labels:
-                code = vocab.get(pair)
-                if code is None:
-                    code = vocab[pair] = len(vocab)
-                rec_idx.append(len(images) - 1)
-                codes.append(code)
-    return {"images": images, "image_lines": image_lines, "rec": np.asarray(rec_idx, dtype=np.int64),
-            "codes": np.asarray(codes, dtype=np.int64), "vocab": list(vocab), "rejected": rejected,
-            "examples": examples, "nlines": nlines}
+            out.add(img, lineno, labels)
+    return out.to_dict()
 
 
 def _line_chunks(path: Path, parts: int) -> list[tuple[int, int]]:
@@ -751,79 +792,64 @@ def _line_chunks(path: Path, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def read_tag_results(results: str | Path | Sequence[str | Path], metadata: str | Path, *,
-                     min_score: float = 0.0, workers: int | None = None) -> TrendData:
-    """Join ``fashionlens tag`` JSONL results with a post-metadata table on ``image``.
+def _parse_results_file(path: Path, workers: int, min_score: float) -> list[dict]:
+    """:func:`_parse_tag_chunk` over the line-aligned chunks of ``path`` (in worker processes when several)."""
+    chunks = _line_chunks(path, workers)
+    if len(chunks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
 
-    A result matches a metadata row by its ``image.path``, else by the file name alone. Results
-    that are error records, not JSON, of another schema, or without a metadata row are rejected
-    (counted). Metadata rows without a result stay as posts (for social analytics) with no labels.
-    Labels with a score below ``min_score`` are skipped. Files over 8 MiB are parsed by
-    ``workers`` processes (default: the CPU count, at most 8).
-    """
-    results = [results] if isinstance(results, (str, Path)) else list(results)
-    report = ValidationReport()
-    meta = read_post_metadata(metadata, report)
-    meta_images = meta["image"].astype(str).tolist()
-    by_path = {p: i for i, p in enumerate(meta_images)}
-    by_name: dict[str, int] | None = None
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    post_parts: list[np.ndarray] = []
-    code_parts: list[np.ndarray] = []
-    pair_codes: dict[tuple[str, str], int] = {}
-    matched = np.zeros(len(meta), dtype=bool)
-    for path in results:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"tag results not found: {path}")
-        chunks = _line_chunks(path, workers)
-        if len(chunks) > 1:
-            from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(max_workers=len(chunks)) as ex:
+            return list(ex.map(_parse_tag_chunk, [str(path)] * len(chunks), [c[0] for c in chunks],
+                               [c[1] for c in chunks], [min_score] * len(chunks)))
+    return [_parse_tag_chunk(str(path), chunks[0][0], chunks[0][1], min_score)]
 
-            with ProcessPoolExecutor(max_workers=len(chunks)) as ex:
-                parsed = list(ex.map(_parse_tag_chunk, [str(path)] * len(chunks), [c[0] for c in chunks],
-                                     [c[1] for c in chunks], [min_score] * len(chunks)))
-        else:
-            parsed = [_parse_tag_chunk(str(path), chunks[0][0], chunks[0][1], min_score)]
-        next_offset = 0
-        for part in parsed:
-            line_offset, next_offset = next_offset, next_offset + part["nlines"]
-            report.rows_read += part["nlines"]
-            for reason, n in part["rejected"].items():
-                report.reject(reason, n, [f"{path.name}:{line_offset + ln}" + (f": {d}" if d else "")
-                                          for ln, d in part["examples"][reason]])
-            # image → metadata row (exact path, else file name)
-            rows = np.empty(len(part["images"]), dtype=np.int64)
-            for j, (img, ln) in enumerate(zip(part["images"], part["image_lines"])):
-                i = by_path.get(img)
-                if i is None:
-                    if by_name is None:
-                        by_name = {}
-                        for p, k in by_path.items():
-                            by_name.setdefault(p.replace("\\", "/").rsplit("/", 1)[-1], k)
-                    i = by_name.get(img.replace("\\", "/").rsplit("/", 1)[-1])
-                if i is None:
-                    report.reject("no metadata row for image", 1,
-                                  [f"{path.name}:{line_offset + ln}: image={_quote(img)}"])
-                    rows[j] = -1
-                elif matched[i]:
-                    report.reject("duplicate result for image (first kept)", 1,
-                                  [f"{path.name}:{line_offset + ln}: image={_quote(img)}"])
-                    rows[j] = -1
-                else:
-                    matched[i] = True
-                    rows[j] = i
-            report.rows_used += int((rows >= 0).sum())
-            post = rows[part["rec"]] if len(part["rec"]) else np.empty(0, dtype=np.int64)
-            keep = post >= 0
-            # map the chunk's (attribute, value) vocabulary onto global codes
-            to_global = np.asarray([pair_codes.setdefault(pair, len(pair_codes)) for pair in part["vocab"]] or [0],
-                                   dtype=np.int64)
-            post_parts.append(post[keep])
-            code_parts.append(to_global[part["codes"][keep]])
-    n_unmatched = int((~matched).sum())
-    if n_unmatched:
-        report.notes.append(f"{n_unmatched} metadata rows have no tag result: kept as posts without labels")
+
+class _ImageMatcher:
+    """Finds the metadata row of a result's image: by exact path, else by file name; each row once."""
+
+    def __init__(self, meta_images: list[str]) -> None:
+        self.by_path = {p: i for i, p in enumerate(meta_images)}
+        self.by_name: dict[str, int] | None = None  # built on the first miss
+        self.matched = np.zeros(len(meta_images), dtype=bool)
+
+    def _find(self, img: str) -> int | None:
+        i = self.by_path.get(img)
+        if i is None:
+            if self.by_name is None:
+                self.by_name = {}
+                for p, k in self.by_path.items():
+                    self.by_name.setdefault(p.replace("\\", "/").rsplit("/", 1)[-1], k)
+            i = self.by_name.get(img.replace("\\", "/").rsplit("/", 1)[-1])
+        return i
+
+    def rows(self, part: dict, name: str, line_offset: int, report: ValidationReport) -> np.ndarray:
+        """The metadata row of each usable record of ``part`` (-1: rejected into ``report``, no row or taken)."""
+        rows = np.empty(len(part["images"]), dtype=np.int64)
+        for j, (img, ln) in enumerate(zip(part["images"], part["image_lines"])):
+            i = self._find(img)
+            if i is None:
+                report.reject("no metadata row for image", 1, [f"{name}:{line_offset + ln}: image={_quote(img)}"])
+                rows[j] = -1
+            elif self.matched[i]:
+                report.reject("duplicate result for image (first kept)", 1,
+                              [f"{name}:{line_offset + ln}: image={_quote(img)}"])
+                rows[j] = -1
+            else:
+                self.matched[i] = True
+                rows[j] = i
+        return rows
+
+
+def _count_part(report: ValidationReport, part: dict, name: str, line_offset: int) -> None:
+    """Add a parsed chunk's lines and rejections (examples as ``file:line``) to ``report``."""
+    report.rows_read += part["nlines"]
+    for reason, n in part["rejected"].items():
+        report.reject(reason, n, [f"{name}:{line_offset + ln}" + (f": {d}" if d else "")
+                                  for ln, d in part["examples"][reason]])
+
+
+def _tag_posts(meta: pd.DataFrame) -> pd.DataFrame:
+    """The posts table of the metadata rows (columns the metadata lacks are empty)."""
     n = len(meta)
     cols = {
         "post_id": meta["image"].astype(str), "timestamp": meta["_ts"],
@@ -831,7 +857,12 @@ def read_tag_results(results: str | Path | Sequence[str | Path], metadata: str |
     }
     for c in ("lat", "lon", "author", "likes", "comments", "hashtags", "caption"):
         cols[c] = meta[c] if c in meta else pd.Series([pd.NA] * n, dtype="object")
-    posts = _finish_posts(cols)
+    return _finish_posts(cols)
+
+
+def _tag_labels(post_parts: list[np.ndarray], code_parts: list[np.ndarray],
+                pair_codes: dict[tuple[str, str], int]) -> pd.DataFrame:
+    """The long labels table from per-chunk ``(post, global code)`` arrays, one row per (post, attribute, value)."""
     codes = np.concatenate(code_parts) if code_parts else np.empty(0, dtype=np.int64)
     post_all = np.concatenate(post_parts) if post_parts else np.empty(0, dtype=np.int64)
     # one row per (post, attribute, value): two garments of one photo may share a value
@@ -845,11 +876,52 @@ def read_tag_results(results: str | Path | Sequence[str | Path], metadata: str |
     a_of = np.asarray([attrs.index(a) for a, _ in pairs] or [0], dtype=np.int64)
     v_idx = {v: i for i, v in enumerate(values)}
     v_of = np.asarray([v_idx[v] for _, v in pairs] or [0], dtype=np.int64)
-    labels = _labels_frame([pd.DataFrame({
+    return _labels_frame([pd.DataFrame({
         "post": post_all,
         "attribute": pd.Categorical.from_codes(a_of[codes], categories=attrs),
         "value": pd.Categorical.from_codes(v_of[codes], categories=values)})], dedupe=False)
-    return TrendData(posts, labels, report, [str(p) for p in results] + [str(metadata)])
+
+
+def read_tag_results(results: str | Path | Sequence[str | Path], metadata: str | Path, *,
+                     min_score: float = 0.0, workers: int | None = None) -> TrendData:
+    """Join ``fashionlens tag`` JSONL results with a post-metadata table on ``image``.
+
+    A result matches a metadata row by its ``image.path``, else by the file name alone. Results
+    that are error records, not JSON, of another schema, or without a metadata row are rejected
+    (counted). Metadata rows without a result stay as posts (for social analytics) with no labels.
+    Labels with a score below ``min_score`` are skipped. Files over 8 MiB are parsed by
+    ``workers`` processes (default: the CPU count, at most 8).
+    """
+    results = [results] if isinstance(results, (str, Path)) else list(results)
+    report = ValidationReport()
+    meta = read_post_metadata(metadata, report)
+    matcher = _ImageMatcher(meta["image"].astype(str).tolist())
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    post_parts: list[np.ndarray] = []
+    code_parts: list[np.ndarray] = []
+    pair_codes: dict[tuple[str, str], int] = {}
+    for path in results:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"tag results not found: {path}")
+        next_offset = 0
+        for part in _parse_results_file(path, workers, min_score):
+            line_offset, next_offset = next_offset, next_offset + part["nlines"]
+            _count_part(report, part, path.name, line_offset)
+            rows = matcher.rows(part, path.name, line_offset, report)
+            report.rows_used += int((rows >= 0).sum())
+            post = rows[part["rec"]] if len(part["rec"]) else np.empty(0, dtype=np.int64)
+            keep = post >= 0
+            # map the chunk's (attribute, value) vocabulary onto global codes
+            to_global = np.asarray([pair_codes.setdefault(pair, len(pair_codes)) for pair in part["vocab"]] or [0],
+                                   dtype=np.int64)
+            post_parts.append(post[keep])
+            code_parts.append(to_global[part["codes"][keep]])
+    n_unmatched = int((~matcher.matched).sum())
+    if n_unmatched:
+        report.notes.append(f"{n_unmatched} metadata rows have no tag result: kept as posts without labels")
+    return TrendData(_tag_posts(meta), _tag_labels(post_parts, code_parts, pair_codes), report,
+                     [str(p) for p in results] + [str(metadata)])
 
 
 def combine(datas: Sequence[TrendData]) -> TrendData:

@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from fashionlens.detection.detector import DetectSettings
-from fashionlens.result import decode_embedding
 from fashionlens.service.deps import Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
@@ -134,24 +133,23 @@ async def search(
         return {"query": {"text": text}, "filters": filters, "hits": hits_for(q)}
 
     def image_job() -> dict[str, Any]:
+        from fashionlens.search.catalogue import garment_query
+
         tagger = state.models.tagger_for(whole_image=whole_image, detect=None if whole_image else DetectSettings(),
                                          embed=True)
         im = decode_upload(data, field="image", max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes,
                            min_side=tagger.input_size if whole_image else DETECT_MIN_SIDE)
         with state.metrics.model_timer("search_image"):
-            [rec] = tagger.tag_batch([im], [name])
-        garments = rec["garments"]
-        if not 0 <= garment < len(garments):
-            raise ApiProblem("invalid_request", f"garment: expected 0–{len(garments) - 1} (the photo has "
-                             f"{len(garments)} garment(s)); got {garment}")
-        g = garments[garment]
-        emb = decode_embedding(g["embedding"])
+            [result] = tagger.tag([im], [name])
+        n = len(result.garments)
+        if not 0 <= garment < n:
+            raise ApiProblem("invalid_request", f"garment: expected 0–{n - 1} (the photo has "
+                             f"{n} garment(s)); got {garment}")
+        query, emb = garment_query(result, garment, name)
         if emb.shape[0] != searcher.space.image_dim:
             raise ApiProblem("invalid_request", f"the index holds {searcher.space.image_dim}-d embeddings; this "
                              f"server's classifier gives {emb.shape[0]}-d: rebuild the index with it")
         q = searcher.space.image_queries(emb[None, :])
-        query = {"path": name, "garment": garment, "object_type": g["object_type"], "category": g["category"]["id"],
-                 "bbox": g["bbox"], "mode": rec["mode"]}
         return {"query": query, "filters": filters, "hits": hits_for(q)}
 
     result = await state.queue.run(image_job if data is not None else text_job)

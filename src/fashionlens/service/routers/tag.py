@@ -91,7 +91,8 @@ async def tag(
                                          max_bytes=settings.max_upload_bytes, min_side=min_side))
             decode_ms.append((time.perf_counter() - t0) * 1000)
         with state.metrics.model_timer("tag"):
-            return tagger.tag_batch(decoded, [name for name, _ in files], decode_ms)
+            results = tagger.tag(decoded, [name for name, _ in files], decode_ms)
+        return [r.to_json() for r in results]  # the response body, built in the worker (masks → RLE)
 
     records = await state.queue.run(job)
     store_uploads(settings.storage_dir, "tag", {f"{i}-{name}": data for i, (name, data) in enumerate(files)})

@@ -48,13 +48,17 @@ def _cmd_evaluate_colours(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_colour_parsers(train_sub: Any, eval_sub: Any) -> None:
-    """``fashionlens train colours`` and ``fashionlens evaluate colours`` on the ``train`` and ``evaluate`` groups."""
+def register_train(train_sub: argparse._SubParsersAction) -> None:
+    """Add ``colours`` (``fashionlens train colours``) to the ``train`` group's sub-commands ``train_sub``."""
     t = train_sub.add_parser("colours", help="fit the pixel colour model (colour names from a garment's own pixels)")
     t.add_argument("--config", default=None, help="YAML config (see configs/colours_pixels.yaml)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train_colours)
+
+
+def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
+    """Add ``colours`` (``fashionlens evaluate colours``) to the ``evaluate`` group's sub-commands ``eval_sub``."""
     e = eval_sub.add_parser("colours", help="colour macro-F1 of tag's colours on RISE: head alone vs head + pixels")
     e.add_argument("--weights", default=None, help="pixel colour model (.npz; default: the shipped one)")
     e.add_argument("--classifier", default=None, help="classifier weights (default: the shipped classifier)")

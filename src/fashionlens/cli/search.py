@@ -1,5 +1,5 @@
 """Command line for garment search (issue 5): ``index build/add/remove/info/verify``, ``search``,
-``train alignment``, ``evaluate search`` and ``tag --embed``. Parses arguments and calls the library.
+``train alignment`` and ``evaluate search``. Parses arguments and calls the library.
 
 Errors (a damaged index included: :class:`~fashionlens.search.IndexFormatError` is a ``ValueError``)
 reach ``fashionlens.cli.main``, which prints them as one line and exits 2. ``index build``/``index add``
@@ -19,14 +19,14 @@ _FILTERS = (("category", "category"), ("colour", "colours"), ("pattern", "patter
             ("object_type", "object_type"))
 
 
-def _tag_options(args: argparse.Namespace):
+def _tag_options(args: argparse.Namespace) -> Any:
     from fashionlens.search.catalogue import TagOptions
 
     return TagOptions(weights=args.weights, whole_image=args.whole_image, detector=args.detector,
                       backend=args.backend, batch_size=args.batch_size, threads=args.threads)
 
 
-def _alignment(args: argparse.Namespace):
+def _alignment(args: argparse.Namespace) -> str | bool | None:
     return False if getattr(args, "no_text", False) else args.alignment
 
 
@@ -153,17 +153,8 @@ def _add_tag_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> Any:
-    """The sub-command action of an existing parser (``train``, ``evaluate``)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise ValueError(f"parser {parser.prog!r} has no sub-commands")
-
-
-def add_search_parsers(sub: Any) -> None:
-    """Register the search commands on the ``fashionlens`` sub-command action ``sub``; adds
-    ``alignment`` to ``train``, ``search`` to ``evaluate`` and ``--embed`` to ``tag`` when those exist."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``index`` group (build, add, remove, info, verify) and ``search`` to the top-level sub-commands ``sub``."""
     index = sub.add_parser("index", help="garment vector index: build, add, remove, info, verify") \
         .add_subparsers(dest="what", required=True)
     for name, func, helptext in (("build", _cmd_index_build, "build (or atomically rebuild) an index"),
@@ -215,27 +206,28 @@ def add_search_parsers(sub: Any) -> None:
     _add_tag_options(s)
     s.set_defaults(func=_cmd_search)
 
-    choices = sub.choices
-    if "train" in choices:
-        ta = _subcommands(choices["train"]).add_parser(
-            "alignment", help="train the text–image alignment heads (CLIP-style, on label captions)")
-        ta.add_argument("--config", default=None, help="YAML config (see configs/alignment.yaml)")
-        ta.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
-        ta.add_argument("-q", "--quiet", action="store_true")
-        ta.set_defaults(func=_cmd_train_alignment)
-    if "evaluate" in choices:
-        es = _subcommands(choices["evaluate"]).add_parser(
-            "search", help="text→image recall/MRR, zero-shot vs probe vs supervised, image→image mAP")
-        es.add_argument("--alignment", default=None, help="alignment heads (default: the shipped ones)")
-        es.add_argument("--classifier", default=None, help="classifier weights (default: the shipped model)")
-        es.add_argument("--cache", default=runs_path("cache", "classifier-224-s0"), help="prepared sample cache")
-        es.add_argument("--data-root", default=default_data_root())
-        es.add_argument("--sources", default="clothing,rise")
-        es.add_argument("--split", choices=["train", "val", "test"], default="test")
-        es.add_argument("--out", default=runs_path("eval-search"))
-        es.add_argument("--no-baseline", action="store_true", help="skip the ImageNet-backbone baseline")
-        es.add_argument("-q", "--quiet", action="store_true")
-        es.set_defaults(func=_cmd_evaluate_search)
-    if "tag" in choices:
-        choices["tag"].add_argument("--embed", action="store_true",
-                                    help="store each garment's embedding (1280 float16, base64) in the results")
+
+def register_train(train_sub: argparse._SubParsersAction) -> None:
+    """Add ``alignment`` to the ``train`` group's sub-commands ``train_sub``."""
+    ta = train_sub.add_parser(
+        "alignment", help="train the text–image alignment heads (CLIP-style, on label captions)")
+    ta.add_argument("--config", default=None, help="YAML config (see configs/alignment.yaml)")
+    ta.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
+    ta.add_argument("-q", "--quiet", action="store_true")
+    ta.set_defaults(func=_cmd_train_alignment)
+
+
+def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
+    """Add ``search`` to the ``evaluate`` group's sub-commands ``eval_sub``."""
+    es = eval_sub.add_parser(
+        "search", help="text→image recall/MRR, zero-shot vs probe vs supervised, image→image mAP")
+    es.add_argument("--alignment", default=None, help="alignment heads (default: the shipped ones)")
+    es.add_argument("--classifier", default=None, help="classifier weights (default: the shipped model)")
+    es.add_argument("--cache", default=runs_path("cache", "classifier-224-s0"), help="prepared sample cache")
+    es.add_argument("--data-root", default=default_data_root())
+    es.add_argument("--sources", default="clothing,rise")
+    es.add_argument("--split", choices=["train", "val", "test"], default="test")
+    es.add_argument("--out", default=runs_path("eval-search"))
+    es.add_argument("--no-baseline", action="store_true", help="skip the ImageNet-backbone baseline")
+    es.add_argument("-q", "--quiet", action="store_true")
+    es.set_defaults(func=_cmd_evaluate_search)

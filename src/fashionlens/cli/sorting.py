@@ -1,7 +1,7 @@
 """Argument parsing for second-hand sorting (issue 4): ``route`` and ``export corrections``.
 
-``cli.py`` registers these with :func:`add_route_parser` (top-level sub-commands) and
-:func:`add_export_corrections_parser` (the ``export`` group's sub-commands). Nothing else here.
+:mod:`fashionlens.cli.main` registers these with :func:`register` (top-level sub-commands) and
+:func:`register_export` (the ``export`` group's sub-commands). Nothing else here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import sys
 from collections.abc import Iterable
 from contextlib import ExitStack
-from typing import Any
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
@@ -54,7 +53,7 @@ def _cmd_export_corrections(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_route_parser(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add ``route`` to the top-level sub-commands ``sub``."""
     r = sub.add_parser("route", help="sorting decision (reuse/repair/export/recycle) for item records → JSON lines")
     r.add_argument("items", nargs="?", default=None, help="item records as JSON lines ('-' = stdin)")
@@ -64,7 +63,7 @@ def add_route_parser(sub: Any) -> None:
     r.set_defaults(func=_cmd_route)
 
 
-def add_export_corrections_parser(export_sub: Any) -> None:
+def register_export(export_sub: argparse._SubParsersAction) -> None:
     """Add ``corrections`` to the ``export`` group's sub-commands ``export_sub``."""
     c = export_sub.add_parser("corrections", help="sorters' corrections → RISE-layout training data")
     c.add_argument("--db", required=True, help="corrections database (SQLite)")

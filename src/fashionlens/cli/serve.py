@@ -56,9 +56,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_serve_parser(sub: Any) -> None:
-    """Register ``serve`` on the ``fashionlens`` sub-command action ``sub``."""
-    s = sub.add_parser("serve", help="run the HTTP API (tag, grade, search, trends)")
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve`` to the top-level sub-commands ``sub`` (its ``--help`` shows the defaults)."""
+    s = sub.add_parser("serve", help="run the HTTP API (tag, grade, search, trends)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="worker processes (each loads the models once)")

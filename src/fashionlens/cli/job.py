@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from typing import Any
 
 
 def _cmd_job_status(args: argparse.Namespace) -> int:
@@ -28,8 +27,8 @@ def _cmd_job_merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_job_parsers(sub: Any) -> None:
-    """Register ``job status`` and ``job merge`` on the ``fashionlens`` sub-command action ``sub``."""
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``job`` group (``job status``, ``job merge``) to the top-level sub-commands ``sub``."""
     job = sub.add_parser("job", help="resumable tag jobs (tag --job-dir): status, merge") \
         .add_subparsers(dest="what", required=True)
     st = job.add_parser("status", help="progress of a job as JSON (readable while the job runs)")

@@ -1,0 +1,7 @@
+"""``python -m fashionlens.cli``: the ``fashionlens`` command."""
+
+import sys
+
+from fashionlens.cli.main import main
+
+sys.exit(main())
