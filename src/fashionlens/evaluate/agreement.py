@@ -413,6 +413,75 @@ def _verdict(model_kappa: float | None, human_kappa: float | None, margin: float
     return "below_human", "below human agreement"
 
 
+def _overlapping_items(all_ids: Mapping[str, set]) -> set:
+    """The item ids rated by at least two annotators; raises AgreementInputError when there are none."""
+    overlap_any = set().union(*(ids_a & ids_b for ids_a, ids_b in itertools.combinations(all_ids.values(), 2)))
+    if not overlap_any:
+        raise AgreementInputError("expected items rated by at least two annotators; no item_id is in more than one "
+                                  "table (" + "; ".join(f"{n}: {len(i)} items, e.g. {_few(sorted(i), 3)}"
+                                                         for n, i in all_ids.items()) + ")")
+    return overlap_any
+
+
+def _check_model_items(predictions: pd.DataFrame, all_ids: Mapping[str, set], overlap_any: set,
+                       notes: list[str]) -> None:
+    """Raise AgreementInputError when no model record is of an annotated item; note the unmatched ones."""
+    matched = set(predictions.index) & set().union(*all_ids.values())
+    if not matched:
+        raise AgreementInputError(
+            f"expected model records for the annotated items; none of the {len(predictions)} model item_ids "
+            f"(e.g. {_few(sorted(predictions.index), 3)}) is in an annotation table "
+            f"(e.g. {_few(sorted(overlap_any), 3)})")
+    unmatched = sorted(set(predictions.index) - matched)
+    if unmatched:
+        notes.append(f"{len(unmatched)} model records match no annotated item (e.g. {_few(unmatched, 3)})")
+
+
+def _candidate_fields(columns: Mapping[str, set], fields: Sequence[str] | None) -> list[str]:
+    """The fields to compare: those given (normalised, in order), else every annotator column, sorted."""
+    if fields is None:
+        return sorted({f for cols in columns.values() for f in cols})
+    candidates = list(dict.fromkeys(_normalise_column(f) for f in fields))
+    if not candidates:
+        raise AgreementInputError("expected at least one field to compare; got an empty field list")
+    return candidates
+
+
+def _compare_fields(candidates: Sequence[str], humans: Mapping[str, pd.DataFrame], columns: Mapping[str, set],
+                    predictions: pd.DataFrame | None, ordinal_spec: dict[str, list[str] | None], *,
+                    margin: float, bootstrap: int, seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(results by field, why each skipped field was skipped)``; a field needs two or more annotators."""
+    names = list(humans)
+    report_fields: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for field in candidates:
+        raters = [n for n in names if field in columns[n]]
+        if len(raters) < 2:
+            skipped[field] = (f"only in {raters[0]}" if raters else "in no annotation table") + \
+                "; a field needs at least two annotators"
+            continue
+        result = _field_agreement(field, {n: humans[n][field] for n in raters}, predictions, ordinal_spec,
+                                  margin=margin, bootstrap=bootstrap, seed=seed)
+        missing_in = [n for n in names if n not in raters]
+        if missing_in:
+            result["notes"].insert(0, f"not in {missing_in}: compared among {raters}")
+        report_fields[field] = result
+    return report_fields, skipped
+
+
+def _items_summary(all_ids: Mapping[str, set], overlap_any: set, predictions: pd.DataFrame | None) -> dict[str, Any]:
+    """The report's ``items`` counts: per annotator, rated by all, by two or more, and the model's."""
+    in_all = set.intersection(*all_ids.values())
+    return {
+        "per_annotator": {n: len(i) for n, i in all_ids.items()},
+        "rated_by_all": len(in_all),
+        "rated_by_two_or_more": len(overlap_any),
+        **({"model": len(predictions),
+            "model_matched": len(set(predictions.index) & set().union(*all_ids.values()))}
+           if predictions is not None else {}),
+    }
+
+
 def agreement_report(tables: Mapping[str, pd.DataFrame | str | Path] | Sequence[str | Path], *,
                      model: pd.DataFrame | str | Path | Iterable[Mapping[str, Any]] | None = None,
                      fields: Sequence[str] | None = None,
@@ -438,49 +507,19 @@ def agreement_report(tables: Mapping[str, pd.DataFrame | str | Path] | Sequence[
     notes: list[str] = []
 
     all_ids = {n: set(t.index) for n, t in humans.items()}
-    overlap_any = set().union(*(ids_a & ids_b for ids_a, ids_b in itertools.combinations(all_ids.values(), 2)))
-    if not overlap_any:
-        raise AgreementInputError("expected items rated by at least two annotators; no item_id is in more than one "
-                                  "table (" + "; ".join(f"{n}: {len(i)} items, e.g. {_few(sorted(i), 3)}"
-                                                         for n, i in all_ids.items()) + ")")
-    in_all = set.intersection(*all_ids.values())
+    overlap_any = _overlapping_items(all_ids)
     if predictions is not None:
-        matched = set(predictions.index) & set().union(*all_ids.values())
-        if not matched:
-            raise AgreementInputError(
-                f"expected model records for the annotated items; none of the {len(predictions)} model item_ids "
-                f"(e.g. {_few(sorted(predictions.index), 3)}) is in an annotation table "
-                f"(e.g. {_few(sorted(overlap_any), 3)})")
-        unmatched = sorted(set(predictions.index) - matched)
-        if unmatched:
-            notes.append(f"{len(unmatched)} model records match no annotated item (e.g. {_few(unmatched, 3)})")
+        _check_model_items(predictions, all_ids, overlap_any, notes)
 
     columns = {n: set(t.columns) for n, t in humans.items()}
-    if fields is None:
-        candidates = sorted({f for cols in columns.values() for f in cols})
-    else:
-        candidates = list(dict.fromkeys(_normalise_column(f) for f in fields))
-        if not candidates:
-            raise AgreementInputError("expected at least one field to compare; got an empty field list")
+    candidates = _candidate_fields(columns, fields)
     ordinal_spec, ordinal_given = _ordinal_spec(ordinal)
     unknown = sorted(set(ordinal_spec) - set(candidates))
     if ordinal_given and unknown:
         notes.append(f"ordinal fields not compared: {unknown}")
 
-    report_fields: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    for field in candidates:
-        raters = [n for n in names if field in columns[n]]
-        if len(raters) < 2:
-            skipped[field] = (f"only in {raters[0]}" if raters else "in no annotation table") + \
-                "; a field needs at least two annotators"
-            continue
-        result = _field_agreement(field, {n: humans[n][field] for n in raters}, predictions, ordinal_spec,
-                                  margin=margin, bootstrap=bootstrap, seed=seed)
-        missing_in = [n for n in names if n not in raters]
-        if missing_in:
-            result["notes"].insert(0, f"not in {missing_in}: compared among {raters}")
-        report_fields[field] = result
+    report_fields, skipped = _compare_fields(candidates, humans, columns, predictions, ordinal_spec,
+                                             margin=margin, bootstrap=bootstrap, seed=seed)
     for field, why in skipped.items():
         notes.append(f"field {field!r} skipped: {why}")
     if not report_fields:
@@ -497,14 +536,7 @@ def agreement_report(tables: Mapping[str, pd.DataFrame | str | Path] | Sequence[
                                   if primary == "cohen_kappa" else
                                   f"{len(names)} annotators: Krippendorff's alpha is the agreement of the whole "
                                   "group (pairwise kappas are shown for detail)"),
-        "items": {
-            "per_annotator": {n: len(i) for n, i in all_ids.items()},
-            "rated_by_all": len(in_all),
-            "rated_by_two_or_more": len(overlap_any),
-            **({"model": len(predictions),
-                "model_matched": len(set(predictions.index) & set().union(*all_ids.values()))}
-               if predictions is not None else {}),
-        },
+        "items": _items_summary(all_ids, overlap_any, predictions),
         "verdict_rule": VERDICT_RULE.format(m=margin) if predictions is not None else None,
         "summary": [_summary_row(f, r) for f, r in report_fields.items()],
         "fields": report_fields,
@@ -521,27 +553,25 @@ def _summary_row(field: str, result: Mapping[str, Any]) -> dict[str, Any]:
             "model_verdict": model.get("verdict_text")}
 
 
-def _field_agreement(field: str, columns: dict[str, pd.Series], predictions: pd.DataFrame | None,
-                     ordinal_spec: dict[str, list[str] | None], *, margin: float, bootstrap: int,
-                     seed: int) -> dict[str, Any]:
-    notes: list[str] = []
-    raters = list(columns)
-    frame = pd.DataFrame(columns)  # union of the raters' item ids; NaN where an annotator has no row
-    frame = frame.astype(object).where(frame.notna(), None)
-    model_col: pd.Series | None = None
-    if predictions is not None:
-        if field in predictions.columns:
-            model_col = predictions[field].reindex(frame.index)
-            model_col = model_col.astype(object).where(model_col.notna(), None)
-            if model_col.isna().all():
-                notes.append(f"the model has no value for {field!r} on the annotated items")
-                model_col = None
-        else:
-            notes.append(f"the model records carry no {field!r} (grades, attributes, category, object_type)")
+def _model_column(field: str, predictions: pd.DataFrame | None, index: pd.Index,
+                  notes: list[str]) -> pd.Series | None:
+    """The model's value of ``field`` per item of ``index`` (None = no value), or None (noted) when it has none."""
+    if predictions is None:
+        return None
+    if field not in predictions.columns:
+        notes.append(f"the model records carry no {field!r} (grades, attributes, category, object_type)")
+        return None
+    model_col = predictions[field].reindex(index)
+    model_col = model_col.astype(object).where(model_col.notna(), None)
+    if model_col.isna().all():
+        notes.append(f"the model has no value for {field!r} on the annotated items")
+        return None
+    return model_col
 
-    values = {v for c in frame.columns for v in frame[c] if v is not None}
-    if model_col is not None:
-        values |= {v for v in model_col if v is not None}
+
+def _field_domain(field: str, values: set[str], ordinal_spec: dict[str, list[str] | None],
+                  notes: list[str]) -> tuple[list[str], str]:
+    """``(values in code order, "ordinal" or "nominal")`` of a field; a given order must hold every value."""
     level = "nominal"
     domain: list[str] = sorted(values)
     if field in ordinal_spec:
@@ -558,20 +588,15 @@ def _field_agreement(field: str, columns: dict[str, pd.Series], predictions: pd.
                 notes.append(f"compared as nominal: {why}")
             else:
                 domain, level = ordered, "ordinal"
+    return domain, level
+
+
+def _pair_agreements(field: str, coded: dict[str, np.ndarray], k: int, level: str, domain: list[str],
+                     notes: list[str]) -> list[dict[str, Any]]:
+    """Percent agreement and kappa (weighted and unweighted when ordinal) of each pair of raters."""
     weights = "quadratic" if level == "ordinal" else None
-    code = {v: i for i, v in enumerate(domain)}
-    k = max(len(domain), 1)
-
-    def codes(series: pd.Series) -> np.ndarray:
-        return np.array([np.nan if v is None else code[v] for v in series], dtype=np.float64)
-
-    coded = {n: codes(frame[n]) for n in raters}
-    rated_all = np.all([~np.isnan(c) for c in coded.values()], axis=0)
-    stacked = np.vstack([coded[n][rated_all] for n in raters])
-    pct_all = float(np.mean(np.all(stacked == stacked[0], axis=0))) if rated_all.any() else None
-
     pairs = []
-    for a, b in itertools.combinations(raters, 2):
+    for a, b in itertools.combinations(list(coded), 2):
         both = ~np.isnan(coded[a]) & ~np.isnan(coded[b])
         ca, cb = coded[a][both].astype(int), coded[b][both].astype(int)
         pair: dict[str, Any] = {"a": a, "b": b, "n_items": int(both.sum()),
@@ -584,6 +609,34 @@ def _field_agreement(field: str, columns: dict[str, pd.Series], predictions: pd.
         elif pair["kappa"] is None:
             notes.append(f"kappa {a}–{b} undefined: both used only the value {domain[ca[0]]!r}")
         pairs.append(pair)
+    return pairs
+
+
+def _field_agreement(field: str, columns: dict[str, pd.Series], predictions: pd.DataFrame | None,
+                     ordinal_spec: dict[str, list[str] | None], *, margin: float, bootstrap: int,
+                     seed: int) -> dict[str, Any]:
+    notes: list[str] = []
+    raters = list(columns)
+    frame = pd.DataFrame(columns)  # union of the raters' item ids; NaN where an annotator has no row
+    frame = frame.astype(object).where(frame.notna(), None)
+    model_col = _model_column(field, predictions, frame.index, notes)
+
+    values = {v for c in frame.columns for v in frame[c] if v is not None}
+    if model_col is not None:
+        values |= {v for v in model_col if v is not None}
+    domain, level = _field_domain(field, values, ordinal_spec, notes)
+    weights = "quadratic" if level == "ordinal" else None
+    code = {v: i for i, v in enumerate(domain)}
+    k = max(len(domain), 1)
+
+    def codes(series: pd.Series) -> np.ndarray:
+        return np.array([np.nan if v is None else code[v] for v in series], dtype=np.float64)
+
+    coded = {n: codes(frame[n]) for n in raters}
+    rated_all = np.all([~np.isnan(c) for c in coded.values()], axis=0)
+    stacked = np.vstack([coded[n][rated_all] for n in raters])
+    pct_all = float(np.mean(np.all(stacked == stacked[0], axis=0))) if rated_all.any() else None
+    pairs = _pair_agreements(field, coded, k, level, domain, notes)
 
     matrix = np.vstack([coded[n] for n in raters])
     alpha = _alpha(matrix, k, level)

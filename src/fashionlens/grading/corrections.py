@@ -44,6 +44,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.grading.item import ITEM_SCHEMA, VIEW_ROLES
 from fashionlens.imageio import load_image
 
@@ -391,14 +392,7 @@ class CorrectionStore:
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8"))
 
 
 def _write_item(out: Path, item_id: str, images: Mapping[str, tuple[bytes, str]], labels: Mapping[str, Any]) -> None:

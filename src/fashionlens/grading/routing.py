@@ -653,17 +653,8 @@ def _check_route(route: Any, where: str, problems: list[str]) -> bool:
     return False
 
 
-def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
-    """Validate parsed rules (the YAML as Python data) and compile them.
-
-    Raises:
-        RulesError: listing every problem, each naming the rule (by name and position) and the field.
-    """
-    problems: list[str] = []
-    if not isinstance(data, Mapping):
-        raise RulesError([f"expected a mapping with keys {', '.join(TOP_KEYS)}; got {type(data).__name__}"], source)
-    _check_keys(data, TOP_KEYS, "top level", problems)
-
+def _check_identity(data: Mapping[str, Any], problems: list[str]) -> tuple[Any, Any, Any]:
+    """``(name, version, description)`` of the rules, each problem appended to ``problems``."""
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"name: expected a non-empty text naming these rules; got {_q(name)}")
@@ -673,7 +664,11 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         problems.append(f"description: expected text; got {_q(description)}")
+    return name, version, description
 
+
+def _check_strategy(data: Mapping[str, Any], problems: list[str]) -> tuple[Any, list[str]]:
+    """``(strategy, severity)``; a bad severity is reported and replaced by :data:`DEFAULT_SEVERITY`."""
     strategy = data.get("strategy", "first_match")
     if strategy not in STRATEGIES:
         problems.append(f"strategy: expected one of {', '.join(STRATEGIES)}; got {_q(strategy)}"
@@ -684,7 +679,11 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
         problems.append(f"severity: expected every route exactly once, most severe first, e.g. "
                         f"{list(DEFAULT_SEVERITY)}; got {_q(severity)}")
         severity = list(DEFAULT_SEVERITY)
+    return strategy, severity
 
+
+def _compile_defines(data: Mapping[str, Any], problems: list[str]) -> _Compiler:
+    """A condition compiler knowing the ``define`` section's named conditions (each compiled once)."""
     defines = data.get("define", {}) or {}
     if not isinstance(defines, Mapping) or not all(isinstance(k, str) for k in defines):
         problems.append(f"define: expected a mapping of name → condition; got {_q(defines)}")
@@ -694,7 +693,43 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
         if _full(problems):
             break
         compiler.define(define_name)
+    return compiler
 
+
+def _compile_rule(raw: Any, i: int, compiler: _Compiler, seen: dict[str, int], problems: list[str]) -> Rule | None:
+    """Rule ``i`` of the ``rules`` list, or None when it has problems (appended to ``problems``).
+
+    ``seen`` maps the rule names met so far to their positions (this rule's name is added).
+    """
+    rule_name = raw.get("name") if isinstance(raw, Mapping) else None
+    where = f"rules[{i}]" + (f" {_q(rule_name, 60)}" if isinstance(rule_name, str) and rule_name.strip() else "")
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected a mapping with name, route, when, reason; got {_q(raw)}")
+        return None
+    _check_keys(raw, RULE_KEYS, where, problems)
+    missing = [k for k in ("name", "route", "when", "reason") if k not in raw]
+    if missing:
+        problems.append(f"{where}: missing {', '.join(missing)} (a rule needs name, route, when and reason)")
+    if not isinstance(rule_name, str) or not rule_name.strip():
+        if "name" in raw:
+            problems.append(f"{where}: name: expected a non-empty text; got {_q(rule_name)}")
+        rule_name = f"rules[{i}]"
+    elif rule_name in seen:
+        problems.append(f"{where}: name {_q(rule_name)} is already used by rules[{seen[rule_name]}]")
+    else:
+        seen[rule_name] = i
+    route_ok = "route" in raw and _check_route(raw["route"], f"{where}: route", problems)
+    condition = compiler.condition(raw["when"], f"{where}: when") if "when" in raw else None
+    reason = _compile_template(raw["reason"], f"{where}: reason", problems) if "reason" in raw else None
+    rule_description = raw.get("description")
+    if route_ok and condition is not None and reason is not None:
+        return Rule(rule_name, raw["route"], condition, reason,
+                    rule_description if isinstance(rule_description, str) else None)
+    return None
+
+
+def _compile_rules(data: Mapping[str, Any], compiler: _Compiler, problems: list[str]) -> list[Rule]:
+    """The rules of the ``rules`` list that compiled (stops early once there are too many problems)."""
     rules: list[Rule] = []
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list):
@@ -704,31 +739,14 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
     for i, raw in enumerate(raw_rules):
         if _full(problems):
             break
-        rule_name = raw.get("name") if isinstance(raw, Mapping) else None
-        where = f"rules[{i}]" + (f" {_q(rule_name, 60)}" if isinstance(rule_name, str) and rule_name.strip() else "")
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: expected a mapping with name, route, when, reason; got {_q(raw)}")
-            continue
-        _check_keys(raw, RULE_KEYS, where, problems)
-        missing = [k for k in ("name", "route", "when", "reason") if k not in raw]
-        if missing:
-            problems.append(f"{where}: missing {', '.join(missing)} (a rule needs name, route, when and reason)")
-        if not isinstance(rule_name, str) or not rule_name.strip():
-            if "name" in raw:
-                problems.append(f"{where}: name: expected a non-empty text; got {_q(rule_name)}")
-            rule_name = f"rules[{i}]"
-        elif rule_name in seen:
-            problems.append(f"{where}: name {_q(rule_name)} is already used by rules[{seen[rule_name]}]")
-        else:
-            seen[rule_name] = i
-        route_ok = "route" in raw and _check_route(raw["route"], f"{where}: route", problems)
-        condition = compiler.condition(raw["when"], f"{where}: when") if "when" in raw else None
-        reason = _compile_template(raw["reason"], f"{where}: reason", problems) if "reason" in raw else None
-        rule_description = raw.get("description")
-        if route_ok and condition is not None and reason is not None:
-            rules.append(Rule(rule_name, raw["route"], condition, reason,
-                              rule_description if isinstance(rule_description, str) else None))
+        rule = _compile_rule(raw, i, compiler, seen, problems)
+        if rule is not None:
+            rules.append(rule)
+    return rules
 
+
+def _check_default(data: Mapping[str, Any], problems: list[str]) -> tuple[Any, _Template | None]:
+    """``(default, its compiled reason)``: the route and reason used when no rule matches."""
     default = data.get("default")
     default_reason = None
     if not isinstance(default, Mapping):
@@ -738,6 +756,24 @@ def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
         _check_keys(default, DEFAULT_KEYS, "default", problems)
         _check_route(default.get("route"), "default: route", problems)
         default_reason = _compile_template(default.get("reason"), "default: reason", problems)
+    return default, default_reason
+
+
+def validate_rules(data: Any, *, source: str = "<rules>") -> Rules:
+    """Validate parsed rules (the YAML as Python data) and compile them.
+
+    Raises:
+        RulesError: listing every problem, each naming the rule (by name and position) and the field.
+    """
+    problems: list[str] = []
+    if not isinstance(data, Mapping):
+        raise RulesError([f"expected a mapping with keys {', '.join(TOP_KEYS)}; got {type(data).__name__}"], source)
+    _check_keys(data, TOP_KEYS, "top level", problems)
+    name, version, description = _check_identity(data, problems)
+    strategy, severity = _check_strategy(data, problems)
+    compiler = _compile_defines(data, problems)
+    rules = _compile_rules(data, compiler, problems)
+    default, default_reason = _check_default(data, problems)
 
     if _full(problems):
         problems.append(f"stopped checking after {MAX_PROBLEMS} problems; fix these and check again")

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from pycocotools import mask as mask_utils
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.io._mapping import (
     LabelResolver,
     MappingArg,
@@ -207,6 +208,97 @@ def pattern_of(names: Iterable[str], table: Mapping[str, Any] = FASHIONPEDIA_PAT
     return values.pop() if len(values) == 1 else None
 
 
+def _image_record(img: dict, where: str, root: Path, source: str, has_attributes: bool,
+                  records: Mapping[int, ImageRecord]) -> tuple[int, tuple[int, int], ImageRecord]:
+    """``(id, (height, width), record)`` of one entry of ``images`` (no garments yet); raises ValueError
+    naming ``where`` if it is malformed or its id is already in ``records``."""
+    missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
+    if missing:
+        raise ValueError(f"{where} lacks {missing}; an image needs id, file_name, width, height")
+    ident = as_int(img["id"], what="id", where=where)
+    if ident in records:
+        raise ValueError(f"{where}: duplicate image id {ident}")
+    if not isinstance(img["file_name"], str) or not img["file_name"]:
+        raise ValueError(f"{where}: file_name must be a non-empty string, got {img['file_name']!r}")
+    width = as_int(img["width"], what="width", where=where)
+    height = as_int(img["height"], what="height", where=where)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"{where}: width and height must be positive, got {width}x{height}")
+    group = img.get(GROUP_KEY, img["file_name"])
+    meta: dict[str, Any] = {"coco_image_id": ident}
+    if has_attributes:
+        meta["source_attributes"] = []
+    return ident, (height, width), ImageRecord(
+        path=Path(os.path.normpath(root / img["file_name"])),
+        source=source,
+        group=str(group),
+        width=width,
+        height=height,
+        meta=meta,
+    )
+
+
+def _annotation_bbox(ann: dict, mask: dict[str, Any] | None, where: str) -> tuple[float, float, float, float]:
+    """An annotation's box (x0, y0, x1, y1): its ``bbox``, else its mask's bounds."""
+    if ann.get("bbox") is not None:
+        return _bbox_xywh(ann["bbox"], where=where)
+    if mask is not None:
+        return rle_bbox_xyxy(mask)
+    raise ValueError(f"{where} has neither a bbox nor a segmentation")
+
+
+def _source_attribute_names(ann: dict, attribute_names: Mapping[int, str], where: str) -> list[str]:
+    """The names of an annotation's ``attribute_ids`` (each must be in the top-level ``attributes``)."""
+    ids = ann.get("attribute_ids") or []
+    if not isinstance(ids, list):
+        raise ValueError(f"{where}: attribute_ids must be a list of ints, got {type(ids).__name__}")  # noqa: TRY004
+    names = []
+    for a in ids:
+        a_id = as_int(a, what="attribute id", where=where)
+        if a_id not in attribute_names:
+            raise ValueError(f"{where}: attribute id {a_id} is not in the top-level 'attributes' list")
+        names.append(attribute_names[a_id])
+    return names
+
+
+@dataclass
+class _CocoLabels:
+    """What :func:`read_coco` needs to turn annotations into garments."""
+
+    categories: dict[int, str]
+    has_attributes: bool
+    attribute_names: dict[int, str]
+    patterns: Mapping[str, Any]
+    resolver: LabelResolver
+
+
+def _add_annotation(ann: dict, where: str, records: Mapping[int, ImageRecord],
+                    sizes: Mapping[int, tuple[int, int]], labels: _CocoLabels) -> None:
+    """Append one (non-skipped) annotation to its image's garments; raises ValueError naming ``where``."""
+    image_id = as_int(ann["image_id"], what="image_id", where=where)
+    record = records.get(image_id)
+    if record is None:
+        raise ValueError(f"{where}: image_id {image_id} is not in 'images'")
+    category_id = as_int(ann["category_id"], what="category_id", where=where)
+    if category_id not in labels.categories:
+        raise ValueError(f"{where}: category_id {category_id} is not in 'categories' "
+                         f"(ids {sorted(labels.categories)})")
+    height, width = sizes[image_id]
+    mask = segmentation_to_rle(ann.get("segmentation"), height, width, where=where)
+    bbox = _annotation_bbox(ann, mask, where)
+    extra: dict[str, AttributeValue] = {}
+    if labels.has_attributes:
+        names = _source_attribute_names(ann, labels.attribute_names, where)
+        record.meta["source_attributes"].append(names)
+        pattern = pattern_of(names, labels.patterns)
+        if pattern is not None:
+            extra["pattern"] = pattern
+    if ATTRIBUTES_KEY in ann:
+        extra.update(_file_attributes(ann[ATTRIBUTES_KEY], where=where))
+    record.garments.append(labels.resolver.garment(labels.categories[category_id], bbox_xyxy=bbox, mask_rle=mask,
+                                                   extra_attributes=extra, where=where))
+
+
 def read_coco(
     json_path: str | os.PathLike[str],
     image_dir: str | os.PathLike[str] | None = None,
@@ -233,37 +325,13 @@ def read_coco(
     categories = _id_names(_list_of_dicts(raw, "categories", path, required=bool(annotations)), "categories", path)
     has_attributes = "attributes" in raw or any("attribute_ids" in a for a in annotations)
     attribute_names = _id_names(_list_of_dicts(raw, "attributes", path, required=False), "attributes", path)
-    patterns = pattern_table(resolver.mapping)
+    labels = _CocoLabels(categories, has_attributes, attribute_names, pattern_table(resolver.mapping), resolver)
 
     records: dict[int, ImageRecord] = {}
     sizes: dict[int, tuple[int, int]] = {}
     for i, img in enumerate(images):
-        where = f"{path}: images[{i}]"
-        missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
-        if missing:
-            raise ValueError(f"{where} lacks {missing}; an image needs id, file_name, width, height")
-        ident = as_int(img["id"], what="id", where=where)
-        if ident in records:
-            raise ValueError(f"{where}: duplicate image id {ident}")
-        if not isinstance(img["file_name"], str) or not img["file_name"]:
-            raise ValueError(f"{where}: file_name must be a non-empty string, got {img['file_name']!r}")
-        width = as_int(img["width"], what="width", where=where)
-        height = as_int(img["height"], what="height", where=where)
-        if width <= 0 or height <= 0:
-            raise ValueError(f"{where}: width and height must be positive, got {width}x{height}")
-        sizes[ident] = (height, width)
-        group = img.get(GROUP_KEY, img["file_name"])
-        meta: dict[str, Any] = {"coco_image_id": ident}
-        if has_attributes:
-            meta["source_attributes"] = []
-        records[ident] = ImageRecord(
-            path=Path(os.path.normpath(root / img["file_name"])),
-            source=source,
-            group=str(group),
-            width=width,
-            height=height,
-            meta=meta,
-        )
+        ident, size, record = _image_record(img, f"{path}: images[{i}]", root, source, has_attributes, records)
+        sizes[ident], records[ident] = size, record
 
     n_crowd = 0
     for i, ann in enumerate(annotations):
@@ -274,41 +342,7 @@ def read_coco(
         if as_int(ann.get("iscrowd", 0), what="iscrowd", where=where) and not include_crowd:
             n_crowd += 1
             continue
-        image_id = as_int(ann["image_id"], what="image_id", where=where)
-        record = records.get(image_id)
-        if record is None:
-            raise ValueError(f"{where}: image_id {image_id} is not in 'images'")
-        category_id = as_int(ann["category_id"], what="category_id", where=where)
-        if category_id not in categories:
-            raise ValueError(f"{where}: category_id {category_id} is not in 'categories' (ids {sorted(categories)})")
-        height, width = sizes[image_id]
-        mask = segmentation_to_rle(ann.get("segmentation"), height, width, where=where)
-        if ann.get("bbox") is not None:
-            bbox = _bbox_xywh(ann["bbox"], where=where)
-        elif mask is not None:
-            bbox = rle_bbox_xyxy(mask)
-        else:
-            raise ValueError(f"{where} has neither a bbox nor a segmentation")
-        extra: dict[str, AttributeValue] = {}
-        if has_attributes:
-            ids = ann.get("attribute_ids") or []
-            if not isinstance(ids, list):
-                raise ValueError(f"{where}: attribute_ids must be a list of ints, got {type(ids).__name__}")
-            names = []
-            for a in ids:
-                a_id = as_int(a, what="attribute id", where=where)
-                if a_id not in attribute_names:
-                    raise ValueError(f"{where}: attribute id {a_id} is not in the top-level 'attributes' list")
-                names.append(attribute_names[a_id])
-            record.meta["source_attributes"].append(names)
-            pattern = pattern_of(names, patterns)
-            if pattern is not None:
-                extra["pattern"] = pattern
-        if ATTRIBUTES_KEY in ann:
-            extra.update(_file_attributes(ann[ATTRIBUTES_KEY], where=where))
-        record.garments.append(
-            resolver.garment(categories[category_id], bbox_xyxy=bbox, mask_rle=mask, extra_attributes=extra, where=where)
-        )
+        _add_annotation(ann, where, records, sizes, labels)
 
     if n_crowd:
         logger.info("%s: skipped %d crowd annotations (include_crowd=False)", path, n_crowd)
@@ -397,11 +431,7 @@ def write_coco(
         "annotations": annotations,
         "categories": categories,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, separators=(",", ":"))
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8"))
     summary = CocoWriteSummary(len(images), len(annotations), no_category, no_geometry)
     if summary.skipped:
         logger.warning(

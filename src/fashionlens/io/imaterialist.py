@@ -27,6 +27,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,87 @@ def _positive_int(text: str, what: str, where: str) -> int:
     return value
 
 
+@dataclass
+class _Row:
+    """One checked row of the competition CSV: a garment of image ``image_id``."""
+
+    image_id: str
+    height: int
+    width: int
+    cat_id: int
+    attr_ids: list[int]
+    mask: dict[str, Any]  # COCO RLE
+
+
+def _read_row(row: dict[str, Any], where: str, n_columns: int, separate_attributes: bool,
+              categories: Mapping[int, str], described: bool) -> _Row:
+    """Check and decode one CSV row (``described``: the categories come from label_descriptions).
+
+    Raises:
+        ValueError: naming ``where`` (file:line) and what is wrong with the row.
+    """
+    if None in row or any(row[c] is None for c in REQUIRED_COLUMNS):
+        raise ValueError(f"{where}: expected {n_columns} columns, got a row of a different length")
+    image_id = row["ImageId"].strip()
+    if not image_id:
+        raise ValueError(f"{where}: empty ImageId")
+    height = _positive_int(row["Height"], "Height", where)
+    width = _positive_int(row["Width"], "Width", where)
+    class_ids = _ints(row["ClassId"], "_", "ClassId", where)
+    if not class_ids:
+        raise ValueError(f"{where}: empty ClassId")
+    cat_id, attr_ids = class_ids[0], class_ids[1:]
+    if separate_attributes:
+        attr_ids += _ints(row["AttributesIds"] or "", ",", "AttributesIds", where)
+    if cat_id not in categories:
+        known = "label_descriptions" if described else f"0..{len(categories) - 1}"
+        raise ValueError(f"{where}: ClassId category {cat_id} is unknown; expected one of {known}")
+    if not row["EncodedPixels"].strip():
+        raise ValueError(f"{where}: empty EncodedPixels; every row needs a mask")
+    try:
+        mask = kaggle_rle_to_coco(row["EncodedPixels"], height, width)
+    except ValueError as exc:
+        raise ValueError(f"{where}: EncodedPixels: {exc}") from None
+    return _Row(image_id, height, width, cat_id, attr_ids, mask)
+
+
+def _record_of(records: dict[str, ImageRecord], r: _Row, where: str, idir: Path, source: str,
+               with_attribute_names: bool) -> ImageRecord:
+    """The record of the row's image (created on its first row); raises ValueError if its size changed."""
+    record = records.get(r.image_id)
+    if record is None:
+        file_name = r.image_id if Path(r.image_id).suffix else f"{r.image_id}.jpg"
+        meta: dict[str, Any] = {"source_attribute_ids": []}
+        if with_attribute_names:
+            meta["source_attributes"] = []
+        record = ImageRecord(path=idir / file_name, source=source, group=Path(file_name).stem,
+                             width=r.width, height=r.height, meta=meta)
+        records[r.image_id] = record
+    elif (record.height, record.width) != (r.height, r.width):
+        raise ValueError(
+            f"{where}: image {r.image_id} has size {r.height}x{r.width} here but {record.height}x{record.width} "
+            "in an earlier row"
+        )
+    return record
+
+
+def _row_attributes(record: ImageRecord, attr_ids: list[int], attribute_names: Mapping[int, str] | None,
+                    patterns: Mapping[str, Any], where: str) -> dict[str, AttributeValue]:
+    """Note the row's source attributes in ``record.meta``; its taxonomy pattern as extra attributes."""
+    extra: dict[str, AttributeValue] = {}
+    record.meta["source_attribute_ids"].append(attr_ids)
+    if attribute_names is not None:
+        unknown = [a for a in attr_ids if a not in attribute_names]
+        if unknown:
+            raise ValueError(f"{where}: attribute ids {unknown} are not in label_descriptions")
+        names = [attribute_names[a] for a in attr_ids]
+        record.meta["source_attributes"].append(names)
+        pattern = pattern_of(names, patterns)
+        if pattern is not None:
+            extra["pattern"] = pattern
+    return extra
+
+
 def read_imaterialist(
     csv_path: str | os.PathLike[str],
     image_dir: str | os.PathLike[str],
@@ -250,56 +332,11 @@ def read_imaterialist(
         separate_attributes = "AttributesIds" in header
         for row in reader:
             where = f"{path}:{reader.line_num}"
-            if None in row or any(row[c] is None for c in REQUIRED_COLUMNS):
-                raise ValueError(f"{where}: expected {len(header)} columns, got a row of a different length")
-            image_id = row["ImageId"].strip()
-            if not image_id:
-                raise ValueError(f"{where}: empty ImageId")
-            height = _positive_int(row["Height"], "Height", where)
-            width = _positive_int(row["Width"], "Width", where)
-            class_ids = _ints(row["ClassId"], "_", "ClassId", where)
-            if not class_ids:
-                raise ValueError(f"{where}: empty ClassId")
-            cat_id, attr_ids = class_ids[0], class_ids[1:]
-            if separate_attributes:
-                attr_ids += _ints(row["AttributesIds"] or "", ",", "AttributesIds", where)
-            if cat_id not in categories:
-                known = "label_descriptions" if label_descriptions is not None else f"0..{len(categories) - 1}"
-                raise ValueError(f"{where}: ClassId category {cat_id} is unknown; expected one of {known}")
-            if not row["EncodedPixels"].strip():
-                raise ValueError(f"{where}: empty EncodedPixels; every row needs a mask")
-            try:
-                mask = kaggle_rle_to_coco(row["EncodedPixels"], height, width)
-            except ValueError as exc:
-                raise ValueError(f"{where}: EncodedPixels: {exc}") from None
-
-            record = records.get(image_id)
-            if record is None:
-                file_name = image_id if Path(image_id).suffix else f"{image_id}.jpg"
-                meta: dict[str, Any] = {"source_attribute_ids": []}
-                if attribute_names is not None:
-                    meta["source_attributes"] = []
-                record = ImageRecord(path=idir / file_name, source=source, group=Path(file_name).stem,
-                                     width=width, height=height, meta=meta)
-                records[image_id] = record
-            elif (record.height, record.width) != (height, width):
-                raise ValueError(
-                    f"{where}: image {image_id} has size {height}x{width} here but {record.height}x{record.width} "
-                    "in an earlier row"
-                )
-            extra: dict[str, AttributeValue] = {}
-            record.meta["source_attribute_ids"].append(attr_ids)
-            if attribute_names is not None:
-                unknown = [a for a in attr_ids if a not in attribute_names]
-                if unknown:
-                    raise ValueError(f"{where}: attribute ids {unknown} are not in label_descriptions")
-                names = [attribute_names[a] for a in attr_ids]
-                record.meta["source_attributes"].append(names)
-                pattern = pattern_of(names, patterns)
-                if pattern is not None:
-                    extra["pattern"] = pattern
+            r = _read_row(row, where, len(header), separate_attributes, categories, label_descriptions is not None)
+            record = _record_of(records, r, where, idir, source, attribute_names is not None)
+            extra = _row_attributes(record, r.attr_ids, attribute_names, patterns, where)
             record.garments.append(
-                resolver.garment(categories[cat_id], bbox_xyxy=rle_bbox_xyxy(mask), mask_rle=mask,
+                resolver.garment(categories[r.cat_id], bbox_xyxy=rle_bbox_xyxy(r.mask), mask_rle=r.mask,
                                  extra_attributes=extra, where=where)
             )
     resolver.log_summary(logger, str(path))

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fashionlens.imageio import iter_image_paths
+from fashionlens.io.atomic import TMP_PREFIX, atomic_write, atomic_write_bytes, fsync_dir
 from fashionlens.result import TagResult
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ PARQUET_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 _CHUNK_NAME = re.compile(r"^\d{6,}\.(jsonl|parquet)$")
-_TMP_MARK = ".tmp-"
+_TMP_MARK = TMP_PREFIX  # temporaries of io.atomic
 #: job.json key sealing everything but ``chunks`` and ``updated`` (chunk entries carry ENTRY_SEAL)
 HEADER_SEAL = "header_sha256"
 ENTRY_SEAL = "entry_sha256"
@@ -166,26 +167,12 @@ def resolve_inputs(inputs: Sequence[str | os.PathLike[str]], *, manifest: str | 
 # ------------------------------------------------------------------------------ atomic files
 
 
-def _fsync_dir(folder: Path) -> None:
-    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_dir = fsync_dir
 
 
 def _write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     """Write ``data`` to ``path`` all or nothing: temporary name, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if sync_dir:
-        _fsync_dir(path.parent)
+    atomic_write_bytes(path, data, sync_dir=sync_dir)
 
 
 def _now() -> str:
@@ -945,10 +932,9 @@ def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | I
             n += 1
         return n
     out = Path(output)  # type: ignore[arg-type]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}{_TMP_MARK}{os.getpid()}")
-    n = 0
-    try:
+    counted: list[int] = []
+
+    def write(tmp: Path) -> None:
         if out.suffix.lower() == ".parquet":
             _, pq = _arrow()
             manifest, entries, inputs = _committed(Path(folder), partial=partial)
@@ -957,15 +943,10 @@ def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | I
                 for e in entries:
                     table = _chunk_table(Path(folder), e, source, inputs)
                     writer.write_table(table)
-                    n += table.num_rows
+                    counted.append(table.num_rows)
         else:
             with open(tmp, "w", encoding="utf-8") as fh:
-                n = merge_job(folder, fh, partial=partial)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
+                counted.append(merge_job(folder, fh, partial=partial))
+
+    atomic_write(out, write, sync_dir=True)
+    return sum(counted)

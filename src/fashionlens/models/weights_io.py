@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.io.atomic import atomic_write
+
 
 def save_npz_weights(path: str | os.PathLike[str], *, fmt: str, meta: Mapping[str, Any],
                      arrays: Mapping[str, np.ndarray]) -> Path:
@@ -28,11 +30,11 @@ def save_npz_weights(path: str | os.PathLike[str], *, fmt: str, meta: Mapping[st
     blob = dict(arrays)
     header = json.dumps({"format": fmt, "meta": dict(meta)})
     blob["__meta__"] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, **blob)
-    os.replace(tmp, path)
-    return path
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: np.savez would add ".npz" to a name
+            np.savez(fh, **blob)
+
+    return atomic_write(path, write)
 
 
 def load_npz_weights(path: str | os.PathLike[str], *, fmt: str, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -59,10 +61,7 @@ def save_torch_weights(path: str | os.PathLike[str], *, fmt: str, meta: Mapping[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state_dict.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": fmt, "meta": dict(meta), "state_dict": state}, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save({"format": fmt, "meta": dict(meta), "state_dict": state}, tmp))
 
 
 def load_torch_weights(path: str | os.PathLike[str], *, fmt: str, map_location: str = "cpu"

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.models.damage import damage_probabilities, load_damage_model
 from fashionlens.runtime.backends import onnx_path_for
 
@@ -44,12 +45,10 @@ def export_damage_onnx(weights: str | Path | None = None, output: str | Path | N
     model, meta = load_damage_model(weights)
     side = meta.input_side
     dummy = torch.zeros(1, 3, side, side * 9 // 16 // 32 * 32)
-    tmp = output.with_name(output.name + ".tmp")
-    torch.onnx.export(_Probabilities(model).eval(), (dummy,), str(tmp), input_names=["images"],
-                      output_names=["probs"], opset_version=opset, dynamo=False,
-                      dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
-                                    "probs": {0: "batch", 2: "height", 3: "width"}})
-    tmp.replace(output)
+    atomic_write(output, lambda tmp: torch.onnx.export(
+        _Probabilities(model).eval(), (dummy,), str(tmp), input_names=["images"], output_names=["probs"],
+        opset_version=opset, dynamo=False, dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
+                                                         "probs": {0: "batch", 2: "height", 3: "width"}}))
     log.info("exported damage head %s → %s", weights, output)
     return output
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.models.detector_weights import load_detector
 from fashionlens.models.fcos_seg import DetectionLimits, FCOSSeg
 
@@ -68,10 +69,9 @@ def export_detector_onnx(weights: str | Path | None = None, output: str | Path |
                **{n: {0: "batch", 1: "locations"} for n in OUTPUT_NAMES[:3]},
                **{n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in FEATURE_NAMES}}
     dynamic = {k: v for k, v in dynamic.items() if k in names or k == "images"}
-    tmp = output.with_name(output.name + ".tmp")
-    torch.onnx.export(_DetectorNetwork(model).eval(), (dummy,), str(tmp), input_names=["images"],
-                      output_names=names, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
-    tmp.replace(output)
+    atomic_write(output, lambda tmp: torch.onnx.export(
+        _DetectorNetwork(model).eval(), (dummy,), str(tmp), input_names=["images"], output_names=names,
+        dynamic_axes=dynamic, opset_version=opset, dynamo=False))
     log.info("exported detector %s → %s", weights, output)
     return output
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.models.classifier import (
     EMBEDDING_OUTPUT,
     GarmentClassifier,
@@ -47,16 +48,17 @@ def export_classifier_onnx(weights: str | Path | None = None, output: str | Path
     size = model.meta.input_size
     dummy = torch.zeros(2, 3, size, size)
     names = [h.name for h in model.meta.heads] + [EMBEDDING_OUTPUT]
-    tmp = output.with_suffix(".onnx.tmp")
-    torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["images"], output_names=names,
-                      dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}},
-                      opset_version=opset, dynamo=False)
-    import onnx
+    def write(tmp: Path) -> None:
+        import onnx
 
-    proto = onnx.load(str(tmp))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "fashionlens_meta", json.dumps(model.meta.to_dict())
-    onnx.save(proto, str(tmp))
-    tmp.replace(output)
+        torch.onnx.export(wrapped, (dummy,), str(tmp), input_names=["images"], output_names=names,
+                          dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+                          opset_version=opset, dynamo=False)
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "fashionlens_meta", json.dumps(model.meta.to_dict())
+        onnx.save(proto, str(tmp))
+
+    atomic_write(output, write)
     log.info("exported %s → %s", weights, output)
     return output

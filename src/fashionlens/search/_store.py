@@ -47,10 +47,13 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.io.atomic import TMP_PREFIX as ATOMIC_TMP_PREFIX
+from fashionlens.io.atomic import atomic_write, fsync_dir  # noqa: F401 - fsync_dir used by index.py
+
 FORMAT = "fashionlens/garment-index"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ATOMIC_TMP_PREFIX  # temporaries of io.atomic (swept by cleanup)
 #: the manifest key holding the SHA-256 of the manifest's own text without that key (the last key)
 SEAL_KEY = "manifest_sha256"
 #: data files whose size and SHA-256 the manifest records (``checksums``)
@@ -356,47 +359,10 @@ def new_generation_token(generation: int) -> str:
 # ------------------------------------------------------------------------------------ atomic writes
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make renames inside ``directory`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def tmp_path(directory: Path, final_name: str) -> Path:
-    return directory / f"{TMP_PREFIX}{secrets.token_hex(6)}-{final_name}"
-
-
-def replace_into_place(tmp: Path, final: Path) -> None:
-    """``fsync`` ``tmp`` and atomically rename it to ``final`` (same directory)."""
-    _fsync_file(tmp)
-    os.replace(tmp, final)
-
-
 def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
-    """Have ``write(tmp)`` produce the file under a temporary name, then fsync + :func:`os.replace`.
-
-    On any exception the temporary file is removed and ``final`` is left as it was.
-    """
-    tmp = tmp_path(final.parent, final.name)
-    try:
-        write(tmp)
-        replace_into_place(tmp, final)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+    """Have ``write(tmp)`` produce the file under a temporary name, then fsync + :func:`os.replace`
+    (:func:`fashionlens.io.atomic.atomic_write`). On any exception ``final`` is left as it was."""
+    atomic_write(final, write)
 
 
 def write_manifest(directory: Path, manifest: IndexManifest) -> None:

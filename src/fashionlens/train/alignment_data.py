@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.paths import default_data_root, runs_path
 from fashionlens.search.captions import GarmentFacts
 from fashionlens.train.config import ConfigError
@@ -266,8 +267,9 @@ def sample_embeddings(cache_dir: str | Path, samples: Sequence[Sample], *, class
     arrays = {k: np.concatenate(v) if v else np.zeros((0, d), np.float32) for k, v in out.items()}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **arrays)
-        tmp.replace(path)
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a file object: np.savez would add ".npz" to a name
+                np.savez(fh, **arrays)
+
+        atomic_write(path, write, fsync=False)
     return arrays

@@ -298,11 +298,23 @@ def _rise_photos(config: DamageTrainConfig) -> dict[str, list[str]]:
     return paths
 
 
-def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
-    """Train, pick the epoch and threshold on validation, evaluate on test, save ``model.pt``.
+@dataclass
+class _DamageRun:
+    """One training run: the model, its optimiser and schedule, the photos, and where it writes."""
 
-    ``resume``: continue from ``out_dir/last.pt`` when it exists (else start over).
-    """
+    config: DamageTrainConfig
+    out: Path
+    model: DamageSegmenter
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    photos: dict[str, list[GarmentPhoto]]
+    val_set: _HeldOut
+    start: int = 0  # first epoch to train (after a resumed one)
+    best: float = -1.0  # best validation score so far
+
+
+def _start(config: DamageTrainConfig, resume: bool) -> Path:
+    """Threads and seed; ``out_dir`` with ``config.json`` (and without an earlier log unless ``resume``)."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = Path(config.out_dir)
@@ -310,10 +322,11 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
     if not resume and (out / "metrics.jsonl").is_file():
         (out / "metrics.jsonl").unlink()
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-    paths = _rise_photos(config)
-    photos = {k: load_garment_photos(v, height=config.height, width=config.width, progress=progress)
-              for k, v in paths.items()}
-    val_set = _HeldOut.of(photos["val"], seed=10_000 + config.seed)
+    return out
+
+
+def _initial_model(config: DamageTrainConfig) -> DamageSegmenter:
+    """A new segmenter (ImageNet backbone) or, with ``init_from``, saved damage weights."""
     model = DamageSegmenter(frozen_blocks=config.frozen_blocks, decoder_channels=config.decoder_channels,
                             pretrained=config.init_from is None)
     if config.init_from:
@@ -326,49 +339,74 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
             raise ValueError(f"init_from {config.init_from}: expected damage weights with decoder_channels "
                              f"{config.decoder_channels}; {e}") from None
         log.info("initialised from %s", config.init_from)
+    return model
+
+
+def _new_run(config: DamageTrainConfig, out: Path, photos: dict[str, list[GarmentPhoto]],
+             val_set: _HeldOut) -> _DamageRun:
+    """The model, AdamW over its trainable parameters and a warm-up + cosine schedule."""
+    model = _initial_model(config)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(photos["train"]) / config.batch_size)
     total = steps_per_epoch * config.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    start, best = 0, -1.0
-    if resume and (out / "last.pt").is_file():
-        ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        start, best = ck["epoch"] + 1, ck["best"]
-        log.info("resumed from epoch %d", start)
-    for epoch in range(start, config.epochs):
-        model.train()
-        draw = epoch + config.epoch_offset
-        loader = torch.utils.data.DataLoader(_TrainSet(photos["train"], config, draw), batch_size=config.batch_size,
-                                             shuffle=True, num_workers=config.workers,
-                                             generator=torch.Generator().manual_seed(config.seed + draw))
-        t0, losses = time.time(), []
-        for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress):
-            loss = _loss(model(x), y, config)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss))
-        ev = val_set.predict(model).choose(max_false_rate=config.max_false_rate)
-        score = ev.score
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": (time.time() - t0) / 60,
-               "val": ev.to_dict()}
-        with (out / "metrics.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        log.info("epoch %d loss %.4f val score %.3f", epoch + 1, row["loss"], score)
-        if score > best:
-            best = score
-            torch.save({"model": model.state_dict(), "epoch": epoch, "val": ev.to_dict()}, out / "best.pt")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch, "best": best}, out / "last.pt")
+    return _DamageRun(config=config, out=out, model=model, opt=opt, sched=sched, photos=photos, val_set=val_set)
+
+
+def _resume(run: _DamageRun) -> None:
+    """Continue after the epoch in ``last.pt``: weights, optimiser, schedule and best score."""
+    ck = torch.load(run.out / "last.pt", map_location="cpu", weights_only=False)
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["opt"])
+    run.sched.load_state_dict(ck["sched"])
+    run.start, run.best = ck["epoch"] + 1, ck["best"]
+    log.info("resumed from epoch %d", run.start)
+
+
+def _train_epoch(run: _DamageRun, epoch: int, *, progress: bool) -> list[float]:
+    """One epoch on freshly drawn synthetic damage (the draw of epoch ``epoch + epoch_offset``); the batch losses."""
+    config, model = run.config, run.model
+    model.train()
+    draw = epoch + config.epoch_offset
+    loader = torch.utils.data.DataLoader(_TrainSet(run.photos["train"], config, draw), batch_size=config.batch_size,
+                                         shuffle=True, num_workers=config.workers,
+                                         generator=torch.Generator().manual_seed(config.seed + draw))
+    losses = []
+    for x, y in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress):
+        loss = _loss(model(x), y, config)
+        run.opt.zero_grad()
+        loss.backward()
+        run.opt.step()
+        run.sched.step()
+        losses.append(float(loss))
+    return losses
+
+
+def _validate(run: _DamageRun, epoch: int, losses: list[float], t0: float) -> None:
+    """Score the epoch on validation, log it (``metrics.jsonl``), write ``best.pt`` (if better) and ``last.pt``."""
+    config, model, out = run.config, run.model, run.out
+    ev = run.val_set.predict(model).choose(max_false_rate=config.max_false_rate)
+    score = ev.score
+    row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "minutes": (time.time() - t0) / 60,
+           "val": ev.to_dict()}
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    log.info("epoch %d loss %.4f val score %.3f", epoch + 1, row["loss"], score)
+    if score > run.best:
+        run.best = score
+        torch.save({"model": model.state_dict(), "epoch": epoch, "val": ev.to_dict()}, out / "best.pt")
+    torch.save({"model": model.state_dict(), "opt": run.opt.state_dict(), "sched": run.sched.state_dict(),
+                "epoch": epoch, "best": run.best}, out / "last.pt")
+
+
+def _finish(run: _DamageRun) -> dict[str, Any]:
+    """The best epoch: decoding chosen on validation, measured on test; ``model.pt`` and ``summary.json``."""
+    config, model, out, photos = run.config, run.model, run.out, run.photos
     ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     model.load_state_dict(ck["model"])
-    report = _final_report(model, val_set, _HeldOut.of(photos["test"], seed=20_000 + config.seed), config,
+    report = _final_report(model, run.val_set, _HeldOut.of(photos["test"], seed=20_000 + config.seed), config,
                            fit_verifier=config.region_verifier)
     val, test = report["val"], report["test"]
     metrics = {"val": val.to_dict(), "test": test.to_dict(), "best_epoch": ck["epoch"] + 1}
@@ -387,6 +425,26 @@ def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bo
     summary = {**metrics, "model": str(out / "model.pt")}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def train_damage(config: DamageTrainConfig, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
+    """Train, pick the epoch and threshold on validation, evaluate on test, save ``model.pt``.
+
+    ``resume``: continue from ``out_dir/last.pt`` when it exists (else start over).
+    """
+    out = _start(config, resume)
+    paths = _rise_photos(config)
+    photos = {k: load_garment_photos(v, height=config.height, width=config.width, progress=progress)
+              for k, v in paths.items()}
+    val_set = _HeldOut.of(photos["val"], seed=10_000 + config.seed)
+    run = _new_run(config, out, photos, val_set)
+    if resume and (out / "last.pt").is_file():
+        _resume(run)
+    for epoch in range(run.start, config.epochs):
+        t0 = time.time()
+        losses = _train_epoch(run, epoch, progress=progress)
+        _validate(run, epoch, losses, t0)
+    return _finish(run)
 
 
 def evaluate_damage_model(weights: str | Path, config: DamageTrainConfig, *, save_defaults: bool = False,

@@ -46,6 +46,7 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from tqdm import tqdm
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.imageio import load_image
 from fashionlens.io.records import ImageRecord
 from fashionlens.io.splits import group_split
@@ -338,9 +339,7 @@ def cached_views(model: nn.Module, config: DetectorTrainConfig, split: str, reco
     views = build_views(model, records, flips=flips, freeze_stem=config.freeze_stem, desc=f"cache {split}",
                         zooms=zooms, zoom_min_scale=config.zoom_min_scale, seed=config.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save([dataclasses.asdict(v) for v in views], tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: torch.save([dataclasses.asdict(v) for v in views], tmp), fsync=False)
     return views
 
 
@@ -456,8 +455,34 @@ def build_model(config: DetectorTrainConfig) -> nn.Module:
     return DETECTORS[config.arch](num_classes=len(detector_class_names()) - 1, pretrained_backbone=True, **kwargs)
 
 
-def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[str, Any]:
-    """Run the recipe of the module docstring; returns the summary also written to ``eval.json``."""
+@dataclass
+class _BoxRun:
+    """The box-training stage: model, optimiser, its schedule and the state ``last.pt`` stores
+    (epoch, step, best validation box AP and its epoch, evaluations since the best)."""
+
+    config: DetectorTrainConfig
+    out: Path
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    base_lrs: list[float]
+    total_steps: int
+    state: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1,
+                                                           "evals_since_best": 0})
+
+    @property
+    def last(self) -> Path:
+        return self.out / "last.pt"
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up for ``warmup_iters`` steps, then cosine decay to 0."""
+        warmup = self.config.warmup_iters
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, self.total_steps - warmup))))
+
+
+def _start(config: DetectorTrainConfig, resume: bool) -> Path:
+    """Seed, make ``out_dir`` (emptied of an earlier run's state unless ``resume``), write ``config.json``."""
     if config.threads:
         torch.set_num_threads(config.threads)
     random.seed(config.seed)
@@ -469,8 +494,11 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
         for name in ("last.pt", "best.pt", "roi_mask.pt", "roi_mask_last.pt", "metrics.jsonl"):
             (out / name).unlink(missing_ok=True)
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
-    splits = split_records(config)
-    log.info("detector data: %s", {k: len(v) for k, v in splits.items()})
+    return out
+
+
+def _initial_model(config: DetectorTrainConfig) -> nn.Module:
+    """The configured detector, from ``init_from``'s weights when set, with the stem frozen if asked."""
     model = build_model(config)
     if config.init_from:
         from fashionlens.models.detector_weights import load_detector
@@ -485,76 +513,110 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
         log.info("initialised from %s", config.init_from)
     if config.freeze_stem:
         _freeze_stem(model)
-    views = {name: cached_views(model, config, name, splits[name]) for name in ("train", "val")}
-    if config.roi_mask_only:
-        return _retrain_roi_masks(model, config, splits, views)
+    return model
+
+
+def _new_box_run(model: nn.Module, config: DetectorTrainConfig, out: Path, n_train: int) -> _BoxRun:
     optimizer = torch.optim.AdamW(_param_groups(model, config), weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
-    total = max(1, steps_per_epoch * config.epochs)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    return _BoxRun(config=config, out=out, model=model, optimizer=optimizer,
+                   base_lrs=[g["lr"] for g in optimizer.param_groups],
+                   total_steps=max(1, steps_per_epoch * config.epochs))
 
-    def lr_factor(step: int) -> float:
-        if step < config.warmup_iters:
-            return (step + 1) / config.warmup_iters
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_iters) / max(1, total - config.warmup_iters))))
 
-    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "evals_since_best": 0}
-    last = out / "last.pt"
-    if last.is_file():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        _load_partial(model, ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
-        log.info("resumed from %s at epoch %d", last, state["epoch"])
-    metrics_log = out / "metrics.jsonl"
+def _resume(run: _BoxRun) -> None:
+    """Continue from ``last.pt`` when there is one: weights, optimiser and state."""
+    if run.last.is_file():
+        ckpt = torch.load(run.last, map_location="cpu", weights_only=False)
+        _load_partial(run.model, ckpt["model"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.state = ckpt["state"]
+        log.info("resumed from %s at epoch %d", run.last, run.state["epoch"])
+
+
+def _train_epoch(run: _BoxRun, by_record: dict[int, list[CachedView]]) -> dict[str, Any]:
+    """One epoch over one seeded view per training image; returns the epoch's log record (losses, time)."""
+    config, model, optimizer, state = run.config, run.model, run.optimizer, run.state
+    epoch = state["epoch"]
+    rng = random.Random(f"{config.seed}/{epoch}")
+    chosen = [rng.choice(vs) for _, vs in sorted(by_record.items())]
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    t0 = time.perf_counter()
+    batches = _batches(chosen, config.batch_size, rng)
+    for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
+        for g, base in zip(optimizer.param_groups, run.base_lrs):
+            g["lr"] = base * run.lr_factor(state["step"])
+        losses = losses_of(model, batch, config.freeze_stem)
+        loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+        optimizer.step()
+        state["step"] += 1
+        for k, v in losses.items():
+            sums[k] += float(v.detach()) / len(batches)
+    return {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
+            "loss": {k: round(v, 4) for k, v in sums.items()}}
+
+
+def _validate(run: _BoxRun, views: Sequence[CachedView], records: Sequence[ImageRecord],
+              record: dict[str, Any]) -> None:
+    """Validation box/mask AP into ``record``; ``best.pt`` when the box AP improves."""
+    state = run.state
+    val = _summary(evaluate_views(run.model, views, records, freeze_stem=run.config.freeze_stem))
+    record["val"] = val
+    score = val["box_ap"] or 0.0
+    if score > state["best"]:
+        state.update(best=score, best_epoch=state["epoch"], evals_since_best=0)
+        torch.save(run.model.state_dict(), run.out / "best.pt")
+    else:
+        state["evals_since_best"] += 1
+
+
+def _checkpoint(run: _BoxRun, record: dict[str, Any]) -> None:
+    """Log the epoch (``metrics.jsonl``) and write ``last.pt`` atomically."""
+    with (run.out / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    log.info("%s", record)
+    atomic_write(run.last, lambda tmp: torch.save({"model": run.model.state_dict(),
+                                                    "optimizer": run.optimizer.state_dict(), "state": run.state}, tmp))
+
+
+def _train_boxes(run: _BoxRun, splits: dict[str, list[ImageRecord]], views: dict[str, list[CachedView]]) -> None:
+    """Box epochs until ``epochs`` or ``patience`` evaluations without improvement; then the best weights."""
+    config = run.config
+    _resume(run)
+    state = run.state
     by_record: dict[int, list[CachedView]] = defaultdict(list)
     for v in views["train"]:
         by_record[v.record_index].append(v)
     while state["epoch"] < config.epochs and state["evals_since_best"] < config.patience:
-        epoch = state["epoch"]
-        rng = random.Random(f"{config.seed}/{epoch}")
-        chosen = [rng.choice(vs) for _, vs in sorted(by_record.items())]
-        model.train()
-        sums: dict[str, float] = defaultdict(float)
-        t0 = time.perf_counter()
-        batches = _batches(chosen, config.batch_size, rng)
-        for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
-            for g, base in zip(optimizer.param_groups, base_lrs):
-                g["lr"] = base * lr_factor(state["step"])
-            losses = losses_of(model, batch, config.freeze_stem)
-            loss = sum(losses.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
-            optimizer.step()
-            state["step"] += 1
-            for k, v in losses.items():
-                sums[k] += float(v.detach()) / len(batches)
-        record: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
-                                  "loss": {k: round(v, 4) for k, v in sums.items()}}
-        state["epoch"] = epoch + 1
+        record = _train_epoch(run, by_record)
+        state["epoch"] += 1
         if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:
-            val = _summary(evaluate_views(model, views["val"], splits["val"], freeze_stem=config.freeze_stem))
-            record["val"] = val
-            score = val["box_ap"] or 0.0
-            if score > state["best"]:
-                state.update(best=score, best_epoch=state["epoch"], evals_since_best=0)
-                torch.save(model.state_dict(), out / "best.pt")
-            else:
-                state["evals_since_best"] += 1
-        with metrics_log.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        log.info("%s", record)
-        tmp = last.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, tmp)
-        tmp.replace(last)
-    if (out / "best.pt").is_file():
-        _load_partial(model, torch.load(out / "best.pt", map_location="cpu", weights_only=True))
+            _validate(run, views["val"], splits["val"], record)
+        _checkpoint(run, record)
+    if (run.out / "best.pt").is_file():
+        _load_partial(run.model, torch.load(run.out / "best.pt", map_location="cpu", weights_only=True))
+
+
+def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[str, Any]:
+    """Run the recipe of the module docstring; returns the summary also written to ``eval.json``."""
+    out = _start(config, resume)
+    splits = split_records(config)
+    log.info("detector data: %s", {k: len(v) for k, v in splits.items()})
+    model = _initial_model(config)
+    views = {name: cached_views(model, config, name, splits[name]) for name in ("train", "val")}
+    if config.roi_mask_only:
+        return _retrain_roi_masks(model, config, splits, views)
+    run = _new_box_run(model, config, out, len(splits["train"]))
+    _train_boxes(run, splits, views)
     if config.roi_mask_epochs:
         if getattr(model, "roi_mask", None) is None:
             raise ConfigError("roi_mask_epochs > 0 needs an fcos-seg detector with builder_kwargs: {roi_masks: true}")
         train_roi_masks(model, mask_training_views(views["train"], splits["train"], config), config)
-    return finish(model, config, splits, views["val"], state)
+    return finish(model, config, splits, views["val"], run.state)
 
 
 def _retrain_roi_masks(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]],
@@ -646,10 +708,9 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
         log.info("mask head epoch %d: loss %.4f", epoch + 1, total)
         with (out / "metrics.jsonl").open("a") as f:
             f.write(json.dumps({"mask_head_epoch": epoch + 1, "loss": round(total, 4)}) + "\n")
-        tmp = last.with_suffix(".tmp")
-        torch.save({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                    "step": step, "torch_rng": torch.get_rng_state()}, tmp)
-        tmp.replace(last)
+        checkpoint = {"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                      "step": step, "torch_rng": torch.get_rng_state()}
+        atomic_write(last, lambda tmp, c=checkpoint: torch.save(c, tmp))
     head.eval()
     torch.save(head.state_dict(), path)
     last.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.models.classifier import GarmentClassifier
 from fashionlens.models.heads import HeadSpec
 from fashionlens.train.samples import Sample, SampleDataset, encode_targets
@@ -101,9 +102,7 @@ def cached_features(stem: FrozenStem, dataset: SampleDataset, cache_file: Path, 
             log.info("features from %s", cache_file)
             return blob["features"]
     feats = compute_features(stem, dataset, views=views, seed=seed, batch_size=batch_size, desc=desc)
-    tmp = cache_file.with_suffix(".tmp")
-    torch.save({"key": key, "features": feats}, tmp)
-    tmp.replace(cache_file)
+    atomic_write(cache_file, lambda tmp: torch.save({"key": key, "features": feats}, tmp), fsync=False)
     return feats
 
 

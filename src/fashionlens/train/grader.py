@@ -224,38 +224,36 @@ def _data_description(data: Path, items: Sequence[ItemRecord]) -> str:
     return f"RISE release layout ({data.name}/)"
 
 
-def train_grader(config: GraderTrainConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train the configured heads that have labels; write ``<out_dir>/grader.npz`` (and ``ship_to``).
+@dataclass
+class _GraderData:
+    """The items by split (those with a front or back photo that decodes), their fused embeddings and targets."""
 
-    Returns a summary: ``trained`` (head → labelled training items), ``untrained`` (head → reason),
-    ``val``/``test`` metrics per head with the majority baseline, the read summary and paths.
-    """
-    import torch
+    items: list[ItemRecord]  # everything read (also those left out)
+    summary: Any  # the reader's summary
+    usable: dict[str, list[ItemRecord]]
+    x: dict[str, np.ndarray] = field(default_factory=dict)
+    y: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    embedding_dim: int = 0
 
-    from fashionlens.evaluate.grading import grading_metrics, write_confusion_pngs
+
+def _read_splits(data: Path, config: GraderTrainConfig, say: Callable[[str], None]) -> _GraderData:
     from fashionlens.io.rise_release import read_items
     from fashionlens.io.splits import group_split
-    from fashionlens.models.grader import (
-        fuse_views,
-        heads_from_vocabularies,
-        load_grader,
-    )
-    from fashionlens.models.grader import save_grader as save
 
-
-    say = progress or (lambda msg: log.info("%s", msg))
-    if not config.data:
-        raise ConfigError("data: expected a RISE release folder or the shared subset folder, got nothing")
-    torch.set_num_threads(config.threads)
-    data = Path(config.data)
     items, summary = read_items(data)
     splits = group_split(items, fractions=config.split_fractions, seed=config.seed)
     usable: dict[str, list[ItemRecord]] = {}
     for name, recs in splits.items():
         usable[name] = [it for it in recs if "front" in it.views or "back" in it.views]
     say(f"{len(items)} items: " + ", ".join(f"{k} {len(v)}" for k, v in usable.items()))
+    return _GraderData(items, summary, usable)
+
+
+def _vocabularies(data: Path, train: Sequence[ItemRecord], config: GraderTrainConfig
+                  ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """Per head to train: its vocabulary; per head not trained: why; per head: the training label counts."""
     # every head is checked for labels, so the summary says why each untrained head is untrained
-    vocab, untrained, counts = build_vocabularies(usable["train"], GRADING_HEADS, min_labels=config.min_labels,
+    vocab, untrained, counts = build_vocabularies(train, GRADING_HEADS, min_labels=config.min_labels,
                                                   min_class_count=config.min_class_count)
     for head in GRADING_HEADS:
         if head not in config.heads:
@@ -265,55 +263,67 @@ def train_grader(config: GraderTrainConfig, *, progress: Callable[[str], None] |
     if not vocab:
         raise ValueError(f"{data}: no head has enough labels to train: "
                          + "; ".join(f"{h}: {r}" for h, r in untrained.items() if h in config.heads))
-    specs = heads_from_vocabularies(vocab, HEAD_KINDS)
-    x: dict[str, np.ndarray] = {}
-    y: dict[str, dict[str, np.ndarray]] = {}
-    embedding_dim = 0
-    for name, recs in usable.items():
+    return vocab, untrained, counts
+
+
+def _embed_splits(d: _GraderData, specs: Sequence[GraderHeadSpec], config: GraderTrainConfig) -> None:
+    """Fused view embeddings (``d.x``) and encoded targets (``d.y``) per split; items none of whose photos
+    decode are left out of ``d.usable``."""
+    from fashionlens.models.grader import fuse_views
+
+    for name, recs in d.usable.items():
         if not recs:
             continue
         emb, present = embed_items(recs, classifier=config.classifier, backend=config.backend,
                                    cache=config.embedding_cache, threads=config.threads)
-        embedding_dim = emb["front"].shape[1]
+        d.embedding_dim = emb["front"].shape[1]
         keep = present["front"] | present["back"]
         if not keep.all():
             log.warning("%s: %d items left out, none of their photos could be decoded", name, int((~keep).sum()))
         recs = [r for r, k in zip(recs, keep) if k]
-        usable[name] = recs
-        x[name] = fuse_views({r: e[keep] for r, e in emb.items()}, {r: p[keep] for r, p in present.items()},
-                             fusion=config.fusion)
-        y[name], _ = encode_targets(recs, specs)
-    from fashionlens.models.registry import default_weights_path
+        d.usable[name] = recs
+        d.x[name] = fuse_views({r: e[keep] for r, e in emb.items()}, {r: p[keep] for r, p in present.items()},
+                               fusion=config.fusion)
+        d.y[name], _ = encode_targets(recs, specs)
 
-    info = classifier_info(classifier_backend(str(config.classifier or default_weights_path()), config.backend,
-                                              config.threads).meta)
-    if not len(usable["val"]):
-        raise ValueError(f"{data}: the validation split is empty; more items or larger split_fractions[1] needed")
-    started = time.perf_counter()
-    arrays, fit = _fit(x, y, specs, config)
-    say(f"trained {len(specs)} heads in {time.perf_counter() - started:.1f} s, best epoch {fit['best_epoch']}")
+
+def _grader_meta(data: Path, d: _GraderData, specs: Sequence[GraderHeadSpec], config: GraderTrainConfig,
+                 info: dict[str, Any], untrained: dict[str, str], counts: dict[str, Any],
+                 fit: dict[str, Any]) -> GraderMeta:
+    """The weights' metadata (metrics are added once the saved heads are measured)."""
+    y = d.y
     majority = {s.name: int(np.bincount(y["train"][s.name][y["train"][s.name] >= 0],
                                         minlength=len(s.values)).argmax()) for s in specs}
-    description = _data_description(data, items)
-    trained_on = {s.name: {"data": description, "path": str(config.data), "source": usable["train"][0].source,
+    description = _data_description(data, d.items)
+    trained_on = {s.name: {"data": description, "path": str(config.data), "source": d.usable["train"][0].source,
                            "n_train": int((y["train"][s.name] >= 0).sum()),
                            "n_val": int((y["val"][s.name] >= 0).sum()), "train_counts": counts[s.name]}
                   for s in specs}
-    meta = GraderMeta(name=config.model_name, version=config.model_version, embedding_dim=int(embedding_dim), fusion=config.fusion,
-                      hidden=config.hidden, heads=specs, classifier=info, trained_on=trained_on,
-                      untrained={h: r for h, r in untrained.items()},
+    return GraderMeta(name=config.model_name, version=config.model_version, embedding_dim=int(d.embedding_dim),
+                      fusion=config.fusion, hidden=config.hidden, heads=specs, classifier=info,
+                      trained_on=trained_on, untrained={h: r for h, r in untrained.items()},
                       extra={"split": {"seed": config.seed, "fractions": list(config.split_fractions)},
                              "majority": majority, "ordinal_decoding": "cross-entropy + expected value",
                              "fit": {k: v for k, v in fit.items() if k != "history"}})
-    out = Path(config.out_dir)
+
+
+def _save_and_measure(meta: GraderMeta, arrays: dict[str, np.ndarray], d: _GraderData, config: GraderTrainConfig,
+                      out: Path) -> Path:
+    """Save the heads (``out/grader.npz``, ``ship_to``) with the val/test metrics of the heads as saved
+    (in ``meta.metrics``) and write confusion PNGs; returns the weights' path."""
+    from fashionlens.evaluate.grading import grading_metrics, write_confusion_pngs
+    from fashionlens.models.grader import load_grader
+    from fashionlens.models.grader import save_grader as save
+
     out.mkdir(parents=True, exist_ok=True)
     # metrics of the heads as saved (fp16), so `evaluate grader` reproduces them exactly
     model = load_grader(save(meta, arrays, out / "grader.npz"))
     arrays = model.arrays()
     metrics: dict[str, Any] = {}
     for name in ("val", "test"):
-        if len(usable[name]):
-            metrics[name] = grading_metrics(y[name], model.predict_proba(x[name]), meta, majority=majority)
+        if len(d.usable[name]):
+            metrics[name] = grading_metrics(d.y[name], model.predict_proba(d.x[name]), meta,
+                                            majority=meta.extra["majority"])
     meta.metrics = {split: {h: {k: m[k] for k in ("n", "accuracy", "macro_f1", "qwk", "baseline") if k in m}
                             for h, m in per_head.items()} for split, per_head in metrics.items()}
     weights_path = save(meta, arrays, out / "grader.npz")
@@ -321,10 +331,43 @@ def train_grader(config: GraderTrainConfig, *, progress: Callable[[str], None] |
         save(meta, arrays, config.ship_to)
     for split, per_head in metrics.items():
         write_confusion_pngs(per_head, out / f"confusion-{split}", prefix=f"{split} ")
+    return weights_path
+
+
+def train_grader(config: GraderTrainConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train the configured heads that have labels; write ``<out_dir>/grader.npz`` (and ``ship_to``).
+
+    Returns a summary: ``trained`` (head → labelled training items), ``untrained`` (head → reason),
+    ``val``/``test`` metrics per head with the majority baseline, the read summary and paths.
+    """
+    import torch
+
+    from fashionlens.models.grader import heads_from_vocabularies
+    from fashionlens.models.registry import default_weights_path
+
+    say = progress or (lambda msg: log.info("%s", msg))
+    if not config.data:
+        raise ConfigError("data: expected a RISE release folder or the shared subset folder, got nothing")
+    torch.set_num_threads(config.threads)
+    data = Path(config.data)
+    d = _read_splits(data, config, say)
+    vocab, untrained, counts = _vocabularies(data, d.usable["train"], config)
+    specs = heads_from_vocabularies(vocab, HEAD_KINDS)
+    _embed_splits(d, specs, config)
+    info = classifier_info(classifier_backend(str(config.classifier or default_weights_path()), config.backend,
+                                              config.threads).meta)
+    if not len(d.usable["val"]):
+        raise ValueError(f"{data}: the validation split is empty; more items or larger split_fractions[1] needed")
+    started = time.perf_counter()
+    arrays, fit = _fit(d.x, d.y, specs, config)
+    say(f"trained {len(specs)} heads in {time.perf_counter() - started:.1f} s, best epoch {fit['best_epoch']}")
+    meta = _grader_meta(data, d, specs, config, info, untrained, counts, fit)
+    out = Path(config.out_dir)
+    weights_path = _save_and_measure(meta, arrays, d, config, out)
     result = {"out_dir": str(out), "weights": str(weights_path), "shipped_to": config.ship_to,
-              "trained": {s.name: trained_on[s.name]["n_train"] for s in specs},
+              "trained": {s.name: meta.trained_on[s.name]["n_train"] for s in specs},
               "untrained": {h: untrained[h] for h in GRADING_HEADS if h in untrained},
-              "fit": meta.extra["fit"], "metrics": meta.metrics, "read": summary.to_dict(),
+              "fit": meta.extra["fit"], "metrics": meta.metrics, "read": d.summary.to_dict(),
               "config": config.to_dict()}
     (out / "summary.json").write_text(json.dumps(result | {"history": fit["history"]}, indent=2), encoding="utf-8")
     return result

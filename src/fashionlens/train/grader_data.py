@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.io.rise_release import HEAD_KINDS, ItemRecord
 from fashionlens.models.grader import GraderHeadSpec, classifier_info
 
@@ -114,10 +115,11 @@ def embed_items(items: Sequence[ItemRecord], *, classifier: str | Path | None = 
         present[r][i] = True
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **emb_out, **{f"{r}_present": present[r] for r in roles})
-        tmp.replace(path)
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:  # a file object: np.savez would add ".npz" to a name
+                np.savez(fh, **emb_out, **{f"{r}_present": present[r] for r in roles})
+
+        atomic_write(path, write, fsync=False)
     return emb_out, present
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from fashionlens.io.atomic import atomic_write
 from fashionlens.io.records import GarmentAnnotation, ImageRecord
 from fashionlens.io.splits import group_split
 from fashionlens.models.heads import HeadSpec
@@ -91,9 +91,8 @@ def prepare_samples(records: Sequence[ImageRecord], out_dir: str | Path, *, size
                     bw, bh = box[2] - box[0], box[3] - box[1]
                     if bw * bh < min_crop_frac * image.width * image.height or min(bw, bh) < min_crop_side:
                         continue
-                tmp = path.with_suffix(".tmp")
-                crop.resize((size, size), Image.BILINEAR).save(tmp, "JPEG", quality=quality)
-                os.replace(tmp, path)
+                small = crop.resize((size, size), Image.BILINEAR)
+                atomic_write(path, lambda tmp, im=small: im.save(tmp, "JPEG", quality=quality), fsync=False)
             samples.append(Sample(
                 file=name, source=rec.source, group=rec.group, split=split_of[id(rec)],
                 categories=list(g.categories), object_type=g.object_type,
@@ -109,11 +108,8 @@ def prepare_samples(records: Sequence[ImageRecord], out_dir: str | Path, *, size
             results.extend(batch)
             if progress:
                 progress(1)
-    tmp = out / (SAMPLES_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for s in results:
-            fh.write(json.dumps(asdict(s)) + "\n")
-    os.replace(tmp, out / SAMPLES_FILE)
+    atomic_write(out / SAMPLES_FILE, lambda tmp: tmp.write_text("".join(json.dumps(asdict(s)) + "\n" for s in results),
+                                                                encoding="utf-8"), fsync=False)
     meta = {"size": size, "seed": seed, "fractions": list(fractions), "margin": margin, "quality": quality,
             "count": len(results)}
     (out / "cache.json").write_text(json.dumps(meta, indent=2), "utf-8")
