@@ -310,13 +310,17 @@ def run_detector_evaluation(*, out_dir: str | Path, weights: str | None = None, 
     else logged). Returns the summary the command prints (the first rule set's AP, end-to-end metrics, ``out``).
     """
     from fashionlens.detection.detector import DetectSettings, GarmentDetector
-    from fashionlens.pipeline import Tagger
+    from fashionlens.pipeline import TaggerConfig
 
     records = load_evaluation_records(coco=coco, images=images, mapping=mapping, dataset=dataset,
                                       data_root=data_root, split=split, seed=seed, limit=limit)
-    detector = GarmentDetector(weights, settings=DetectSettings(score_thresh=score_thresh, nms_thresh=nms_thresh))
-    fusion = {} if type_fusion else {"type_fusion": None}
-    tagger = Tagger(classifier, detector=detector, **fusion) if classify else None
+    settings = DetectSettings(score_thresh=score_thresh, nms_thresh=nms_thresh)
+    tagger = None
+    if classify:  # the tagger as `tag` builds it; its detector is the one evaluated
+        tagger = TaggerConfig(weights=None if classifier is None else str(classifier),
+                              detector=None if weights is None else str(weights), detect_settings=settings,
+                              type_fusion=type_fusion).build()
+    detector = tagger.detector if tagger is not None else GarmentDetector(weights, settings=settings)
     if task == "top1":
         top1 = top_detection_accuracy(detector, records, tagger=tagger, progress=progress)
         Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,9 @@ def evaluate_classifier_on_cache(weights: str | Path | None, cache_dir: str | Pa
                                  out_dir: str | Path = runs_path("eval"), batch_size: int = 32) -> dict[str, Any]:
     """Evaluate a classifier on one split of a prepared sample cache; writes ``metrics.json`` and
     ``confusion_category.png`` / ``confusion_clothing10.png`` / ``confusion_object_type.png``."""
-    from fashionlens.pipeline import Tagger
+    from fashionlens.pipeline import TaggerConfig
 
-    tagger = Tagger(weights)
+    tagger = TaggerConfig(weights=None if weights is None else str(weights), whole_image=True).build()
     meta = tagger.meta
     samples = [s for s in read_samples(cache_dir) if s.split == split]
     if not samples:

@@ -404,12 +404,10 @@ class ItemGrader:
         ``backend``: ``auto`` (ONNX Runtime where an export sits next to the weights), ``onnx`` or
         ``torch`` for the classifier, the detector, the damage head and the grading heads' embeddings.
         """
-        from fashionlens.detection.detector import GarmentDetector
         from fashionlens.grading.routing import load_rules
-        from fashionlens.pipeline import Tagger
+        from fashionlens.pipeline import TaggerConfig
 
-        tagger = Tagger(threads=threads, backend=backend,  # type: ignore[arg-type]
-                        detector=GarmentDetector(threads=threads, backend=backend))
+        tagger = TaggerConfig(threads=threads, backend=backend, detector_backend=backend).build()  # type: ignore[arg-type]
         finder = labels = grader = None
         if damage:
             from fashionlens.grading.damage import DamageFinder
