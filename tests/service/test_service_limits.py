@@ -164,7 +164,7 @@ def test_queue_full_answers_503_with_retry_after_and_loses_nothing(service_data:
         assert shed.headers["retry-after"] == "2"
         assert sorted(r.status_code for r in results) == [200, 200] and blocker.calls == 2
         assert c.app.state.service.queue.in_flight == 0
-        assert 'fashionlens_errors_total{code="overloaded"} 1.0' in c.get("/metrics").text
+        assert 'fashionlens_errors_total{code="overloaded",route="/v1/tag"} 1.0' in c.get("/metrics").text
 
 
 def test_timeout_answers_504_and_keeps_the_slot(service_data: dict) -> None:

@@ -28,7 +28,7 @@ def test_schema_lists_versioned_routes_and_problem_responses() -> None:
     paths = openapi_schema()["paths"]
     assert {"/v1/tag", "/v1/grade", "/v1/search", "/v1/corrections", "/v1/search/crops/{garment_id}", "/v1/taxonomy",
             "/v1/features", "/v1/trends", "/v1/trends/{dataset}/series",
-            "/v1/trends/{dataset}/report", "/healthz", "/readyz", "/metrics"} == set(paths)
+            "/v1/trends/{dataset}/report", "/v1/trends/{dataset}/outlook", "/healthz", "/readyz", "/metrics"} == set(paths)
     tag = paths["/v1/tag"]["post"]
     assert {"401", "403", "413", "415", "422", "503"} <= set(tag["responses"])
     assert "application/problem+json" in tag["responses"]["415"]["content"]
@@ -64,4 +64,4 @@ def test_fuzz_no_server_errors(service_data: dict[str, Any]) -> None:
                 assert "Traceback" not in response.text
 
         check()
-    assert len(seen) == 14 and all(n >= 1 for n in seen.values()), seen
+    assert len(seen) == 15 and all(n >= 1 for n in seen.values()), seen

@@ -145,6 +145,6 @@ def test_metrics_count_requests_errors_and_model_time(client: Any) -> None:
     text = r.text
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert 'fashionlens_requests_total{method="POST",route="/v1/tag",status="200"} 1.0' in text
-    assert 'fashionlens_errors_total{code="unsupported_media_type"} 1.0' in text
+    assert 'fashionlens_errors_total{code="unsupported_media_type",route="/v1/tag"} 1.0' in text
     assert 'fashionlens_model_seconds_count{task="tag"} 1.0' in text
     assert 'fashionlens_request_seconds_bucket{le="0.01",route="/v1/tag"}' in text

@@ -96,19 +96,71 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _garment_arg(value: str) -> str | int:
+    """``--garment``: ``auto`` or a garment number (0, 1, …)."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a garment number (0, 1, …); got {value!r}")
+    return number
+
+
+def _photo_query(searcher: Any, photo: str, garment: str | int, k: int, filters: dict[str, Any]
+                 ) -> tuple[dict[str, Any], list[Any]]:
+    """Tag ``photo`` once, pick the garment (``auto``: :func:`~fashionlens.search.catalogue.choose_garment`),
+    say which on stderr, and search for it. The query gains ``garment_choice``, ``caption`` and
+    ``garments`` (every garment of the photo) after the keys ``search_image`` writes."""
+    from dataclasses import replace
+
+    from fashionlens.search.captions import describe_garments
+    from fashionlens.search.catalogue import choose_garment, garment_query
+
+    result = searcher.photo_result(photo)
+    n = len(result.garments)
+    chosen = choose_garment(result) if garment == "auto" else int(garment)
+    if not 0 <= chosen < n:
+        raise ValueError(f"{photo}: garment {chosen} does not exist; the photo has {n} "
+                         f"garment(s), numbered 0–{n - 1} (or use --garment auto)")
+    garments = describe_garments(result)
+    query, embedding = garment_query(result, chosen, str(photo))
+    query.update({"garment_choice": "auto" if garment == "auto" else "given",
+                  "caption": garments[chosen]["caption"], "garments": garments})
+    g = garments[chosen]
+    how = (f", the largest confident one; --garment 0–{n - 1} picks another" if garment == "auto" and n > 1
+           else "")
+    print(f"fashionlens: searching garment {chosen} of {n}: {g['category'] or g['object_type']} "
+          f"({g['object_type']}){how}", file=sys.stderr)
+    [raw] = searcher.index.search(searcher.space.image_queries(embedding[None, :]), k, filters=filters or None)
+    return query, [replace(h, score=float(h.score) * searcher.space.scale) for h in raw]
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
+    from fashionlens.search.captions import describe
     from fashionlens.search.catalogue import GarmentSearcher
 
     if args.k < 1:
         raise ValueError(f"-k: expected a number >= 1; got {args.k}")
     filters = _filters(args)
     with GarmentSearcher(args.index, options=_tag_options(args), alignment=args.alignment) as searcher:
+        understanding: dict[str, Any] = {}  # text queries: what was understood, strict or not
         if args.text is not None:
             query: dict[str, Any] = {"text": args.text}
-            hits = searcher.search_text(args.text, k=args.k, filters=filters)
+            found = searcher.query_text(args.text, k=args.k, filters=filters, understand=args.understand,
+                                        strict=args.strict)
+            hits = found.hits
+            understanding = {"understood": found.understood(), "strict": found.strict}
+        elif args.strict or not args.understand:
+            raise ValueError("--strict and --no-query-parsing apply to --text queries")
         else:
-            query, hits = searcher.search_image(args.image, garment=args.garment, k=args.k, filters=filters)
-    result = {"query": query, "filters": filters, "hits": [h.to_dict() for h in hits]}
+            query, hits = _photo_query(searcher, args.image, args.garment, args.k, filters)
+    rows = [h.to_dict() for h in hits]
+    for row in rows:
+        row["caption"] = describe(row)
+    result = {"query": query, **understanding, "filters": filters, "hits": rows}
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.json and args.json != "-":
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +170,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.sheet:
         from fashionlens.search.contact_sheet import contact_sheet
 
-        contact_sheet(hits, args.sheet, image_root=args.image_root)
+        # the tile's second line shows the garment's short caption (colours and noun) instead of the category id
+        tiles = [{**row, "category": describe(row, short=True)} for row in rows]
+        contact_sheet(tiles, args.sheet, image_root=args.image_root)
         print(f"fashionlens: contact sheet {args.sheet}", file=sys.stderr)
     return 0
 
@@ -135,8 +189,17 @@ def _cmd_train_alignment(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate_search(args: argparse.Namespace) -> int:
-    from fashionlens.evaluate.search_report import evaluate_search
+    from fashionlens.evaluate.search_report import evaluate_search, evaluate_text_queries
 
+    if args.queries:
+        result = evaluate_text_queries(split=args.split, data_root=args.data_root, sources=tuple(args.sources.split(",")),
+                                       alignment=args.alignment, classifier=args.classifier,
+                                       max_per_family=args.max_queries or None, tune=args.tune, out_dir=args.out,
+                                       progress=not args.quiet)
+        print(json.dumps(result, indent=2))
+        return 0
+    if args.tune:
+        raise ValueError("--tune applies to --queries")
     result = evaluate_search(alignment=args.alignment, classifier=args.classifier, cache_dir=args.cache,
                              data_root=args.data_root, sources=tuple(args.sources.split(",")), split=args.split,
                              out_dir=args.out, imagenet_baseline=not args.no_baseline, progress=not args.quiet)
@@ -192,7 +255,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = s.add_mutually_exclusive_group(required=True)
     what.add_argument("--image", metavar="PHOTO", help="query photo")
     what.add_argument("--text", help='query words, e.g. "red striped wool sweater"')
-    s.add_argument("--garment", type=int, default=0, help="which garment of the photo (0 = the first)")
+    s.add_argument("--strict", action="store_true",
+                   help="text queries: keep only garments whose stored category, colours (all of them), pattern and "
+                        "material agree with what the words name (default: those rank higher)")
+    s.add_argument("--no-query-parsing", dest="understand", action="store_false",
+                   help="text queries: rank by the text embedding alone, as before issue 27 (no category/colour "
+                        "words read from the query, no re-ranking)")
+    s.add_argument("--garment", type=_garment_arg, default="auto", metavar="auto|N",
+                   help="which garment of the photo to search: auto (default: the largest confident one, "
+                        "box area × detector score) or its number 0…n-1; the choice is printed on stderr")
     s.add_argument("--category", action="append", help="only these categories (repeat or comma-separate)")
     s.add_argument("--colour", "--color", dest="colour", action="append", help="only garments with this colour")
     s.add_argument("--pattern", action="append")
@@ -229,5 +300,12 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     es.add_argument("--split", choices=["train", "val", "test"], default="test")
     es.add_argument("--out", default=runs_path("eval-search"))
     es.add_argument("--no-baseline", action="store_true", help="skip the ImageNet-backbone baseline")
+    es.add_argument("--queries", action="store_true",
+                    help="instead: typed text queries composed from the split's labels (\"black and white striped "
+                         "sweater\"), Recall@10/nDCG@10 with and without query understanding (issue 27)")
+    es.add_argument("--max-queries", type=int, default=200,
+                    help="--queries: at most this many per query family (seeded sample; 0 = all)")
+    es.add_argument("--tune", action="store_true",
+                    help="--queries: also grid-search the re-ranking weights (train/val splits only)")
     es.add_argument("-q", "--quiet", action="store_true")
     es.set_defaults(func=_cmd_evaluate_search)

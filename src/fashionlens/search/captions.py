@@ -7,6 +7,10 @@ sentence used for evaluation queries, :func:`random_caption` the varied sentence
 training (each fact kept with some probability, synonyms, word order and templates varied).
 :func:`matches` says whether a garment satisfies every fact that a query mentions — the
 relevance rule of the text-to-image evaluation.
+
+:func:`describe` is the other direction's sibling: the caption a *person* reads under a search result
+(``green long-sleeved polyester dress with a collar, geometric print``), written from the taxonomy
+fields stored in the index; :func:`describe_garments` lists a query photo's garments with it.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["CATEGORY_NOUNS", "GarmentFacts", "caption", "category_prompts", "matches", "mentioned", "random_caption",
-           "subset"]
+__all__ = ["CATEGORY_NOUNS", "GarmentFacts", "caption", "category_prompts", "describe", "describe_garments", "matches",
+           "mentioned", "random_caption", "subset"]
 
 #: taxonomy category → nouns (the first is canonical); plural categories read as singular garments
 CATEGORY_NOUNS: dict[str, tuple[str, ...]] = {
@@ -233,3 +237,119 @@ def matches(query: GarmentFacts, item: GarmentFacts) -> bool:
         if want is not None and getattr(item, name) != want:
             return False
     return not (query.kids and not item.kids)
+
+
+# ------------------------------------------------------------------------------------ readable captions
+
+#: pattern id → how a caption says it, after the noun (``plain`` goes before it)
+_PATTERN_TAILS = {"ethnic": "ethnic print", "graphic": "graphic print", "floral": "floral print",
+                  "tropical": "tropical print", "striped": "striped", "checked": "checked",
+                  "animal-print": "animal print", "polka-dots": "polka dots", "paisley": "paisley print",
+                  "spots": "spotted", "tartan": "tartan", "geometric": "geometric print",
+                  "colourblock": "colour-block", "fair-isle": "Fair Isle knit", "camouflage": "camouflage print",
+                  "grid-print": "grid print", "dip-dyed": "dip-dyed", "tie-dyed": "tie-dyed", "zigzag": "zigzag print",
+                  "washed": "washed look"}
+_NECKLINE_TAILS = {"crew-neck": "with a crew neck", "v-neck": "with a V-neck", "turtle-neck": "with a turtle neck",
+                   "collared": "with a collar"}
+_FIT_WORDS = {"loose": "loose", "oversize": "oversized", "tight": "tight", "cropped": "cropped", "long": "long"}
+_COLOUR_WORDS = {"multicolour": "multicoloured"}
+_FILLER = frozenset({"a", "an", "and", "with", "of"})
+
+
+def _field(meta: Any, name: str) -> Any:
+    return meta.get(name) if isinstance(meta, Mapping) else getattr(meta, name, None)
+
+
+def _ids(value: Any) -> list[str]:
+    """Attribute value(s) as ids: a string, a label object (``.id``) or a list of either; numbers dropped."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in items:
+        v = getattr(v, "id", v)
+        if isinstance(v, str) and v.strip():
+            out.append(v.strip())
+    return out
+
+
+def _words(phrase: str) -> set[str]:
+    return {w for w in phrase.lower().replace("-", " ").replace(",", " ").split() if w not in _FILLER}
+
+
+def describe(meta: Any, *, short: bool = False) -> str:
+    """A caption people read for one stored garment, e.g. ``green long-sleeved polyester dress with a
+    collar, geometric print`` — built from the taxonomy fields of ``meta`` (a search hit as
+    ``SearchHit.to_dict()`` writes it, a :class:`~fashionlens.search.index.SearchHit`, a
+    :class:`~fashionlens.search._store.GarmentMeta`, or any mapping/object with ``category``,
+    ``object_type`` and ``attributes``).
+
+    Reading order: fit (``regular`` is not worth saying), ``plain``, colours (``red and white``),
+    sleeve, material, the noun (the category's, else the object type's, else ``garment``), the
+    neckline (``with a collar``) and, after a comma, any other pattern (``geometric print``). No word
+    appears twice (a ``long`` fit beside ``long-sleeved`` becomes ``full-length``; any other clash
+    drops the later, less telling fact), and no score or garment number is ever written.
+    ``short=True`` keeps colours and the noun only (``green dress``): a name for a chip or a tile.
+    """
+    category = _field(meta, "category")
+    category = getattr(category, "id", category)
+    object_type = _field(meta, "object_type")
+    attrs = _field(meta, "attributes") or {}
+
+    def one(name: str) -> str | None:
+        values = _ids(attrs.get(name)) if isinstance(attrs, Mapping) else []
+        return values[0] if values else None
+
+    if isinstance(category, str) and category:
+        noun = CATEGORY_NOUNS.get(category, (category.replace("-", " "),))[0]
+    else:
+        noun = _OBJECT_TYPE_NOUNS.get(object_type or "", "garment")
+    colours = [_COLOUR_WORDS.get(c, c.replace("-", " ")) for c in
+               (_ids(attrs.get("colours")) if isinstance(attrs, Mapping) else [])]
+    colours = list(dict.fromkeys(colours))
+    pattern, material, sleeve = one("pattern"), one("material"), one("sleeve")
+    neckline, fit = one("neckline"), one("fit")
+    if short:
+        pattern = material = sleeve = neckline = fit = None
+    sleeve_phrase = _SLEEVE_PHRASES.get(sleeve, f"{sleeve}-sleeved") if sleeve else None
+    fit_phrase = _FIT_WORDS.get(fit, fit.replace("-", " ")) if fit and fit != "regular" else None
+    if fit_phrase == "long" and sleeve_phrase and "long" in _words(sleeve_phrase):
+        fit_phrase = "full-length"
+    # (slot in reading order, phrase), most telling first: a phrase repeating a kept word is dropped
+    candidates = [
+        (5, noun),
+        (2, _colour_phrase(colours) if colours else None),
+        (1, "plain" if pattern == "plain" else None),
+        (8, _PATTERN_TAILS.get(pattern, pattern.replace("-", " ")) if pattern and pattern != "plain" else None),
+        (4, material),
+        (3, sleeve_phrase),
+        (6, _NECKLINE_TAILS.get(neckline, f"with a {neckline.replace('-', ' ')}") if neckline else None),
+        (0, fit_phrase),
+    ]
+    kept: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for slot, phrase in candidates:
+        if not phrase:
+            continue
+        words = _words(phrase)
+        if words & seen:
+            continue
+        seen |= words
+        kept.append((slot, phrase))
+    kept.sort()
+    head = " ".join(p for s, p in kept if s < 8)
+    tail = [p for s, p in kept if s >= 8]
+    return ", ".join([head, *tail])
+
+
+def describe_garments(result: Any) -> list[dict[str, Any]]:
+    """Every garment of a tag result (:class:`~fashionlens.result.TagResult`) for a person choosing
+    one: ``index``, ``object_type``, ``category``, ``bbox`` (``[x, y, w, h]`` in photo pixels),
+    ``score``, ``name`` (:func:`describe` ``short``) and ``caption`` (:func:`describe`)."""
+    g = result.garments
+    out = []
+    for j in range(len(g)):
+        meta = {"category": None if g.category is None else g.category[j].id, "object_type": g.object_type[j],
+                "attributes": {} if g.attributes is None else dict(g.attributes[j])}
+        out.append({"index": j, "object_type": g.object_type[j], "category": meta["category"],
+                    "bbox": g.bbox_json(j), "score": round(float(g.confidence[j]), 4),
+                    "name": describe(meta, short=True), "caption": describe(meta)})
+    return out

@@ -30,8 +30,11 @@ import json
 import logging
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import fields as fields_of
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +43,7 @@ from fashionlens.result import Garments, TagResult
 from fashionlens.search._store import GarmentMeta
 from fashionlens.models.alignment import AlignmentHeads, load_alignment
 from fashionlens.search.index import GarmentIndex, IndexKind, IvfStorage, SearchHit
+from fashionlens.search.query import DEFAULT_WEIGHTS, MatchWeights, ParsedQuery, parse_query
 
 if TYPE_CHECKING:
     from fashionlens.pipeline import TaggerConfig
@@ -47,9 +51,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INDEX_LAYOUT", "EmbeddingSpace", "FailedInput", "GarmentSearcher", "TagOptions", "add_to_index",
-           "build_index", "garment_query", "garments_from_records", "read_result_records", "remove_from_index",
-           "stored_embeddings"]
+__all__ = ["AUTO_GARMENT_MIN_SCORE", "INDEX_LAYOUT", "EmbeddingSpace", "FailedInput", "GarmentSearcher", "TagOptions",
+           "TextHit", "TextSearch", "add_to_index", "build_index", "choose_garment", "garment_query",
+           "garments_from_records", "read_result_records", "remove_from_index", "rerank_hits", "stored_embeddings",
+           "text_pool_size"]
 
 INDEX_LAYOUT = "fashionlens/garment-index/v1"
 _SQRT2 = math.sqrt(2.0)
@@ -230,6 +235,32 @@ def garment_query(result: TagResult, garment: int, path: str) -> tuple[dict[str,
     return query, stored_embeddings(g.select([garment]))[0]
 
 
+#: garments scoring below this are passed over by :func:`choose_garment` (unless none reaches it)
+AUTO_GARMENT_MIN_SCORE = 0.5
+
+
+def choose_garment(result: TagResult, *, min_score: float = AUTO_GARMENT_MIN_SCORE) -> int:
+    """The garment a photo query searches when none is named (``--garment auto``, the API's
+    ``garment=auto``): the *largest confident* garment of ``result``.
+
+    Each garment with ``score >= min_score`` (its detector score; in whole-image mode the
+    classifier's object-type probability) is weighed by ``box area × score``; the highest weight
+    wins, a tie (equal to 9 significant digits) goes to the higher score, then to the lower number.
+    When no garment reaches ``min_score`` every garment is weighed the same way. So a small, confidently detected shoe does
+    not beat the jacket that fills the photo, and a large but doubtful box does not beat a clear one.
+    Raises ValueError for a result without garments.
+    """
+    g = result.garments
+    n = len(g)
+    if n == 0:
+        raise ValueError(f"{result.path}: the photo has no garments to choose from")
+    scores = g.confidence
+    areas = (g.xyxy[:, 2] - g.xyxy[:, 0]) * (g.xyxy[:, 3] - g.xyxy[:, 1])
+    candidates = [j for j in range(n) if scores[j] >= min_score] or list(range(n))
+    # weights compared to 9 significant digits, so that float noise (0.8 × 9000 vs 0.9 × 8000) is a tie
+    return max(candidates, key=lambda j: (float(f"{areas[j] * scores[j]:.9g}"), float(scores[j]), -j))
+
+
 def _is_results_file(item: str | os.PathLike[str]) -> bool:
     return str(item).lower().endswith((".jsonl", ".ndjson"))
 
@@ -394,6 +425,8 @@ class GarmentSearcher:
                  alignment: str | os.PathLike[str] | None = None) -> None:
         self.index, self.space = _open_checked(index_dir, alignment)
         self.options = options
+        self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # text -> query vector (recent ones)
+        self._text_lock = threading.Lock()
 
     def close(self) -> None:
         self.index.close()
@@ -432,7 +465,133 @@ class GarmentSearcher:
         query, embedding = garment_query(result, garment, str(photo))
         return query, self._hits(self.space.image_queries(embedding[None, :]), k, filters)
 
-    def search_text(self, text: str, *, k: int = 10, filters: Mapping[str, Any] | None = None) -> list[SearchHit]:
+    # -------------------------------------------------------------------------------- text queries
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """The ``(1, dim)`` index query of ``text`` (the whole text, through MiniLM and the text head);
+        the most recent :data:`TEXT_VECTOR_CACHE` are kept. Raises ValueError for empty text or an
+        index without text alignment."""
         if not text or not text.strip():
             raise ValueError("text query: expected some words; got an empty string")
-        return self._hits(self.space.text_queries([text]), k, filters)
+        with self._text_lock:
+            q = self._text_vectors.get(text)
+            if q is not None:
+                self._text_vectors.move_to_end(text)
+                return q
+        q = self.space.text_queries([text])
+        with self._text_lock:
+            self._text_vectors[text] = q
+            while len(self._text_vectors) > TEXT_VECTOR_CACHE:
+                self._text_vectors.popitem(last=False)
+        return q
+
+    def text_candidates(self, text: str, *, k: int = 10, filters: Mapping[str, Any] | None = None) -> list[SearchHit]:
+        """The candidate pool a text query for ``k`` hits re-ranks: the :func:`text_pool_size` nearest
+        garments by cosine (``score``), best first."""
+        return self._hits(self.text_vector(text), text_pool_size(k), filters)
+
+    def query_text(self, text: str, *, k: int = 10, filters: Mapping[str, Any] | None = None, understand: bool = True,
+                   strict: bool = False, weights: MatchWeights | None = None) -> TextSearch:
+        """Garments matching words (issue 27).
+
+        ``understand`` (default): :func:`~fashionlens.search.query.parse_query` reads category,
+        colours, pattern and material from the words; the :func:`text_pool_size` nearest garments
+        are re-ranked by cosine + ``weights`` × agreement of their stored metadata
+        (:func:`rerank_hits`). ``strict``: only garments whose metadata agrees with every understood
+        field (all the colours; any of several categories) are returned — the understood fields act
+        as filters, except a field that ``filters`` already sets (the explicit filter wins).
+        ``understand=False``: the nearest garments by cosine alone (the behaviour before issue 27).
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k: expected an integer >= 1; got {k!r}")
+        if strict and not understand:
+            raise ValueError("strict: needs query understanding (understand=True)")
+        q = self.text_vector(text)
+        if not understand:
+            return TextSearch(text=text, parsed=None, strict=False, hits=self._hits(q, k, filters))
+        parsed = parse_query(text)
+        w = DEFAULT_WEIGHTS if weights is None else weights
+        explicit = set(filters or ())
+        if not strict or parsed.empty:
+            pool = self._hits(q, text_pool_size(k), filters)
+            return TextSearch(text=text, parsed=parsed, strict=strict, hits=rerank_hits(pool, parsed, weights=w)[:k])
+        wanted = {f: v for f, v in parsed.index_filters().items() if f not in explicit}
+        filterable = {"category", *self.index.manifest.attribute_keys}
+        merged = dict(filters or {}) | {f: v for f, v in wanted.items() if f in filterable}
+        require = set(wanted)  # index_filters() and match() name the fields alike
+        n = text_pool_size(k)
+        while True:  # all-of colours are checked after the search: widen until k agree or none are left
+            pool = self._hits(q, n, merged)
+            ranked = rerank_hits(pool, parsed, weights=w, require=require)
+            if len(ranked) >= k or len(pool) < n or n >= len(self.index):
+                break
+            n = min(n * 4, len(self.index))
+        return TextSearch(text=text, parsed=parsed, strict=True, hits=ranked[:k])
+
+    def search_text(self, text: str, *, k: int = 10, filters: Mapping[str, Any] | None = None, understand: bool = True,
+                    strict: bool = False, weights: MatchWeights | None = None) -> list[SearchHit]:
+        """The hits of :meth:`query_text` (same arguments)."""
+        return self.query_text(text, k=k, filters=filters, understand=understand, strict=strict, weights=weights).hits
+
+
+# ------------------------------------------------------------------------------------ text re-ranking
+
+#: a text query for ``k`` hits re-ranks the ``TEXT_POOL_FACTOR·k`` nearest garments, within [MIN, MAX]
+TEXT_POOL_FACTOR = 10
+TEXT_POOL_MIN = 100
+TEXT_POOL_MAX = 1000
+#: text query vectors a searcher keeps (MiniLM takes a few milliseconds per query)
+TEXT_VECTOR_CACHE = 256
+
+
+def text_pool_size(k: int) -> int:
+    """How many nearest garments a text query for ``k`` hits re-ranks."""
+    return int(min(max(TEXT_POOL_FACTOR * k, TEXT_POOL_MIN), max(TEXT_POOL_MAX, k)))
+
+
+@dataclass(frozen=True)
+class TextHit(SearchHit):
+    """A re-ranked text hit: ``score`` = ``similarity`` (the cosine) + the weighted ``match`` of the
+    understood fields (each in [0, 1], see :meth:`fashionlens.search.query.ParsedQuery.match`)."""
+
+    similarity: float = 0.0
+    match: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {"similarity": round(self.similarity, 6),
+                                    "match": {f: round(v, 4) for f, v in self.match.items()}}
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """The answer to a text query: the hits and what was understood (``parsed``; None when query
+    understanding was off)."""
+
+    text: str
+    parsed: ParsedQuery | None
+    strict: bool
+    hits: list[SearchHit]
+
+    def understood(self) -> dict[str, Any] | None:
+        """What the search output reports under ``understood`` (None: understanding off)."""
+        return None if self.parsed is None else self.parsed.understood()
+
+
+def rerank_hits(pool: Sequence[SearchHit], parsed: ParsedQuery, *, weights: MatchWeights = DEFAULT_WEIGHTS,
+                require: Iterable[str] = ()) -> list[TextHit]:
+    """``pool`` (cosine ``score``) ordered by cosine + ``weights`` × agreement of each hit's stored
+    category/colours/pattern/material with ``parsed``; ties keep the pool's order. Hits that do not
+    fully agree (match 1) on every field in ``require`` are dropped. Ranks are renumbered from 1."""
+    need = set(require)
+    scored: list[tuple[float, int, SearchHit, dict[str, float]]] = []
+    for i, h in enumerate(pool):
+        match = parsed.match(h.category, h.attributes)
+        if any(match.get(f, 0.0) < 1.0 for f in need):
+            continue
+        scored.append((float(h.score) + weights.bonus(match), i, h, match))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    out: list[TextHit] = []
+    for rank, (score, _, h, match) in enumerate(scored, start=1):
+        base = {f.name: getattr(h, f.name) for f in fields_of(SearchHit)}
+        out.append(TextHit(**(base | {"rank": rank, "score": score}), similarity=float(h.score), match=match))
+    return out

@@ -8,6 +8,10 @@ work queue that answers 503 + ``Retry-After`` when full, and a per-request timeo
   checks (format from the bytes, never the name; ``max_pixels`` before any pixel is decoded) turn
   refusals into problems: 413 ``upload_too_large``/``too_many_pixels``, 415
   ``unsupported_media_type``, 422 ``image_unreadable``.
+* :func:`read_photo` and :func:`decode_photo` do the same for one photo among several
+  (``POST /v1/tag``) without failing the request: a refused photo comes back as the exception
+  ``fashionlens tag`` would record for the same bytes (:func:`upload_problem` makes it a problem
+  when every photo is refused).
 * :class:`WorkQueue` runs model work in ``concurrency`` threads with at most ``queue_size`` more
   requests waiting; beyond that it raises 503 ``overloaded`` at once. A request waiting + running
   longer than the timeout gets 504 ``timeout``; work that has not started is cancelled, work that
@@ -39,7 +43,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["BodyLimitMiddleware", "WorkQueue", "decode_upload", "read_upload"]
+__all__ = ["BodyLimitMiddleware", "WorkQueue", "decode_photo", "decode_upload", "read_photo", "read_upload",
+           "upload_problem"]
 
 
 async def read_upload(upload: UploadFile, *, field: str, max_bytes: int) -> bytes:
@@ -67,6 +72,44 @@ def decode_upload(data: bytes, *, field: str, max_pixels: int, max_bytes: int,
         log.warning("%s: decoder failed outside ImageDecodeError: %s: %s", field, type(exc).__name__, exc)
         raise ApiProblem("image_unreadable", f"{field}: expected an image file; got {len(data):,} bytes that "
                          "could not be decoded", extra={"field": field, "image_error": "decode_failed"}) from None
+
+
+async def read_photo(upload: UploadFile, *, max_bytes: int) -> bytes | ImageDecodeError:
+    """The bytes of one photo among several, or ``too_large_file`` past ``max_bytes`` (at most
+    ``max_bytes + 1`` bytes are read). An empty upload is returned as ``b""``: decoding refuses it
+    (``empty_file``) as it refuses an empty file."""
+    data = await upload.read(max_bytes + 1)
+    if len(data) <= max_bytes:
+        return data
+    size = upload.size if upload.size is not None and upload.size > max_bytes else None
+    got = f"{size:,} bytes" if size is not None else f"more than {max_bytes:,} bytes"
+    return ImageDecodeError("too_large_file", f"expected at most {max_bytes:,} bytes; got {got}", "<upload>")
+
+
+def decode_photo(data: bytes, *, max_pixels: int, max_bytes: int,
+                 min_side: int | None = None) -> DecodedImage | Exception:
+    """Decode one photo among several; a refusal is returned, not raised: the exception that
+    ``fashionlens tag`` records for the same bytes (``ImageDecodeError``, or the ``ValueError`` /
+    ``OSError`` a decoder raised), so the error record is the CLI's."""
+    try:
+        return load_image(data, max_pixels=max_pixels, max_bytes=max_bytes, min_side=min_side)
+    except (ValueError, OSError) as exc:  # what jobs.local's decoding catches (ImageDecodeError is a ValueError)
+        return exc
+    except (struct.error, EOFError, IndexError) as exc:
+        log.warning("decoder failed outside ImageDecodeError: %s: %s", type(exc).__name__, exc)
+        return ImageDecodeError("decode_failed", f"expected an image file; got {len(data):,} bytes that could not "
+                                "be decoded", "<upload>")
+
+
+def upload_problem(exc: Exception, field: str, *, max_bytes: int) -> ApiProblem:
+    """The problem for a photo that :func:`read_photo` / :func:`decode_photo` refused."""
+    if isinstance(exc, ImageDecodeError):
+        problem = decode_problem(exc, field)
+        if problem.code == "upload_too_large":
+            problem.extra["limit_bytes"] = max_bytes
+        return problem
+    return ApiProblem("image_unreadable", f"{field}: expected an image file; got one that could not be decoded "
+                      f"({type(exc).__name__}: {exc})"[:500], extra={"field": field, "image_error": "decode_failed"})
 
 
 class WorkQueue:

@@ -63,6 +63,12 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  422: "invalid_request", 503: "overloaded", 504: "timeout"}
 
 
+def code_for_status(status: int) -> str:
+    """The problem code of an error answered without one (a bare HTTP status): its generic code,
+    never a number (``fashionlens_errors_total`` labels stay codes of :data:`PROBLEM_CODES`)."""
+    return _STATUS_CODES.get(status, "bad_request" if status < 500 else "internal_error")
+
+
 class ApiProblem(Exception):
     """Raise to answer with a problem document; ``code`` is a key of :data:`PROBLEM_CODES`."""
 
@@ -129,7 +135,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+        code = code_for_status(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) else PROBLEM_CODES[code][1]
         if exc.status_code == 400:
             detail = ("expected a well-formed request body (multipart/form-data with a boundary, each part "

@@ -4,7 +4,8 @@ Every limit the service applies lives here. Safe defaults: no CORS, no stored up
 (open: set keys for anything beyond loopback), loopback host in the CLI.
 
 Environment variables read by :meth:`ServiceSettings.from_env` (what ``fashionlens serve`` sets for
-its workers, so every worker process builds the same settings):
+its workers, so every worker process builds the same settings). Each but ``FASHIONLENS_API_KEYS``
+is also a ``fashionlens serve`` option (``cli/serve.py``), which overrides the variable:
 
 ========================================  =====================================================
 ``FASHIONLENS_API_KEYS``                  comma-separated API keys (empty: auth off)
@@ -23,6 +24,9 @@ its workers, so every worker process builds the same settings):
 ``FASHIONLENS_THREADS``                   inference threads per model call
 ``FASHIONLENS_STATIC_DIR``                folder served at ``/app`` (web pages, no CDN)
 ``FASHIONLENS_CORRECTIONS_DB``            SQLite file of sorters' corrections (``POST /v1/corrections``; off when unset)
+``FASHIONLENS_RETRY_AFTER``               seconds in ``Retry-After`` of a 503 (queue full, models loading)
+``FASHIONLENS_CLASSIFIER``                classifier weights, a shipped name or a file (the shipped one when unset)
+``FASHIONLENS_DETECTOR``                  detector weights, a shipped name or a file (the shipped one when unset)
 ========================================  =====================================================
 """
 

@@ -29,6 +29,7 @@ from fashionlens.trends.inputs import (
     read_streetstyle,
     read_tag_results,
 )
+from fashionlens.trends.outlook import forecast_outlook, rank_forecast_changes
 from fashionlens.trends.report import build_report
 from fashionlens.trends.series import (
     attribute_shares,
@@ -41,8 +42,8 @@ from fashionlens.trends.social import activity, caption_sentiment, hashtags, top
 
 __all__ = [
     "MODELS", "TrendData", "TrendInputError", "ValidationReport", "activity", "attribute_shares", "build_report",
-    "caption_sentiment", "detect_shifts", "detect_spikes", "eligible_series", "forecast_all", "hashtags",
-    "holdout_evaluation", "lead_lag", "load_inputs", "post_volume", "predict", "read_post_metadata",
-    "read_streetstyle", "read_tag_results", "rising_falling", "rolling_backtest", "share_matrix",
-    "summarise_holdout", "top_authors", "wilson_interval",
+    "caption_sentiment", "detect_shifts", "detect_spikes", "eligible_series", "forecast_all", "forecast_outlook",
+    "hashtags", "holdout_evaluation", "lead_lag", "load_inputs", "post_volume", "predict", "rank_forecast_changes",
+    "read_post_metadata", "read_streetstyle", "read_tag_results", "rising_falling", "rolling_backtest",
+    "share_matrix", "summarise_holdout", "top_authors", "wilson_interval",
 ]

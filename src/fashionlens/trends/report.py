@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fashionlens.trends import report_layout as layout
 from fashionlens.trends.events import (
     detect_shifts,
     detect_spikes,
@@ -21,6 +22,7 @@ from fashionlens.trends.events import (
 )
 from fashionlens.trends.forecast import forecast_all
 from fashionlens.trends.inputs import TrendData
+from fashionlens.trends.outlook import rank_forecast_changes, without_binary_negatives
 from fashionlens.trends.series import GLOBAL, Freq, attribute_shares, share_matrix
 from fashionlens.trends.social import activity, caption_sentiment, hashtags, top_authors
 
@@ -28,9 +30,10 @@ log = logging.getLogger(__name__)
 
 
 def _png(fig) -> str:
+    layout.tidy_dates(fig)
     fig.autofmt_xdate()  # slanted date labels instead of overlapping ones
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=layout.current().dpi, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -48,8 +51,9 @@ def forecast_matrix(shares: pd.DataFrame, freq: Freq, *, max_series: int, min_po
     m, n = share_matrix(shares, freq, place=GLOBAL)
     if m.empty:
         return m
+    m = m[without_binary_negatives(list(m.columns))]  # yes/no attributes: the "no" share mirrors "yes"
     ok = m.notna().sum() >= min_points
-    volume = (m.notna() * n).sum()[ok].sort_values(ascending=False)
+    volume = (m.notna() * n[m.columns]).sum()[ok].sort_values(ascending=False)
     return m[volume.index[:max_series]]
 
 
@@ -133,6 +137,7 @@ def _analyse(data: TrendData, freq: Freq, lap: _Laps, *, min_support: int, horiz
                                        backtest_origins=backtest_origins, models=models, workers=workers,
                                        progress=progress)
     tables["forecast_scores"], tables["forecasts"] = scores, fcs
+    tables["forecast_ranking"] = rank_forecast_changes(fm, scores, fcs)
     lap("forecast")
     tables["lead_lag"] = _lead_lag_table(shares, tables["rising_falling"], freq, lead_lag_series)
     lap("lead_lag")
@@ -142,9 +147,7 @@ def _analyse(data: TrendData, freq: Freq, lap: _Laps, *, min_support: int, horiz
 
 
 def _activity_chart(act: pd.DataFrame, freq: Freq) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = layout.subplots(3)
     ax.bar(act["period"], act["posts"], width=20 if freq == "month" else 5)
     ax.set_title("posts per period")
     return _png(fig)
@@ -163,9 +166,7 @@ def _chart_series(a: _Analysis) -> list[str]:
 
 
 def _trends_chart(a: _Analysis, show: list[str]) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = layout.subplots(4)
     g = a.shares[a.shares["place"] == GLOBAL]
     for key in show:
         attr, v = key.split("=", 1)
@@ -176,32 +177,27 @@ def _trends_chart(a: _Analysis, show: list[str]) -> str:
     sp = sp[sp["series"].isin(show)] if len(sp) else sp
     if len(sp):
         ax.scatter(sp["period"], sp["value"], s=80, facecolors="none", edgecolors="red", label="spike")
-    ax.set_title("shares with 95% Wilson intervals (events and top trends)")
-    ax.legend(fontsize=7)
+    ax.set_title("shares with 95% Wilson intervals\n(events and top trends)")
+    layout.legend(fig)
     return _png(fig)
 
 
-def _forecast_chart(fm: pd.DataFrame, fcs: pd.DataFrame) -> str:
-    import matplotlib.pyplot as plt
-
-    keys = fcs["series"].drop_duplicates().head(4).tolist()
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        ax.plot(fm.index, fm[key], marker=".")
+def _forecast_chart(fm: pd.DataFrame, fcs: pd.DataFrame, ranking: pd.DataFrame) -> str:
+    """The four series with the largest forecast change (:func:`~fashionlens.trends.outlook.rank_forecast_changes`)."""
+    keys = (ranking["series"] if len(ranking) else fcs["series"].drop_duplicates()).head(4).tolist()
+    fig, axes = layout.panels(len(keys), 2.6)
+    for ax, key in zip(axes, keys):
+        ax.plot(fm.index, fm[key], marker=".", label="observed share")
         f = fcs[fcs["series"] == key]
-        ax.plot(f["period"], f["forecast"], color="C1", label=f["model"].iloc[0])
-        ax.fill_between(f["period"], f["lo"], f["hi"], color="C1", alpha=0.2)
-        ax.set_title(key, fontsize=8)
-        ax.legend(fontsize=7)
-        ax.tick_params(labelsize=6)
-        ax.tick_params(axis="x", rotation=45)
+        ax.plot(f["period"], f["forecast"], color="C1", label="forecast")
+        ax.fill_between(f["period"], f["lo"], f["hi"], color="C1", alpha=0.2, label="95% interval")
+        ax.set_title(f"{key} ({f['model'].iloc[0]})")
+    layout.legend(fig)
     return _png(fig)
 
 
 def _sentiment_chart(sent: pd.DataFrame) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = layout.subplots(3)
     ax.plot(sent["period"], sent["negative_share"], marker=".", color="C3")
     pk = sent[sent["negative_peak"]]
     ax.scatter(pk["period"], pk["negative_share"], s=80, facecolors="none", edgecolors="k")
@@ -210,27 +206,28 @@ def _sentiment_chart(sent: pd.DataFrame) -> str:
 
 
 def _hashtag_chart(hf: pd.DataFrame) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = layout.subplots(3.5)
     h = hf.head(15)
     ax.barh(h["hashtag"][::-1], h["posts"][::-1])
     ax.set_title("top hashtags")
     return _png(fig)
 
 
-def _charts(a: _Analysis, freq: Freq) -> list[tuple[str, str]]:
-    """``(title, base64 PNG)`` of each chart that has data to show."""
-    charts: list[tuple[str, str]] = [("Activity", _activity_chart(a.tables["activity"], freq))]
+def _charts(a: _Analysis, freq: Freq) -> list[tuple[str, str, str]]:
+    """``(title, wide PNG, narrow PNG)`` (base64, see :mod:`~fashionlens.trends.report_layout`) of each chart
+    that has data to show."""
+    both = layout.draw_both
+    charts = [("Activity", *both(_activity_chart, a.tables["activity"], freq))]
     show = _chart_series(a)
     if show:
-        charts.append(("Trends and events", _trends_chart(a, show)))
+        charts.append(("Trends and events", *both(_trends_chart, a, show)))
     if len(a.fcs):
-        charts.append(("Forecasts", _forecast_chart(a.fm, a.fcs)))
+        charts.append(("Forecasts: the largest changes", *both(_forecast_chart, a.fm, a.fcs,
+                                                               a.tables["forecast_ranking"])))
     if len(a.tables["sentiment"]):
-        charts.append(("Caption sentiment", _sentiment_chart(a.tables["sentiment"])))
+        charts.append(("Caption sentiment", *both(_sentiment_chart, a.tables["sentiment"])))
     if len(a.tables["hashtags"]):
-        charts.append(("Hashtags", _hashtag_chart(a.tables["hashtags"])))
+        charts.append(("Hashtags", *both(_hashtag_chart, a.tables["hashtags"])))
     return charts
 
 
@@ -238,6 +235,8 @@ _TABLE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("Spikes (robust z of residual from the seasonal fit)", "spikes"),
     ("Sustained rises and falls (change points)", "shifts"),
     ("Rising and falling per place (last 12 periods)", "rising_falling"),
+    ("Largest forecast changes (change to the horizon ÷ interval width; beating the naive forecast first)",
+     "forecast_ranking"),
     ("Forecasts (chosen model, interval = ±1.96 backtest RMSE)", "forecasts"),
     ("Lead–lag between places", "lead_lag"), ("Activity", "activity"),
     ("Top authors by activity", "top_authors_activity"),
@@ -246,7 +245,7 @@ _TABLE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("Caption sentiment", "sentiment"))
 
 
-def _report_html(data: TrendData, a: _Analysis, charts: list[tuple[str, str]], freq: Freq,
+def _report_html(data: TrendData, a: _Analysis, charts: list[tuple[str, str, str]], freq: Freq,
                  min_support: int) -> str:
     """The self-contained ``report.html`` page: summary, input validation, charts, then the tables."""
     rep = data.report
@@ -254,18 +253,20 @@ def _report_html(data: TrendData, a: _Analysis, charts: list[tuple[str, str]], f
                 f"period: {freq}, minimum support: {min_support} labelled posts. Sources: "
                 f"{html.escape(', '.join(data.sources))}</p>",
                 f"<h2>Input validation</h2><p>{rep.rows_read:,} rows read, {rep.rows_used:,} used, "
-                f"{rep.rows_rejected:,} rejected.</p>{_table_html(a.tables['validation'])}"
+                f"{rep.rows_rejected:,} rejected.</p>"
+                + (_table_html(a.tables["validation"]) if len(a.tables["validation"]) else "")
                 + "".join(f"<p>{html.escape(n)}</p>" for n in rep.notes)]
-    for title, b64 in charts:
-        sections.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{b64}'/>")
-    for title, key in _TABLE_SECTIONS:
+    kept, left_out = layout.split_sections(_TABLE_SECTIONS, a.tables, data.posts, min_support=min_support)
+    sections += [f"<p class='left-out'>{html.escape(line)}</p>" for line in left_out]
+    for title, wide, narrow in charts:
+        sections.append(f"<h2>{html.escape(title)}</h2>{layout.picture_html(wide, narrow, title)}")
+    for title, key in kept:
         sections.append(f"<h2>{html.escape(title)}</h2>{_table_html(a.tables[key])}")
     if len(a.scores):
         t = a.scores.groupby("model")[["mae", "mape"]].mean().sort_values("mae").reset_index()
         sections.append(f"<h2>Backtest (mean over forecast series)</h2>{_table_html(t)}")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>fashionlens trends</title><style>"
-            "body{font-family:sans-serif;max-width:1100px;margin:auto} table.t{border-collapse:collapse;font-size:12px}"
-            "table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}</style></head><body>"
+    return (f"<!doctype html><html><head><meta charset='utf-8'>{layout.VIEWPORT}<title>fashionlens trends</title>"
+            f"<style>{layout.PAGE_CSS}</style></head><body>"
             + "\n".join(sections) + "</body></html>")
 
 

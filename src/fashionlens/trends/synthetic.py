@@ -35,6 +35,22 @@ def make_share_series(n_series: int, n_periods: int = 36, *, period: int = 12, n
     return pd.DataFrame(cols, index=idx), pd.DataFrame(truth, columns=["series", "period"])
 
 
+def make_shaped_series(specs: dict[str, tuple[float, float, float]], n_periods: int = 36, *, period: int = 12,
+                       n_posts: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Share series of chosen shapes: ``specs`` maps a series key (``attribute=value``) to
+    ``(base, slope per period, seasonal amplitude)``; each share is binomial(``n_posts``, base +
+    slope · t + amplitude · sin(2πt / ``period``)) / ``n_posts`` (the probability clipped to
+    [0.01, 0.99]). Returns the period × series matrix (monthly, from 2013-01)."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2013-01-01", periods=n_periods, freq="MS")
+    t = np.arange(n_periods)
+    cols = {}
+    for key, (base, slope, amp) in specs.items():
+        p = np.clip(base + slope * t + amp * np.sin(2 * np.pi * t / period), 0.01, 0.99)
+        cols[key] = rng.binomial(n_posts, p) / n_posts
+    return pd.DataFrame(cols, index=idx)
+
+
 _CITIES = ["paris", "london", "new-york", "tokyo", "milan", "berlin", "seoul", "sydney"]
 _CATS = [("t-shirts", "upper-body"), ("shirts", "upper-body"), ("jeans", "lower-body"), ("dresses", "full-body"),
          ("coats-jackets", "upper-body"), ("skirts", "lower-body"), ("trainers", "footwear"), ("sweaters", "upper-body")]

@@ -1,6 +1,8 @@
 """``GET /v1/trends`` (datasets), ``GET /v1/trends/{dataset}/series`` (attribute shares per period with
-Wilson intervals) and ``GET /v1/trends/{dataset}/report`` (validation, volume, events, forecasts)
-for the datasets configured in the settings (``FASHIONLENS_TRENDS``), loaded once per worker."""
+Wilson intervals), ``GET /v1/trends/{dataset}/report`` (validation, volume, events, forecasts) and
+``GET /v1/trends/{dataset}/outlook`` (series ranked by forecast change, see
+:mod:`fashionlens.trends.outlook`) for the datasets configured in the settings
+(``FASHIONLENS_TRENDS``), loaded once per worker."""
 
 from __future__ import annotations
 
@@ -143,4 +145,68 @@ async def report(
         state.cache[key] = result
         while len(state.cache) > _REPORT_CACHE_SIZE:
             state.cache.popitem(last=False)
+    return JSONResponse(result)
+
+
+def _cached(state: ServiceState, key: tuple) -> Any:
+    with state.cache_lock:
+        return state.cache.get(key)
+
+
+def _cache(state: ServiceState, key: tuple, result: Any) -> None:
+    with state.cache_lock:
+        state.cache[key] = result
+        while len(state.cache) > _REPORT_CACHE_SIZE:
+            state.cache.popitem(last=False)
+
+
+@router.get("/{dataset}/outlook",
+            summary="series ranked by forecast change: |forecast at the horizon - last share| / interval width, "
+                    "series whose backtest beats the naive forecast first",
+            responses=_RESPONSES)
+async def outlook(
+    dataset: Annotated[str, _DATASET],
+    state: Annotated[ServiceState, Depends(get_state)],
+    period: Annotated[Period, Query()] = "month",
+    min_support: Annotated[int, Query(ge=1, le=1_000_000)] = 30,
+    horizon: Annotated[int, Query(ge=1, le=24, description="periods to forecast")] = 6,
+    attribute: Annotated[str | None, Query(max_length=64, description="only this attribute's series")] = None,
+    max_series: Annotated[int, Query(ge=1, le=200, description="forecast the N most-labelled series")] = 48,
+    limit: Annotated[int, Query(ge=1, le=64, description="series answered, best first")] = 8,
+) -> Any:
+    """The ranking of :func:`fashionlens.trends.outlook.forecast_outlook` (binary attributes: only the
+    ``yes`` series) with each answered series' observed shares (``points``, as ``/series``) and its
+    forecast (``forecasts``: period, step, forecast, lo, hi)."""
+    state.require_ready()
+    data = _dataset(state, dataset)
+    if attribute is not None and attribute not in data.attributes:
+        raise ApiProblem("invalid_request", f"attribute: expected one of {data.attributes}; got {attribute!r}")
+    key = ("trends_outlook", dataset, period, min_support, horizon, attribute, max_series, limit)
+    cached = _cached(state, key)
+    if cached is not None:
+        return JSONResponse(cached)
+
+    def job() -> dict[str, Any]:
+        from fashionlens.trends.outlook import FAST_MODELS, NAIVE, forecast_outlook
+        from fashionlens.trends.series import GLOBAL, attribute_shares
+
+        shares = attribute_shares(data, period, min_support=min_support,
+                                  attributes=[attribute] if attribute else None)
+        with state.metrics.model_timer("trends_forecast"):
+            ranking, forecasts = forecast_outlook(shares, period, horizon=horizon, attribute=attribute,
+                                                  max_series=max_series)
+        g = shares[shares["place"] == GLOBAL]
+        out = []
+        for row in _records(ranking, limit):
+            pts = g[(g["attribute"] == row["attribute"]) & (g["value"] == row["value"])]
+            fc = forecasts[forecasts["series"] == row["series"]].sort_values("step")
+            out.append({**row, "points": _records(pts[["period", "n", "k", "share", "ci_low", "ci_high", "supported"]]),
+                        "forecasts": _records(fc[["period", "step", "model", "forecast", "lo", "hi"]])})
+        return {"dataset": dataset, "period": period, "min_support": min_support, "horizon": horizon,
+                "attribute": attribute, "models": list(FAST_MODELS), "baseline": NAIVE,
+                "candidates": len(ranking), "beat_baseline": int(ranking["beats_baseline"].sum()) if len(ranking) else 0,
+                "series": out}
+
+    result = await state.queue.run(job)
+    _cache(state, key, result)
     return JSONResponse(result)

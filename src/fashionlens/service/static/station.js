@@ -65,6 +65,9 @@
       for (const r of garmentRoles) form.append("images", photos[r], photos[r].name || r + ".jpg");
       const answer = await api("/v1/tag", { method: "POST", body: form });
       garmentRoles.forEach((r, i) => { tagged[r] = answer.results[i]; });
+      const failed = garmentRoles.filter((r) => tagged[r] && tagged[r].error);
+      if (failed.length) say(`Graded. No outline for the ${failed.join(" and ")} photo: `
+        + failed.map((r) => problemText(tagged[r].error)).join("; "), "");
       drawView(currentView);
     } catch (e) {
       $("annotated").dataset.garments = "unavailable";
@@ -152,9 +155,10 @@
         nDamage++;
       }
       canvas.dataset.view = view;
-      canvas.dataset.garments = tag ? String(nGarments) : "pending";
+      canvas.dataset.garments = tag ? (tag.error ? "unavailable" : String(nGarments)) : "pending";
       canvas.dataset.damage = String(nDamage);
-      canvas.setAttribute("aria-label", `${view} photo: ${tag ? nGarments + " garment(s) outlined" : "garment outline loading"}, ${nDamage} damage region(s)`);
+      const outline = !tag ? "garment outline loading" : tag.error ? "no garment outline" : nGarments + " garment(s) outlined";
+      canvas.setAttribute("aria-label", `${view} photo: ${outline}, ${nDamage} damage region(s)`);
     };
     img.src = urls[view];
   }
@@ -195,7 +199,7 @@
     if (!feats.corrections.available) {
       notice.className = "notice";
       notice.textContent = "Corrections cannot be saved on this server: no corrections database is configured "
-        + "(set FASHIONLENS_CORRECTIONS_DB). You can still review the result.";
+        + "(start it with `fashionlens serve --corrections-db FILE`). You can still review the result.";
       save.disabled = true;
     } else { notice.textContent = ""; save.disabled = false; }
     const gv = tax.grading_values || {};
