@@ -9,10 +9,6 @@ browser tests are skipped, with the reason, without Playwright or a Chromium bin
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,55 +109,23 @@ def test_outlook_rejects_bad_queries(client: Any, params: dict[str, Any], status
 
 # ------------------------------------------------------------------------------------------------ the page
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("FASHIONLENS_CHROMIUM"), shutil.which("chromium"),
-                      shutil.which("chromium-browser"), "/usr/lib/chromium/chromium"):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-class _Server:
-    """uvicorn serving ``app`` on 127.0.0.1:<free port> in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> _Server:  # noqa: PYI034
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
-    chromium = _chromium()
-    if chromium is None:
+    from test_web_browser import CHROMIUM
+
+    if CHROMIUM is None:
         pytest.skip("no Chromium binary (apt-get install chromium, or set FASHIONLENS_CHROMIUM)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
         yield b
         b.close()
 
 
 @pytest.fixture(scope="module")
 def server(trends_app: Any) -> Iterator[str]:
+    from test_web_browser import _Server
+
     with _Server(trends_app) as s:
         yield s.url
 

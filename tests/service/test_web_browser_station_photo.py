@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,11 @@ from PIL import Image
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
 
-from test_web_browser import _Server, _StainFinder, _wait
+from test_web_browser import CHROMIUM, _Server, _StainFinder, _wait
 
 SCREENS = Path("/tmp/fashionlens_screens")
 
 
-def _find_chromium(wait_s: float = 60.0) -> str | None:
-    """The Chromium binary; polls a while for it (it may still be being installed)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        for candidate in (os.environ.get("FASHIONLENS_CHROMIUM"), shutil.which("chromium"),
-                          shutil.which("chromium-browser"), "/usr/bin/chromium", "/usr/lib/chromium/chromium"):
-            if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-                return candidate
-        if time.monotonic() > deadline or not Path("/usr/bin").exists():
-            return None
-        time.sleep(2)
-
-
-CHROMIUM = _find_chromium(float(os.environ.get("FASHIONLENS_CHROMIUM_WAIT", "0")))
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install chromium, or set "
                                 "FASHIONLENS_CHROMIUM)")
 
