@@ -110,19 +110,6 @@ def test_outlook_rejects_bad_queries(client: Any, params: dict[str, Any], status
 # ------------------------------------------------------------------------------------------------ the page
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
-    from test_web_browser import CHROMIUM
-
-    if CHROMIUM is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set FASHIONLENS_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def server(trends_app: Any) -> Iterator[str]:
     from test_web_browser import _Server
 

@@ -80,16 +80,6 @@ class _Server:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    dirs = [tmp_path_factory.mktemp("web-screenshots")]
-    if os.environ.get("FASHIONLENS_ARTEFACTS"):
-        extra = Path(os.environ["FASHIONLENS_ARTEFACTS"]) / "web"
-        extra.mkdir(parents=True, exist_ok=True)
-        dirs.append(extra)
-    return dirs
-
-
 def _shot(page: Any, dirs: list[Path], name: str) -> None:
     data = page.screenshot(full_page=True)
     for d in dirs:
@@ -117,14 +107,6 @@ def web(service_data: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
     bare.ready = True
     with _Server(create_app(s, models=models)) as full, _Server(create_app(bare_settings, models=bare)) as empty:
         yield {"url": full.url, "bare_url": empty.url, "db": db}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -46,14 +46,6 @@ def station_url(service_data: dict[str, Any]) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 def _tall_photo(path: Path, w: int = 1200, h: int = 3600) -> Path:
     """A long coat on a plain backdrop: 1200×3600 px (4.3 Mpx), JPEG."""
     img = np.full((h, w, 3), 235, np.uint8)

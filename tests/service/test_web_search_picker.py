@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from picker_testing import JACKET, SHOES, TROUSERS, OutfitDetector, outfit_png
-from test_web_browser import CHROMIUM, _Server, _wait, sync_api
+from test_web_browser import CHROMIUM, _Server, _wait
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install chromium, or set "
                                 "FASHIONLENS_CHROMIUM)")
@@ -41,24 +41,6 @@ def picker_url(service_data: dict[str, Any]) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    dirs = [tmp_path_factory.mktemp("picker-screenshots")]
-    if os.environ.get("FASHIONLENS_ARTEFACTS"):
-        extra = Path(os.environ["FASHIONLENS_ARTEFACTS"]) / "web"
-        extra.mkdir(parents=True, exist_ok=True)
-        dirs.append(extra)
-    return dirs
-
-
 def _results(page: Any) -> list[tuple[str, str]]:
     return page.evaluate("""() => Array.from(document.querySelectorAll('#results li'))
         .map((li) => [li.dataset.id, li.dataset.score])""")
@@ -71,8 +53,8 @@ def _pressed(page: Any) -> list[str]:
 
 @pytest.mark.parametrize(("width", "height"), SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_picker_shows_the_garments_and_tapping_one_searches_it(
-        chromium: Any, picker_url: str, shots: list[Path], tmp_path: Path, width: int, height: int) -> None:
-    context = chromium.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+        browser: Any, picker_url: str, artefacts: list[Path], tmp_path: Path, width: int, height: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     page = context.new_page()
     errors: list[str] = []
     outside: list[str] = []
@@ -110,7 +92,7 @@ def test_picker_shows_the_garments_and_tapping_one_searches_it(
         sizes = page.evaluate("""() => Array.from(document.querySelectorAll('#garment-chips button'))
             .map((e) => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })""")
         assert all(w >= 44 and h >= 44 for w, h in sizes), sizes
-        _shot(page, shots, f"picker-{width}x{height}-auto")
+        _shot(page, artefacts, f"picker-{width}x{height}-auto")
 
         page.click(f"#garment-chips button[data-garment='{TROUSERS}']")
         _wait(page, f"document.querySelector('#garment-chips button[data-garment=\"{TROUSERS}\"]')"
@@ -122,7 +104,7 @@ def test_picker_shows_the_garments_and_tapping_one_searches_it(
         assert "like the" in page.inner_text("#status") and "in your photo" in page.inner_text("#status")
         _wait(page, "Array.from(document.querySelectorAll('#results img')).every((i) => i.complete)")
         page.locator("#garment-picker").scroll_into_view_if_needed()
-        data = _shot(page, shots, f"picker-{width}x{height}-trousers")
+        data = _shot(page, artefacts, f"picker-{width}x{height}-trousers")
         screens = Path(os.environ.get("FASHIONLENS_SCREENS", "/tmp/fashionlens_screens"))
         screens.mkdir(parents=True, exist_ok=True)
         (screens / f"picker_{width}x{height}.png").write_bytes(data)
@@ -139,9 +121,9 @@ def _shot(page: Any, dirs: list[Path], name: str) -> bytes:
     return data
 
 
-def test_picker_works_with_the_keyboard(chromium: Any, picker_url: str, tmp_path: Path) -> None:
+def test_picker_works_with_the_keyboard(browser: Any, picker_url: str, tmp_path: Path) -> None:
     """Enter on a chip searches its garment; the focus stays on that chip when the chips are redrawn."""
-    context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
     page = context.new_page()
     photo = tmp_path / "outfit.png"
     photo.write_bytes(outfit_png())
@@ -161,9 +143,9 @@ def test_picker_works_with_the_keyboard(chromium: Any, picker_url: str, tmp_path
         context.close()
 
 
-def test_words_show_no_picker(chromium: Any, picker_url: str) -> None:
+def test_words_show_no_picker(browser: Any, picker_url: str) -> None:
     """A text query has no garments to pick: no chips; its hits have captions too."""
-    context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
     page = context.new_page()
     try:
         page.goto(picker_url + "/search")
