@@ -332,29 +332,30 @@ def count_flops(photo: Path) -> dict[str, float]:
 
 
 def profile_detect(paths: list[Path], *, threads: int = 2) -> dict[str, Any]:
-    """Serial cost per photo of every stage of the default detection pipeline (ONNX), one photo at a
-    time, the stages called the way ``GarmentDetector.detect`` / ``Tagger._tag_detected`` call them."""
-    from collections import OrderedDict
-
-    import cv2
+    """Serial cost per photo of every stage of the default detection pipeline (ONNX Runtime + NumPy, no
+    torch), one photo at a time, the stages called the way ``OnnxDetector.__call__`` /
+    ``GarmentDetector.detect`` / ``Tagger._tag_detected`` call them."""
     import numpy as np
-    import torch
     from pycocotools import mask as mask_utils
 
     from fashionlens.detection.detector import GarmentDetector
-    from fashionlens.result import Garments
     from fashionlens.imageio import load_image
-    from fashionlens.pipeline import Tagger, crop_garment, preprocess
-    from fashionlens.runtime.detector_onnx import FEATURE_NAMES, OUTPUT_NAMES
     from fashionlens.jobs.local import DETECT_MIN_SIDE
+    from fashionlens.pipeline import Tagger, crop_garment, preprocess
+    from fashionlens.runtime.detector_postprocess import (
+        fcos_detections,
+        paste_masks,
+        resize_boxes,
+        resize_normalise,
+        semantic_instance_masks,
+    )
 
-    torch.set_num_threads(threads)
     det = GarmentDetector(threads=threads, backend="onnx")
     tagger = Tagger(backend="onnx", threads=threads, detector=det)
-    model, session = det.model, det.run.session  # type: ignore[attr-defined]
-    stages = ["decode", "to_tensor", "resize_normalise", "detector_network", "box_decode_nms", "roi_mask_head",
-              "mask_paste", "threshold_rules", "mask_full_res", "crops", "classifier_preprocess",
-              "classifier_network", "attributes_colours", "rle", "json"]
+    runner = det.run  # the OnnxDetector
+    config, limits = runner.config, det.limits()  # type: ignore[attr-defined]
+    stages = ["decode", "resize_normalise", "detector_network", "box_decode_nms", "masks", "threshold_rules",
+              "crops", "classifier_preprocess", "classifier_network", "rle", "json"]
     ms: dict[str, list[float]] = {s: [] for s in stages}
     n_garments = []
 
@@ -370,61 +371,44 @@ def profile_detect(paths: list[Path], *, threads: int = 2) -> dict[str, Any]:
 
         im = load_image(path, min_side=DETECT_MIN_SIDE)
         mark("decode")
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(im.rgb)).permute(2, 0, 1).float().div_(255.0)
-            mark("to_tensor")
-            image_list, _ = model.transform([x])
-            mark("resize_normalise")
-            names = list(OUTPUT_NAMES) + list(FEATURE_NAMES)
-            cls, box, ctr, _seg, *levels_out = session.run(names, {"images": image_list.tensors.numpy()})
-            mark("detector_network")
-            head = {"cls_logits": torch.from_numpy(cls), "bbox_regression": torch.from_numpy(box),
-                    "bbox_ctrness": torch.from_numpy(ctr)}
-            head["cls_logits"][..., 0] = float("-inf")
-            levels = model.level_sizes(*image_list.tensors.shape[-2:])
-            grids = [torch.empty((1, 1, h, w)) for h, w in levels]
-            anchors = model.anchor_generator(image_list, grids)
-            counts = [h * w for h, w in levels]
-            split_head = {k: list(v.split(counts, dim=1)) for k, v in head.items()}
-            split_anchors = [list(a.split(counts)) for a in anchors]
-            dets = model.postprocess_detections(split_head, split_anchors, image_list.image_sizes)
-            mark("box_decode_nms")
-            features = OrderedDict((str(i), torch.from_numpy(f)) for i, f in enumerate(levels_out))
-            probs = model.roi_mask.predict(features, [d["boxes"] for d in dets], [d["labels"] for d in dets],
-                                           image_list.image_sizes)
-            for d, m in zip(dets, probs):
-                d["masks"] = m
-            mark("roi_mask_head")
-            [out] = model.transform.postprocess(dets, image_list.image_sizes, [tuple(im.rgb.shape[:2])])
-            mark("mask_paste")
+        images, resized = resize_normalise(im.rgb, config)
+        mark("resize_normalise")
+        cls, box, ctr, seg, *features = runner.session.run(runner._outputs, {"images": images})  # type: ignore[attr-defined]
+        mark("detector_network")
+        padded = (int(images.shape[2]), int(images.shape[3]))
+        out = fcos_detections(cls[0], box[0], ctr[0], padded, resized, config, score_thresh=limits.score_thresh,
+                              nms_thresh=limits.nms_thresh, detections_per_img=limits.detections_per_img)
+        mark("box_decode_nms")
+        original = (int(im.rgb.shape[0]), int(im.rgb.shape[1]))
+        if runner.roi_session is not None:  # type: ignore[attr-defined]
+            probs = runner._roi_mask_probs(features, out["boxes"], out["labels"], resized)  # type: ignore[attr-defined]
+            out["boxes"] = resize_boxes(out["boxes"], resized, original)
+            out["masks"] = paste_masks(probs, out["boxes"], original)
+        else:
+            out["boxes"] = resize_boxes(out["boxes"], resized, original)
+            stride = images.shape[-1] / seg.shape[-1]
+            valid = seg[0, :, : max(1, round(resized[0] / stride)), : max(1, round(resized[1] / stride))]
+            out["masks"] = semantic_instance_masks(valid, out["boxes"], out["labels"], original, config.mask_size_limit)
+        mark("masks")
         garments = det.to_garments(out, im.rgb.shape[:2])
         mark("threshold_rules")
-        if im.scale != 1.0 and garments.mask is not None and len(garments.mask):
-            mask = np.stack([cv2.resize(m.astype(np.uint8), (im.width, im.height),
-                                        interpolation=cv2.INTER_NEAREST).astype(bool) for m in garments.mask])
-            garments = Garments(xyxy=garments.xyxy / im.scale, object_type=garments.object_type,
-                                confidence=garments.confidence, mask=mask)
-        mark("mask_full_res")
-        cut = [crop_garment(im, garments.xyxy[j], garments.mask[j], margin=tagger.crop_margin) for j in garments]
+        cut = [crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
+                            margin=tagger.crop_margin) for j in garments]
         mark("crops")
         batch = np.stack([preprocess(c, tagger.meta) for c, _ in cut]) if cut else None
         mark("classifier_preprocess")
-        cprobs = tagger._run(batch) if batch is not None else None
+        if batch is not None:
+            tagger._run(batch)
         mark("classifier_network")
-        results = [tagger._garment(cprobs, j, cut[j][1], garments.xyxy[j],
-                                   object_type=garments.object_type[j], score=float(garments.confidence[j]))
-                   for j in range(len(cut))]
-        mark("attributes_colours")
-        for j, r in enumerate(results):
-            rle = mask_utils.encode(np.asfortranarray(garments.mask[j].astype(np.uint8)))
-            r["mask"] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        rles = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for m in (garments.mask if garments.mask
+                                                                                    is not None else [])]
         mark("rle")
-        json.dumps({"garments": results}, ensure_ascii=False)
+        json.dumps({"garments": [{"mask": r["counts"].decode("ascii")} for r in rles]}, ensure_ascii=False)
         mark("json")
         if record:
             for k, v in marks.items():
                 ms[k].append(v)
-            n_garments.append(len(results))
+            n_garments.append(len(cut))
 
     one(paths[0], False)  # warm-up
     for p in paths:

@@ -14,6 +14,8 @@ from fashionlens.colours.naming import garment_pixels, whole_image_pixels
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
 from fashionlens.train.colours import ColourTrainConfig, fit_pixel_colour_model
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 NAMES = ("red", "green", "blue", "white")
 HUES = {"red": (200, 30, 35), "green": (40, 150, 60), "blue": (30, 50, 190), "white": (235, 235, 235)}
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashionlens.colours.naming import MAX_DELTA_E, colour_shares, garment_pixels, palette_lab
+from fashionlens.colours.naming import (
+    MAX_DELTA_E,
+    MIN_SHARE,
+    colour_labels,
+    colour_shares,
+    garment_pixels,
+    palette_lab,
+)
+from fashionlens.result import ColourLabel
 from fashionlens.taxonomy import load_taxonomy
 
 GROUP = load_taxonomy().attribute("colours")
@@ -118,8 +126,9 @@ def test_garment_pixels_with_mask() -> None:
     rgb = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     mask = np.zeros((30, 40), bool)
     mask[0, 0] = mask[29, 39] = mask[5, 7] = True  # corners count when the mask says so
-    np.testing.assert_array_equal(garment_pixels(rgb, mask=mask), rgb[mask])
-    np.testing.assert_array_equal(garment_pixels(rgb, mask=mask.astype(np.uint8)), rgb[mask])
+    # without the pixel filter every mask pixel counts (the filter has its own tests: test_garment_pixel_filter.py)
+    np.testing.assert_array_equal(garment_pixels(rgb, mask=mask, pixel_filter=None), rgb[mask])
+    np.testing.assert_array_equal(garment_pixels(rgb, mask=mask.astype(np.uint8), pixel_filter=None), rgb[mask])
     assert garment_pixels(rgb, mask=np.zeros((30, 40), bool)).shape == (0, 3)
 
 
@@ -148,3 +157,60 @@ def test_garment_pixels_rejects_non_rgb_arrays(shape: tuple[int, ...]) -> None:
 def test_garment_pixels_rejects_a_mask_of_another_size(mask_shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="mask shape"):
         garment_pixels(np.zeros((10, 10, 3), np.uint8), mask=np.ones(mask_shape, bool))
+
+
+# ------------------------------------------------------------------------------ colour_labels
+
+
+def test_colour_labels_leave_out_a_colour_the_pixels_do_not_show() -> None:
+    pixels = np.concatenate([_px(RED, n=990), _px(WHITE, n=10)])  # 1 % white
+    labels = colour_labels(pixels, ["red", "white", "blue"], {"red": 0.9, "white": 0.6, "blue": 0.55})
+    assert labels == [ColourLabel("red", 1.0, 0.9)]  # white (1 %) and blue (0 %) left out, red measured again
+
+
+def test_colour_labels_keep_order_scores_and_shares_that_sum_to_one() -> None:
+    pixels = np.concatenate([_px(RED, n=30), _px(WHITE, n=70)])
+    labels = colour_labels(pixels, ["red", "white"], {"red": 0.91234, "white": 0.5})
+    assert [c.id for c in labels] == ["red", "white"] and labels[0].score == 0.9123
+    assert labels[0].share == 0.3 and labels[1].share == 0.7
+
+
+def test_colour_labels_mark_the_unsure_ones() -> None:
+    pixels = np.concatenate([_px(RED, n=30), _px(WHITE, n=70)])
+    labels = colour_labels(pixels, ["red", "white"], {"red": 0.9, "white": 0.3}, unsure={"white"})
+    assert [c.uncertain for c in labels] == [False, True]
+
+
+def test_colour_labels_keep_multicolour_without_a_share() -> None:
+    labels = colour_labels(_px(RED), ["multicolour", "red", "green"], {"multicolour": 0.7, "red": 0.6, "green": 0.5})
+    assert labels == [ColourLabel("multicolour", None, 0.7), ColourLabel("red", 1.0, 0.6)]
+
+
+def test_colour_labels_without_pixels_measure_nothing_and_drop_nothing() -> None:
+    labels = colour_labels(np.zeros((0, 3), np.uint8), ["red", "white"], {"red": 0.9, "white": 0.6})
+    assert labels == [ColourLabel("red", None, 0.9), ColourLabel("white", None, 0.6)]
+
+
+def test_colour_labels_are_empty_when_the_pixels_show_none_of_the_colours() -> None:
+    assert colour_labels(_px(GROUP.rgb["green"]), ["red", "pink"], {"red": 0.9, "pink": 0.6}) == []
+
+
+def test_colour_labels_need_a_score_per_colour_and_a_sane_minimum() -> None:
+    with pytest.raises(ValueError, match="score for every colour"):
+        colour_labels(_px(RED), ["red", "white"], {"red": 0.9})
+    with pytest.raises(ValueError, match="min_share"):
+        colour_labels(_px(RED), ["red"], {"red": 0.9}, min_share=1.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_listed_colour_has_a_share_under_the_minimum(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    names, _ = palette_lab()
+    pixels = rng.integers(0, 256, (int(rng.integers(1, 400)), 3), dtype=np.uint8)
+    chosen = list(rng.choice(names, int(rng.integers(1, 6)), replace=False))
+    labels = colour_labels(pixels, chosen, {c: 0.5 for c in chosen})
+    shares = [c.share for c in labels]
+    assert all(s is not None and s >= MIN_SHARE for s in shares)
+    assert [c.id for c in labels] == [c for c in chosen if c in {x.id for x in labels}]  # order kept
+    if labels:
+        assert abs(sum(shares) - 1.0) < 1e-3

@@ -18,7 +18,7 @@ from fashionlens.result import Garments
 from fashionlens.imageio import DecodedImage
 from fashionlens.taxonomy import load_taxonomy
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]  # tiny PyTorch detectors, torch outputs
 
 
 def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -24,6 +24,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
     assert runs_path("detector").endswith("fl-runs/detector")
 
 
+@pytest.mark.train  # the training configs
 def test_configs_take_their_defaults_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
     from fashionlens.train.config import ClassifierTrainConfig
     from fashionlens.train.damage import DamageTrainConfig

@@ -1,6 +1,7 @@
 """Tests for fashionlens.pipeline: preprocessing, error records and how the Tagger turns head
-probabilities into ``fashionlens/result/v1`` garments. The shipped model is loaded once per module;
-the result-building tests feed it hand-made probabilities so that their outcome is known."""
+probabilities into ``fashionlens/result/v2`` garments. The shipped model is loaded once per module, without
+its calibration: the result-building tests feed it hand-made probabilities so that their outcome is known
+(calibration and abstention are tested in ``tests/test_calibration.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ TAX = load_taxonomy()
 
 @pytest.fixture(scope="module")
 def tagger() -> Tagger:
-    return Tagger(backend="onnx")
+    return Tagger(backend="onnx", calibration=None)
 
 
 def _decoded(rgb: np.ndarray) -> DecodedImage:
@@ -185,7 +186,8 @@ def test_garment_attributes_depend_on_object_type(tagger: Tagger, monkeypatch: p
     [rec] = tagger.tag_batch([_decoded(_solid(40, 40, (128, 128, 128)))], ["x.jpg"])
     g = rec["garments"][0]
     assert g["object_type"] == object_type
-    assert set(g["attributes"]) == {"pattern", "colours", "material"} | expected
+    # (a grey photo shows none of the head's colours: "colours": [] with "colours_uncertain", issue 25)
+    assert set(g["attributes"]) - {"colours_uncertain"} == {"pattern", "colours", "material"} | expected
 
 
 def test_top_k(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -257,7 +259,9 @@ def test_pixel_colour_model_names_a_plain_backdrop_garment(tagger: Tagger, monke
     assert "blue" not in [c["id"] for c in got]
     monkeypatch.setattr(tagger, "colour_model", None)
     [rec] = tagger.tag_batch([_decoded(rgb)], ["x.jpg"])
-    assert [c["id"] for c in rec["garments"][0]["attributes"]["colours"]] == ["blue"]  # the head alone
+    # the head alone says blue, but the garment's pixels show no blue: not listed (no share-0 colours, issue 25)
+    attrs = rec["garments"][0]["attributes"]
+    assert attrs["colours"] == [] and attrs["colours_uncertain"] is True
 
 
 def test_pixel_colour_model_stays_out_without_a_plain_backdrop(tagger: Tagger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,3 +293,25 @@ def test_tagger_colour_model_options(tmp_path: Path) -> None:
     assert loaded is not None and loaded.head_weight == pytest.approx(0.3)
     with pytest.raises(TypeError, match="colour_model"):
         Tagger(backend="onnx", colour_model=3)  # type: ignore[arg-type]
+
+
+def test_the_default_tagger_names_its_calibration_and_an_uncalibrated_one_says_so(tagger: Tagger) -> None:
+    from fashionlens.models.calibration import calibration_path
+    from fashionlens.models.registry import default_weights_path
+
+    assert tagger.calibration is None and tagger.model_info["calibration"] == "none (uncalibrated)"
+    sidecar = calibration_path(default_weights_path())
+    if sidecar.is_file():
+        calibrated = Tagger(backend="onnx")
+        assert calibrated.model_info["calibration"] == sidecar.name and calibrated.calibration is not None
+        assert calibrated.thresholds is None  # no operating point unless asked for
+        assert set(calibrated.variant(precision=0.9).thresholds) >= {"category", "colours"}
+
+
+def test_precision_is_checked() -> None:
+    from fashionlens.pipeline import TaggerConfig
+
+    with pytest.raises(ValueError, match=r"precision: expected a number in \(0, 1\]"):
+        TaggerConfig(precision=1.5)
+    assert TaggerConfig(precision=0.9).job_settings(max_pixels=10)["precision"] == 0.9
+    assert "precision" not in TaggerConfig().job_settings(max_pixels=10)

@@ -4,6 +4,7 @@ Python quick start runs as written, and every shipped model loads by name."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import os
 import re
@@ -87,11 +88,12 @@ def test_load_model_for_every_shipped_name(name: str) -> None:
 
     model = fashionlens.load_model(name)
     spec = MODELS[name]
+    with_torch = importlib.util.find_spec("torch") is not None  # else (light install) the ONNX runners
     if spec.format in ("detector-pt", "damage-pt"):
         module, meta = model
-        assert not module.training and meta.name
+        assert meta.name and (not module.training if with_torch else callable(module))
     else:
         assert model is not None
     if spec.format == "classifier-pt":
-        assert not model.training and model.meta.name == name
+        assert model.meta.name == name and (not model.training if with_torch else model.name == "onnx")
     assert spec.format == FORMATS[spec.header].kind

@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionlens.result import ColourLabel, Garments, Label, TagError, TagResult
+from fashionlens.result import (
+    RESULT_SCHEMA,
+    ColourLabel,
+    Garments,
+    Label,
+    LabelList,
+    TagError,
+    TagResult,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -20,9 +28,11 @@ def _without_timing(record: dict) -> dict:
 
 @pytest.mark.parametrize("name", ["tag_detect_default", "tag_detect_tiny", "tag_whole_image", "tag_detect_ccp"])
 def test_golden_records_round_trip_exactly(name: str) -> None:
+    # the golden records may be v1 (read as v2, written as v2) or v2: all but the schema round-trips exactly
     for record in json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8")):
         again = TagResult.from_json(record).to_json()
-        assert json.dumps(_without_timing(again)) == json.dumps(record)
+        assert again["schema"] == RESULT_SCHEMA
+        assert json.dumps(_without_timing(again)) == json.dumps({**record, "schema": RESULT_SCHEMA})
 
 
 def test_round_trip_without_masks_keeps_everything_else() -> None:
@@ -82,5 +92,50 @@ def test_select_and_concatenate_keep_fields_together() -> None:
 
 
 def test_wrong_schema_is_refused() -> None:
-    with pytest.raises(ValueError, match="expected a fashionlens/result/v1 record"):
+    with pytest.raises(ValueError, match="expected a fashionlens/result/v1 or fashionlens/result/v2 record"):
         TagResult.from_json({"schema": "other"})
+
+
+_V1_GARMENT = {"object_type": "upper-body", "score": 0.91, "bbox": [1.0, 2.0, 30.0, 40.0], "mask": None,
+               "category": {"id": "t-shirts", "score": 0.87},
+               "category_top": [{"id": "t-shirts", "score": 0.87}, {"id": "shirts", "score": 0.05}],
+               "attributes": {"pattern": {"id": "plain", "score": 0.7},
+                              "colours": [{"id": "blue", "share": 0.6, "score": 0.8}]}}
+
+
+def test_v1_lines_are_still_read() -> None:
+    line = json.dumps({"schema": "fashionlens/result/v1", "image": {"path": "a.jpg", "width": 64, "height": 80},
+                       "model": {"name": "m", "version": "1"}, "mode": "detect", "garments": [_V1_GARMENT],
+                       "error": None, "timing_ms": {"detect": 1.0}})
+    result = TagResult.from_json(json.loads(line))
+    g = result.garments
+    assert g.category[0] == Label("t-shirts", 0.87) and not g.category[0].uncertain
+    assert g.attributes[0]["colours"] == [ColourLabel("blue", 0.6, 0.8)]
+    out = result.to_json()
+    assert out["schema"] == "fashionlens/result/v2"
+    assert out["garments"] == [_V1_GARMENT]  # a v1 garment is a v2 garment with every field sure
+
+
+def test_uncertain_values_round_trip() -> None:
+    top = (Label("t-shirts", 0.41), Label("shirts", 0.33), Label("tops", 0.2))
+    unsure = Label(None, 0.41, uncertain=True, candidates=top)
+    kept = Label("plain", 0.52, uncertain=True, candidates=(Label("plain", 0.52), Label("striped", 0.3)))
+    g = Garments(xyxy=[[0, 0, 10, 10]], object_type=["upper-body"], confidence=[0.9], category=[unsure],
+                 category_top=[list(top)],
+                 attributes=[{"pattern": kept, "colours": LabelList([], uncertain=True)}])
+    record = TagResult(path="p.jpg", width=10, height=10, model={}, mode="detect", garments=g).to_json()
+    garment = record["garments"][0]
+    assert garment["category"] == {"id": None, "score": 0.41, "uncertain": True,
+                                   "candidates": [c.to_json() for c in top]}
+    assert garment["attributes"]["colours"] == [] and garment["attributes"]["colours_uncertain"] is True
+    assert garment["attributes"]["pattern"]["id"] == "plain" and garment["attributes"]["pattern"]["uncertain"]
+    again = TagResult.from_json(json.loads(json.dumps(record)))
+    assert again.garments.category == [unsure]
+    colours = again.garments.attributes[0]["colours"]
+    assert colours == [] and isinstance(colours, LabelList) and colours.uncertain
+    assert again.to_json() == record
+
+
+def test_a_sure_label_needs_an_id() -> None:
+    with pytest.raises(ValueError, match="None only on an uncertain value"):
+        Label(None, 0.3)

@@ -53,7 +53,9 @@ def _check(rec: dict[str, Any], path: Path) -> None:
     w, h = rec["image"]["width"], rec["image"]["height"]
     assert rec["garments"]
     for g in rec["garments"]:
-        assert g["category"]["id"] in TAX.categories_of(g["object_type"])
+        # an unsure category (below the 0.90 operating point) has id null and its candidates
+        assert (g["category"]["id"] in TAX.categories_of(g["object_type"])
+                or (g["category"]["id"] is None and g["category"]["uncertain"] and g["category"]["candidates"]))
         x, y, bw, bh = g["bbox"]
         assert x >= 0 and y >= 0 and x + bw <= w + 0.01 and y + bh <= h + 0.01
         if rec["mode"] == "detect":
@@ -184,6 +186,7 @@ def test_missing_or_wrong_detector_weights(tmp_path: Path, capsys: pytest.Captur
     missing = tmp_path / "missing.pt"
     assert _tag(str(path), "--detector", str(missing)) == 2
     assert str(missing) in capsys.readouterr().err
+    pytest.importorskip("torch")  # reading a .pt file's header needs the train extra
     not_weights = tmp_path / "notes.pt"
     not_weights.write_text("hello")
     assert _tag(str(path), "--detector", str(not_weights)) == 2

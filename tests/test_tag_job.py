@@ -68,14 +68,16 @@ def check_garment(g: dict[str, Any], width: int, height: int) -> None:
 
 
 def check_record(rec: dict[str, Any], path: Path | str) -> None:
-    """Assert ``rec`` is a valid ``fashionlens/result/v1`` record for ``path``."""
+    """Assert ``rec`` is a valid ``fashionlens/result/v2`` record for ``path``."""
     rec = json.loads(json.dumps(rec))  # JSON-serialisable, and checked as a reader sees it
     assert set(rec) == {"schema", "image", "model", "garments", "error", "timing_ms", "mode"}
     assert rec["schema"] == RESULT_SCHEMA
     assert set(rec["image"]) == {"path", "width", "height"}
     assert rec["image"]["path"] == str(path)
     # the shipped classifier, and how colour names were decided (the pixel colour model joins the head)
-    assert set(rec["model"]) == {"name", "version", "backend", "colours"}
+    # and its calibration (plus the operating point when one is set)
+    assert {"name", "version", "backend", "colours", "calibration"} <= set(rec["model"]) <= {
+        "name", "version", "backend", "colours", "calibration", "operating_point"}
     assert all(isinstance(v, str) and v for v in rec["model"].values())
     assert isinstance(rec["timing_ms"], dict)
     if rec["error"] is None:

@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from fashionlens.grading.grade import ItemGrader
     from fashionlens.imageio import load_image
-    from fashionlens.models.loading import load_model
+    from fashionlens.runtime.loading import load_model
     from fashionlens.models.registry import list_models
     from fashionlens.pipeline import Tagger, TaggerConfig
     from fashionlens.result import Garments, TagResult
@@ -39,7 +39,7 @@ _LAZY: dict[str, str] = {
     "TagResult": "fashionlens.result",
     "Garments": "fashionlens.result",
     "load_image": "fashionlens.imageio",
-    "load_model": "fashionlens.models.loading",
+    "load_model": "fashionlens.runtime.loading",
     "list_models": "fashionlens.models.registry",
     "ItemGrader": "fashionlens.grading.grade",
     "GarmentIndex": "fashionlens.search.index",

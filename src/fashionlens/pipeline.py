@@ -1,4 +1,4 @@
-"""The Tagger: photo → garments → ``fashionlens/result/v1`` records.
+"""The Tagger: photo → garments → ``fashionlens/result/v2`` records.
 
 With a detector (:class:`~fashionlens.detection.detector.GarmentDetector`) each photo goes detect → crop →
 classify: every detected garment is cropped with a margin and classified; its object type comes
@@ -13,39 +13,48 @@ backdrop (:func:`~fashionlens.colours.naming.whole_image_pixels`), else from the
 Colour *names* come from the classifier's colour head; on a plain-backdrop photo, where the garment's
 own pixels are known (its detector mask, or the backdrop search in whole-image mode), the pixel colour
 model (:mod:`fashionlens.models.pixel_colours`) is averaged in (``colour_model=None`` turns it off).
+
+Scores are calibrated: the classifier's calibration sidecar (:mod:`fashionlens.models.calibration`, fitted on
+its validation split) maps the backend's probabilities to calibrated ones in numpy, the same for the ONNX
+and PyTorch backends; weights without one run uncalibrated and say so in ``model["calibration"]``. With an
+operating point (``precision``, e.g. 0.90 in ``fashionlens tag``) a field whose calibrated score is below the
+threshold at which it reached that precision on validation is emitted as unsure (``uncertain``; id None
+unless ``keep_uncertain``), and a colour is listed only when sure (``docs/calibration.md``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
 
 from fashionlens.colours.naming import (
     GarmentPixels,
-    colour_shares,
+    colour_labels,
     garment_pixels,
     on_plain_backdrop,
     whole_image_pixels,
 )
-from fashionlens.models.pixel_colours import PixelColourModel, colour_features
 from fashionlens.detection.settings import DetectSettings
 from fashionlens.detection.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 from fashionlens.imageio import DecodedImage
+from fashionlens.models.calibration import Calibration, calibration_path
 from fashionlens.models.meta import EMBEDDING_OUTPUT, ClassifierMeta
+from fashionlens.models.pixel_colours import PixelColourModel, colour_features
+from fashionlens.models.prior_shift import PriorShift
 from fashionlens.models.registry import DEFAULT_PIXEL_COLOURS, default_weights_path
 from fashionlens.result import (  # noqa: F401 - RESULT_SCHEMA re-exported
     RESULT_SCHEMA,
     Attributes,
-    ColourLabel,
     Garments,
     Label,
+    LabelList,
     TagError,
     TagResult,
 )
@@ -59,6 +68,12 @@ log = logging.getLogger(__name__)
 
 #: ``Tagger(colour_model=...)``: the shipped pixel colour model when it fits the classifier's colour head
 DEFAULT_COLOUR_MODEL = "default"
+#: ``Tagger(calibration=...)``: the calibration sidecar next to the classifier weights, when there is one
+DEFAULT_CALIBRATION = "default"
+#: key of the uncalibrated category probabilities among a calibrated tagger's outputs (what type fusion reads)
+UNCALIBRATED_CATEGORY = "category_uncalibrated"
+#: candidates listed with an unsure single-valued field
+UNSURE_CANDIDATES = 3
 
 
 #: attributes reported only for garments of these object types
@@ -80,7 +95,7 @@ def preprocess(rgb: np.ndarray, meta: ClassifierMeta) -> np.ndarray:
 
 
 def error_record(path: str, exc: BaseException, *, model: dict[str, str]) -> dict[str, Any]:
-    """The ``fashionlens/result/v1`` record of an input that could not be used."""
+    """The ``fashionlens/result/v2`` record of an input that could not be used."""
     return TagResult.failed(path, exc, model=model).to_json()
 
 
@@ -102,6 +117,15 @@ class TaggerConfig:
 
     ``threads``: inference threads (``None``: the runtime's default; per actor on Ray).
     ``detect_settings``: the detector's default settings (thresholds, rules); a call may pass others.
+    ``precision``: the operating point — a field below the calibrated-score threshold at which it reached this
+    precision on validation is emitted as unsure (``None``: every field emitted as sure, the behaviour of
+    ``fashionlens/result/v1``; ``fashionlens tag`` defaults to 0.90). ``keep_uncertain``: unsure fields keep
+    their best guess (still marked ``uncertain``) instead of ``id: null`` / no colours.
+    ``detection_precision``: also drop detected garments whose calibrated detector score is below the
+    threshold at which detections reached this precision on validation (``None``: only the detector's stored
+    score threshold drops detections).
+    ``street_priors``: move the pattern head of detected (street) crops to the pattern priors of street photos
+    (the sidecar ``<weights>.street-priors.json``, :mod:`fashionlens.models.prior_shift`; ``docs/street_labels.md``).
 
     >>> tagger = TaggerConfig(whole_image=True).build()
     """
@@ -116,6 +140,10 @@ class TaggerConfig:
     embed: bool = False
     type_fusion: bool = True
     pixel_colours: bool = True
+    precision: float | None = None
+    keep_uncertain: bool = False
+    detection_precision: float | None = None
+    street_priors: bool = True
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "onnx", "torch"):
@@ -124,6 +152,10 @@ class TaggerConfig:
             raise ValueError(f"detector_backend: expected auto, onnx or torch, got {self.detector_backend!r}")
         if self.threads is not None and self.threads <= 0:
             raise ValueError(f"threads: expected a positive number or None, got {self.threads}")
+        for name in ("precision", "detection_precision"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name}: expected a number in (0, 1] or None, got {value}")
 
     def build(self) -> Tagger:
         """Load the models and build the tagger."""
@@ -135,8 +167,10 @@ class TaggerConfig:
                                        threads=self.threads, backend=self.detector_backend)
         fusion = {} if self.type_fusion else {"type_fusion": None}
         colours = {} if self.pixel_colours else {"colour_model": None}
+        priors = {} if self.street_priors else {"street_priors": None}
         return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed,
-                      **fusion, **colours)
+                      precision=self.precision, keep_uncertain=self.keep_uncertain,
+                      detection_precision=self.detection_precision, **fusion, **colours, **priors)
 
     def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
         """The ``settings`` of a :class:`~fashionlens.jobs.store.TagJob` (what changes results), the same
@@ -144,7 +178,13 @@ class TaggerConfig:
         settings = self.detect_settings
         if not self.whole_image and settings is None:
             settings = DetectSettings()
-        return {"weights": None if self.weights is None else str(self.weights), "backend": self.backend,
+        operating: dict[str, Any] = {} if self.precision is None else {"precision": self.precision,
+                                                                       "keep_uncertain": self.keep_uncertain}
+        if self.detection_precision is not None and not self.whole_image:
+            operating["detection_precision"] = self.detection_precision
+        if not self.street_priors and not self.whole_image:
+            operating["street_priors"] = False
+        return {**operating, "weights": None if self.weights is None else str(self.weights), "backend": self.backend,
                 "whole_image": self.whole_image, "embed": self.embed, "max_pixels": max_pixels,
                 "detector": None if self.whole_image or self.detector is None else str(self.detector),
                 "detector_backend": None if self.whole_image else self.detector_backend,
@@ -160,7 +200,7 @@ class Tagger:
     :class:`~fashionlens.detection.detector.GarmentDetector` every garment is found, cropped and
     classified. ``weights``: classifier weights (default: the shipped ``garment-classifier-lite0``);
     ``backend``: ``auto`` (ONNX Runtime when an export sits next to the weights), ``onnx`` or ``torch``.
-    :meth:`tag_batch` gives the same results as ``fashionlens/result/v1`` JSON records.
+    :meth:`tag_batch` gives the same results as ``fashionlens/result/v2`` JSON records.
 
     >>> from fashionlens import Tagger, load_image
     >>> tagger = Tagger()                       # the shipped default model, ONNX when exported
@@ -171,15 +211,34 @@ class Tagger:
     ``colour_model``: ``"default"`` joins the shipped pixel colour model to the colour head whenever the
     classifier's colour head has its colours (else the head alone); a :class:`PixelColourModel` or a
     path to one; ``None`` for the head alone.
+
+    ``calibration``: ``"default"`` loads the weights' sidecar (``<weights>.calibration.json``) when there is one
+    (else the scores stay uncalibrated, and ``model["calibration"]`` says so); a
+    :class:`~fashionlens.models.calibration.Calibration` or a path to one; ``None``: uncalibrated.
+    ``precision``: the operating point (see :class:`TaggerConfig`; needs a calibration with operating curves,
+    else every field is emitted as sure); ``keep_uncertain``: unsure fields keep their best guess.
+    With ``calibration="default"`` the detector's sidecar (next to its weights) calibrates each detected
+    garment's ``score``; ``detection_precision`` then drops detections below the calibrated score at which
+    detections reached that precision on validation.
+    ``street_priors``: ``"default"`` moves the heads of detected (street) crops named in the weights' sidecar
+    (``<weights>.street-priors.json``: the pattern head) to their street-photo priors before calibration
+    (whole-image tagging and whole-photo fallbacks are untouched); a :class:`PriorShift` or a path; ``None``: off.
     """
 
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",
                  threads: int | None = None, top_k: int = 3, detector: GarmentDetector | None = None,
                  crop_margin: float = 0.1, embed: bool = False,
                  type_fusion: TypeFusion | None = DEFAULT_TYPE_FUSION,
-                 colour_model: PixelColourModel | str | None = DEFAULT_COLOUR_MODEL) -> None:
+                 colour_model: PixelColourModel | str | None = DEFAULT_COLOUR_MODEL,
+                 calibration: Calibration | str | Path | None = DEFAULT_CALIBRATION,
+                 precision: float | None = None, keep_uncertain: bool = False,
+                 detection_precision: float | None = None,
+                 street_priors: PriorShift | str | Path | None = DEFAULT_CALIBRATION) -> None:
         if type_fusion is not None and not isinstance(type_fusion, TypeFusion):
             raise TypeError(f"type_fusion: expected a TypeFusion or None, got {type(type_fusion).__name__}")
+        for name, value in (("precision", precision), ("detection_precision", detection_precision)):
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name}: expected a number in (0, 1] or None, got {value}")
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
         self.type_fusion = type_fusion
         self.embed = embed  # store each garment's embedding (see fashionlens.result.encode_embedding) in its result
@@ -193,6 +252,88 @@ class Tagger:
         self._cat_type_index = np.array([self.taxonomy.object_type_index(self.taxonomy.object_type_of(c))
                                          for c in cat_values])
         self.colour_model = self._colour_model(colour_model)
+        self.calibration, self._calibration_source = self._calibration(weights, calibration)
+        self.precision = precision
+        self.keep_uncertain = keep_uncertain
+        self._calibrate_detector = calibration is not None
+        self._detector_calibrations: dict[int, Calibration | None] = {}
+        self.detection_precision = detection_precision
+        self.street_priors = self._street_priors(weights, street_priors)
+
+    @property
+    def precision(self) -> float | None:
+        """The operating point's target precision (None: no abstention)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: float | None) -> None:
+        self._precision = value
+        #: field → calibrated-score threshold below which it is emitted as unsure (None: no operating point)
+        self.thresholds: dict[str, float] | None = (
+            None if value is None or self.calibration is None or not self.calibration.operating
+            else self.calibration.thresholds(value))
+
+    def detector_calibration(self) -> Calibration | None:
+        """The calibration sidecar of this tagger's detector (None: no detector, no sidecar, or ``calibration=None``)."""
+        if self.detector is None or not self._calibrate_detector:
+            return None
+        key = id(self.detector)
+        if key not in self._detector_calibrations:
+            path = getattr(self.detector, "path", None)
+            self._detector_calibrations[key] = Calibration.for_weights(path) if path is not None else None
+        return self._detector_calibrations[key]
+
+    def _calibrated_detections(self, garments: Garments) -> Garments:
+        """Detections with calibrated scores, those below the detection operating point dropped."""
+        cal = self.detector_calibration()
+        if cal is None or not len(garments) or "garment" not in cal.heads:
+            return garments
+        garments.confidence = np.clip(cal.heads["garment"].apply(garments.confidence[:, None])[:, 0], 0.0, 1.0
+                                      ).astype(np.float64)
+        if self.detection_precision is not None and "detection" in cal.operating:
+            threshold = cal.operating["detection"].threshold_for(self.detection_precision)
+            garments = garments.select(garments.confidence >= threshold)
+        return garments
+
+    def _calibration(self, weights: str | Path | None, calibration: Calibration | str | Path | None
+                     ) -> tuple[Calibration | None, str]:
+        """The calibration applied to the backend's outputs and how ``model`` names it."""
+        if calibration is None:
+            return None, "none (uncalibrated)"
+        if calibration == DEFAULT_CALIBRATION:
+            path = calibration_path(Path(weights) if weights else default_weights_path())
+            if not path.is_file():
+                log.info("no calibration at %s: scores are uncalibrated", path)
+                return None, "none (uncalibrated)"
+            calibration = path
+        if isinstance(calibration, str | Path):
+            source = Path(calibration).name
+            calibration = Calibration.load(calibration)
+        elif isinstance(calibration, Calibration):
+            source = "given"
+        else:
+            raise TypeError(f"calibration: expected a Calibration, a path, 'default' or None, "
+                            f"got {type(calibration).__name__}")
+        calibration.check_heads(self.meta.heads)
+        return calibration, source
+
+    def _street_priors(self, weights: str | Path | None, priors: PriorShift | str | Path | None
+                       ) -> PriorShift | None:
+        """The prior-shift correction of detected (street) crops: ``"default"`` = the weights' sidecar when there
+        is one, a path or a :class:`PriorShift`, or None (off)."""
+        if priors is None:
+            return None
+        if priors == DEFAULT_CALIBRATION:
+            loaded = PriorShift.for_weights(Path(weights) if weights else default_weights_path())
+        elif isinstance(priors, str | Path):
+            loaded = PriorShift.load(priors)
+        elif isinstance(priors, PriorShift):
+            loaded = priors
+        else:
+            raise TypeError(f"street_priors: expected a PriorShift, a path, 'default' or None, got {type(priors).__name__}")
+        if loaded is not None:
+            loaded.check_heads(self.meta.heads)
+        return loaded
 
     def _colour_model(self, colour_model: PixelColourModel | str | None) -> PixelColourModel | None:
         """The pixel colour model that joins the colour head where a garment's own pixels are known."""
@@ -211,10 +352,12 @@ class Tagger:
         return colour_model
 
     def variant(self, *, detector: GarmentDetector | None | bool = True, embed: bool | None = None,
-                detect_settings: DetectSettings | None = None) -> Tagger:
+                detect_settings: DetectSettings | None = None, precision: float | None | bool = True,
+                keep_uncertain: bool | None = None) -> Tagger:
         """A tagger sharing this one's loaded models with other options: ``detector=None`` for whole-image
-        tagging (``True`` keeps this one's), ``embed``, and ``detect_settings`` (thresholds, rules) used
-        on each call instead of the detector's own. Nothing is loaded again."""
+        tagging (``True`` keeps this one's), ``embed``, ``detect_settings`` (thresholds, rules) used
+        on each call instead of the detector's own, and the operating point (``precision``: a number, None
+        for none, ``True`` keeps this one's; ``keep_uncertain``). Nothing is loaded again."""
         import copy
 
         out = copy.copy(self)  # shares the backend and detector (thread-safe inference), own options
@@ -222,6 +365,12 @@ class Tagger:
             out.detector = detector  # type: ignore[assignment]
         if embed is not None:
             out.embed = embed
+        if precision is not True:
+            if precision is not None and not 0.0 < float(precision) <= 1.0:
+                raise ValueError(f"precision: expected a number in (0, 1] or None, got {precision}")
+            out.precision = precision  # type: ignore[assignment]
+        if keep_uncertain is not None:
+            out.keep_uncertain = keep_uncertain
         out.detect_settings = detect_settings
         return out
 
@@ -229,11 +378,17 @@ class Tagger:
     def model_info(self) -> dict[str, str]:
         """The classifier; with a detector and type fusion on, also how object types were decided
         (so a resumed batch job refuses to mix fused and unfused results)."""
-        info = {"name": self.meta.name, "version": self.meta.version, "backend": self.backend.name}
+        info = {"name": self.meta.name, "version": self.meta.version, "backend": self.backend.name,
+                "calibration": self._calibration_source}
+        if self.thresholds is not None:
+            info["operating_point"] = (f"precision {self.precision:g}"
+                                       + (", unsure values kept" if self.keep_uncertain else ""))
         if self.detector is not None and self.type_fusion is not None:
             info["object_types"] = f"detector+classifier ({self.type_fusion})"
         if self.colour_model is not None:
             info["colours"] = f"head+pixels (w={self.colour_model.head_weight})"
+        if self.detector is not None and self.street_priors is not None:
+            info["street_priors"] = ", ".join(self.street_priors.heads)
         return info
 
     def whole_image_pixels(self, rgb: np.ndarray) -> GarmentPixels:
@@ -249,14 +404,37 @@ class Tagger:
         return self.meta.input_size
 
     def predict(self, images: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Head probabilities for ``H×W×3`` uint8 images (any size)."""
+        """Head probabilities for ``H×W×3`` uint8 images (any size), calibrated when the tagger has a calibration."""
         if not images:
             return {h.name: np.zeros((0, h.num_outputs), np.float32) for h in self.meta.heads}
         batch = np.stack([preprocess(im, self.meta) for im in images])
         return self._run(batch)
 
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        return self.backend.run(batch, embed=True) if self.embed else self.backend.run(batch)
+    def _run(self, batch: np.ndarray, street: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Backend → (street priors on the rows flagged in ``street``) → calibration."""
+        probs = self.backend.run(batch, embed=True) if self.embed else self.backend.run(batch)
+        if street is not None and self.street_priors is not None and street.any():
+            moved = self.street_priors.apply(probs)
+            probs = {k: (np.where(street[:, None], moved[k], v) if k in self.street_priors.heads else v)
+                     for k, v in probs.items()}
+        if self.calibration is None:
+            return probs
+        # type fusion's thresholds were chosen on the uncalibrated category probabilities: it keeps them
+        return {**self.calibration.apply(probs), UNCALIBRATED_CATEGORY: probs["category"]}
+
+    def _unsure(self, field: str, score: float) -> bool:
+        """Whether a field's value with this calibrated score is below the operating point."""
+        if self.thresholds is None or field not in self.thresholds:
+            return False
+        return score < self.thresholds[field]
+
+    def _single(self, field: str, values: Sequence[str], p: np.ndarray, j: int) -> Label:
+        """Value ``j`` of a single-valued field as emitted: sure, or unsure with the top candidates."""
+        score = round(float(p[j]), 4)
+        if not self._unsure(field, float(p[j])):
+            return Label(values[j], score)
+        top = tuple(Label(values[k], round(float(p[k]), 4)) for k in np.argsort(-p)[:UNSURE_CANDIDATES])
+        return Label(values[j] if self.keep_uncertain else None, score, uncertain=True, candidates=top)
 
     def object_type_probs(self, category_probs: np.ndarray) -> np.ndarray:
         """``(..., C)`` category probabilities → ``(..., T)`` object-type probabilities (summed per type)."""
@@ -264,6 +442,12 @@ class Tagger:
         out = np.zeros((*category_probs.shape[:-1], len(self.taxonomy.object_types)))
         np.add.at(np.moveaxis(out, -1, 0), self._cat_type_index, np.moveaxis(category_probs, -1, 0))
         return out
+
+    @staticmethod
+    def fusion_category(probs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The category probabilities type fusion reads from :meth:`predict`'s output: the uncalibrated ones
+        (its thresholds were chosen on them), the only ones when the tagger has no calibration."""
+        return probs.get(UNCALIBRATED_CATEGORY, probs["category"])
 
     def fuse_object_type(self, detected: str, category_probs: np.ndarray, share: float) -> str:
         """The object type of a detected garment whose box covers ``share`` of the photo: the
@@ -286,21 +470,26 @@ class Tagger:
                 continue
             p = probs[h.name][i]
             if h.kind == "single":
-                j = int(p.argmax())
-                attrs[h.name] = Label(h.values[j], round(float(p[j]), 4))
+                attrs[h.name] = self._single(h.name, h.values, p, int(p.argmax()))
                 continue
             thr = self.meta.thresholds.get(h.name, 0.5)
             if h.name == "colours" and self.colour_model is not None and pixels.masked and len(pixels.pixels):
                 pixel_p = self.colour_model.predict_proba(colour_features(pixels.pixels))
                 p, thr = self.colour_model.combine(p, pixel_p, thr)
             chosen = [j for j in np.argsort(-p) if p[j] >= thr] or [int(p.argmax())]
-            names = [h.values[j] for j in chosen]
+            # listed: the sure values; none sure → [] marked uncertain (keep_uncertain: the chosen, marked)
+            sure = [j for j in chosen if not self._unsure(h.name, float(p[j]))]
+            listed = chosen if self.keep_uncertain else sure
+            names = [h.values[j] for j in listed]
+            unsure = {h.values[j] for j in listed if j not in sure}
             if h.name == "colours":
-                shares = colour_shares(pixels.pixels, names)
-                attrs[h.name] = [ColourLabel(n, round(shares[n], 4) if n in shares else None,
-                                             round(float(p[h.values.index(n)]), 4)) for n in names]
+                # shares on the garment's own pixels; a colour the pixels do not show is left out (no share 0)
+                values: list[Any] = colour_labels(pixels.pixels, names,
+                                                  {n: float(p[h.values.index(n)]) for n in names}, unsure=unsure)
             else:
-                attrs[h.name] = [Label(n, round(float(p[h.values.index(n)]), 4)) for n in names]
+                values = [Label(n, round(float(p[h.values.index(n)]), 4), uncertain=n in unsure) for n in names]
+            all_unsure = not sure or not any(not getattr(v, "uncertain", False) for v in values)
+            attrs[h.name] = LabelList(values, uncertain=True) if all_unsure else values
         return attrs
 
     def _classify(self, probs: dict[str, np.ndarray], i: int, pixels: GarmentPixels, object_type: str | None
@@ -313,13 +502,13 @@ class Tagger:
         if object_type is None:
             type_p = self.object_type_probs(cat)
             t = int(type_p.argmax())
-            object_type, score = self.taxonomy.object_types[t], float(type_p[t])
+            object_type, score = self.taxonomy.object_types[t], min(1.0, float(type_p[t]))  # float32 sums
         else:
             t = self.taxonomy.object_type_index(object_type)
         cat_values = self.meta.head("category").values
         best = int(np.where(self._cat_type_index == t, cat, -1.0).argmax())
         top = [Label(cat_values[j], round(float(cat[j]), 4)) for j in np.argsort(-cat)[: self.top_k]]
-        return (object_type, score, Label(cat_values[best], round(float(cat[best]), 4)), top,
+        return (object_type, score, self._single("category", cat_values, cat, best), top,
                 self._attributes(probs, i, object_type, pixels))
 
     def _whole_image_garments(self, probs: dict[str, np.ndarray], i: int, pixels: GarmentPixels,
@@ -336,6 +525,11 @@ class Tagger:
             model["detector"] = self.detector.meta.name
             model["detector_version"] = self.detector.meta.version
             model["detector_backend"] = self.detector.backend
+            det_cal = self.detector_calibration()
+            model["detector_calibration"] = (Path(self.detector.path).stem + ".calibration.json" if det_cal is not None
+                                             else "none (uncalibrated)")
+            if det_cal is not None and self.detection_precision is not None:
+                model["detection_operating_point"] = f"precision {self.detection_precision:g}"
         return model
 
     def tag(self, images: Sequence[DecodedImage], paths: Sequence[str],
@@ -371,7 +565,7 @@ class Tagger:
                   decode_ms: Sequence[float] | None = None,
                   inputs: Sequence[np.ndarray] | None = None,
                   pixels: Sequence[GarmentPixels] | None = None) -> list[dict[str, Any]]:
-        """:meth:`tag`, as ``fashionlens/result/v1`` JSON records."""
+        """:meth:`tag`, as ``fashionlens/result/v2`` JSON records."""
         return [r.to_json() for r in self.tag(images, paths, decode_ms, inputs, pixels)]
 
     def _tag_one(self, k: int, images: Sequence[DecodedImage], paths: Sequence[str],
@@ -422,7 +616,7 @@ class Tagger:
         detect_ms: list[float] = []
         for k, im in enumerate(images):
             t0 = time.perf_counter()
-            garments = self.detector.detect(im, self.detect_settings)
+            garments = self._calibrated_detections(self.detector.detect(im, self.detect_settings))
             detect_ms.append((time.perf_counter() - t0) * 1000)
             detected.append(garments)
             if not len(garments):
@@ -434,7 +628,7 @@ class Tagger:
             plain = self.colour_model is not None and on_plain_backdrop(im.rgb)
             for j in garments:
                 crop, px = crop_garment(im, garments.xyxy[j], None if garments.mask is None else garments.mask[j],
-                                        margin=self.crop_margin)
+                                        margin=self.crop_margin, pixel_filter=None if plain else "default")
                 crops.append(crop)
                 jobs.append((k, px if plain else px._replace(masked=False)))
         return crops, jobs, detected, detect_ms
@@ -445,7 +639,7 @@ class Tagger:
         types, categories, tops, attributes = [], [], [], []
         for j in garments:
             n = first + j
-            fused = self.fuse_object_type(garments.object_type[j], probs["category"][n],
+            fused = self.fuse_object_type(garments.object_type[j], self.fusion_category(probs)[n],
                                           box_share(garments.xyxy[j], im.width, im.height))
             object_type, _, category, top, attrs = self._classify(probs, n, jobs[n][1], fused)
             types.append(object_type)
@@ -461,7 +655,10 @@ class Tagger:
                       decode_ms: Sequence[float] | None) -> list[TagResult]:
         crops, jobs, detected, detect_ms = self._crops(images)
         t1 = time.perf_counter()
-        probs = self.predict(crops)
+        # detected crops are street crops: the pattern head moves to street priors; whole-photo fallbacks do not
+        street = np.array([len(detected[k]) > 0 for k, _ in jobs], dtype=bool)
+        probs = (self._run(np.stack([preprocess(c, self.meta) for c in crops]), street=street) if crops
+                 else self.predict([]))
         classify_ms = (time.perf_counter() - t1) * 1000 / max(1, len(images))
         model = self._model()
         out, first = [], 0
@@ -486,10 +683,12 @@ def box_share(xyxy: Sequence[float], width: int, height: int) -> float:
     return max(0.0, x1 - x0) * max(0.0, y1 - y0) / max(1, width * height)
 
 
-def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | None, *, margin: float = 0.1
-                 ) -> tuple[np.ndarray, GarmentPixels]:
+def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | None, *, margin: float = 0.1,
+                 pixel_filter: Literal["default"] | None = "default") -> tuple[np.ndarray, GarmentPixels]:
     """The garment's crop of ``image.rgb`` (box in full-resolution pixels, grown by ``margin`` of its
-    size on each side, clipped) and its colour pixels (mask pixels inside the box, else the box centre)."""
+    size on each side, clipped) and its colour pixels (mask pixels inside the box, skin, hair and background
+    dropped by ``pixel_filter`` (:mod:`fashionlens.models.pixel_filter`; None: all mask pixels — what the
+    pixel colour model on plain backdrops was fitted on), else the box centre)."""
     h, w = image.rgb.shape[:2]
     s = image.scale
     x0, y0, x1, y1 = (float(v) * s for v in xyxy)
@@ -508,5 +707,5 @@ def crop_garment(image: DecodedImage, xyxy: Sequence[float], mask: np.ndarray | 
         else:
             m = mask[by0:by1, bx0:bx1]
         if m.shape == inner.shape[:2] and m.any():
-            return crop, GarmentPixels(garment_pixels(inner, mask=m), True)
+            return crop, GarmentPixels(garment_pixels(inner, mask=m, pixel_filter=pixel_filter), True)
     return crop, GarmentPixels(garment_pixels(inner if inner.size else crop), False)

@@ -6,15 +6,20 @@ Modelled on ``supervision.Detections``: parallel arrays (``xyxy`` boxes, optiona
 ``category_top``, ``attributes``) that later stages fill in, plus a ``data`` dict for extras.
 Validated on construction, with messages that say what was expected and what came.
 
-JSON (``fashionlens/result/v1``) exists only at the edges: :meth:`TagResult.to_json` and
+JSON (``fashionlens/result/v2``) exists only at the edges: :meth:`TagResult.to_json` and
 :meth:`TagResult.from_json` are the only translation, round-trip exact (``from_json(r).to_json() ==
 r``), with COCO RLE from :mod:`fashionlens.io.records` and embeddings as base64 float16
-(:func:`encode_embedding`). One garment in JSON::
+(:func:`encode_embedding`); ``from_json`` also reads ``fashionlens/result/v1`` records. One garment in JSON::
 
     {"object_type": "upper-body", "score": 0.98, "bbox": [x, y, w, h], "mask": RLE | null,
      "category": {"id": "t-shirts", "score": 0.97}, "category_top": [{"id", "score"}, ...],
      "attributes": {"pattern": {"id", "score"}, "colours": [{"id", "share", "score"}, ...], ...},
      "embedding": {"dim", "dtype", "encoding", "data"}}          # only with --embed
+
+v2 adds unsure values (scores are calibrated; a field below its operating point is unsure, see
+``docs/calibration.md``): a single-valued field becomes ``{"id": null, "score": s, "uncertain": true,
+"candidates": [{"id", "score"} × 3]}`` (``--keep-uncertain``: the best guess's id instead of null); a colour
+is listed only when sure, and when none is, ``"colours": []`` with ``"colours_uncertain": true``.
 """
 
 from __future__ import annotations
@@ -30,11 +35,22 @@ from fashionlens.io.records import decode_mask, encode_mask
 from fashionlens.taxonomy import load_taxonomy
 
 __all__ = [
-    "RESULT_SCHEMA", "Garments", "Label", "ColourLabel", "TagError", "TagResult",
-    "decode_embedding", "encode_embedding", "l2_normalise",
+    "RESULT_SCHEMA",
+    "RESULT_SCHEMAS_READ",
+    "ColourLabel",
+    "Garments",
+    "Label",
+    "LabelList",
+    "TagError",
+    "TagResult",
+    "decode_embedding",
+    "encode_embedding",
+    "l2_normalise",
 ]
 
-RESULT_SCHEMA = "fashionlens/result/v1"
+RESULT_SCHEMA = "fashionlens/result/v2"
+#: the schemas :meth:`TagResult.from_json` reads: v2, and v1 (the same record without unsure values)
+RESULT_SCHEMAS_READ: tuple[str, ...] = ("fashionlens/result/v1", RESULT_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------- labels
@@ -42,49 +58,99 @@ RESULT_SCHEMA = "fashionlens/result/v1"
 
 @dataclass(frozen=True)
 class Label:
-    """A predicted value and its score (``{"id": ..., "score": ...}`` in JSON)."""
+    """A predicted value and its score (``{"id": ..., "score": ...}`` in JSON).
 
-    id: str
+    ``uncertain``: the score is below the field's operating point (:mod:`fashionlens.models.calibration`).
+    An unsure value is emitted with ``id`` None (``--keep-uncertain``: the best guess) and its top
+    ``candidates``; in JSON ``"uncertain": true`` and ``"candidates"`` appear only on unsure values."""
+
+    id: str | None
     score: float
+    uncertain: bool = False
+    candidates: tuple[Label, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.id is None and not self.uncertain:
+            raise ValueError("Label: id may be None only on an uncertain value")
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score}
+        out: dict[str, Any] = {"id": self.id, "score": self.score}
+        if self.uncertain:
+            out["uncertain"] = True
+            out["candidates"] = [c.to_json() for c in self.candidates]
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Label:
-        return cls(id=str(d["id"]), score=d["score"])
+        uncertain = bool(d.get("uncertain", False))
+        return cls(id=None if d["id"] is None else str(d["id"]), score=d["score"], uncertain=uncertain,
+                   candidates=tuple(Label.from_json(c) for c in d.get("candidates") or ()))
 
 
 @dataclass(frozen=True)
 class ColourLabel:
-    """A colour name, its share of the garment's pixels (``None`` when unknown) and its score."""
+    """A colour name, its share of the garment's pixels (``None`` when unknown) and its score;
+    ``uncertain`` (JSON ``"uncertain": true``) on a best guess kept below the operating point (``--keep-uncertain``)."""
 
     id: str
     share: float | None
     score: float
+    uncertain: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "share": self.share, "score": self.score}
+        out: dict[str, Any] = {"id": self.id, "share": self.share, "score": self.score}
+        if self.uncertain:
+            out["uncertain"] = True
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ColourLabel:
-        return cls(id=str(d["id"]), share=d.get("share"), score=d["score"])
+        return cls(id=str(d["id"]), share=d.get("share"), score=d["score"], uncertain=bool(d.get("uncertain", False)))
+
+
+class LabelList(list):  # type: ignore[type-arg]
+    """The values of a multi-valued attribute (colours), with ``uncertain``: True when none of the head's
+    values reached the operating point — JSON ``"<name>": [...]`` plus ``"<name>_uncertain": true``
+    (``[]`` unless ``--keep-uncertain`` kept the best guesses, each marked ``uncertain``). It compares equal to
+a plain list of the same values: check ``uncertain`` on its own."""
+
+    def __init__(self, values: Sequence[Any] = (), *, uncertain: bool = False) -> None:
+        super().__init__(values)
+        self.uncertain = uncertain
+
+    def __repr__(self) -> str:
+        return f"LabelList({list.__repr__(self)}, uncertain={self.uncertain})"
 
 
 #: one garment's attributes, in head order: single-label heads give a :class:`Label`, multi-label
-#: heads a list of them (colours: :class:`ColourLabel`)
+#: heads a list of them (colours: :class:`ColourLabel`; a :class:`LabelList` when unsure)
 Attributes = dict[str, "Label | list[Label] | list[ColourLabel]"]
+
+#: the JSON key that marks a multi-valued attribute with no sure value
+_UNCERTAIN_SUFFIX = "_uncertain"
 
 
 def _attributes_to_json(attributes: Attributes) -> dict[str, Any]:
-    return {k: [x.to_json() for x in v] if isinstance(v, list) else v.to_json() for k, v in attributes.items()}
+    out: dict[str, Any] = {}
+    for k, v in attributes.items():
+        if isinstance(v, list):
+            out[k] = [x.to_json() for x in v]
+            if getattr(v, "uncertain", False):
+                out[k + _UNCERTAIN_SUFFIX] = True
+        else:
+            out[k] = v.to_json()
+    return out
 
 
 def _attributes_from_json(d: Mapping[str, Any]) -> Attributes:
     out: Attributes = {}
     for k, v in d.items():
+        if k.endswith(_UNCERTAIN_SUFFIX) and isinstance(v, bool):
+            continue
         if isinstance(v, list):
-            out[k] = [ColourLabel.from_json(x) if "share" in x else Label.from_json(x) for x in v]
+            values = [ColourLabel.from_json(x) if "share" in x else Label.from_json(x) for x in v]
+            unsure = d.get(k + _UNCERTAIN_SUFFIX) is True
+            out[k] = LabelList(values, uncertain=True) if unsure else values  # type: ignore[assignment]
         else:
             out[k] = Label.from_json(v)
     return out
@@ -267,7 +333,7 @@ class Garments:
         return [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
 
     def garment_json(self, i: int) -> dict[str, Any]:
-        """Garment ``i`` as in a ``fashionlens/result/v1`` record."""
+        """Garment ``i`` as in a ``fashionlens/result/v2`` record."""
         out: dict[str, Any] = {
             "object_type": self.object_type[i],
             "score": round(float(self.confidence[i]), 4),
@@ -355,7 +421,7 @@ class TagResult:
                    error=error)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``fashionlens/result/v1`` record (what ``fashionlens tag`` writes, one per line)."""
+        """The ``fashionlens/result/v2`` record (what ``fashionlens tag`` writes, one per line)."""
         return {"schema": RESULT_SCHEMA, "image": {"path": self.path, "width": self.width, "height": self.height},
                 "model": dict(self.model), "mode": self.mode, "garments": self.garments.to_json(),
                 "error": None if self.error is None else {"type": self.error.type, "message": self.error.message},
@@ -363,9 +429,11 @@ class TagResult:
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any], *, masks: bool = True) -> TagResult:
-        """A record written by :meth:`to_json` (``masks=False``: leave masks undecoded, faster)."""
-        if record.get("schema") != RESULT_SCHEMA:
-            raise ValueError(f"expected a {RESULT_SCHEMA} record, got schema {record.get('schema')!r}")
+        """A record written by :meth:`to_json`, or a ``fashionlens/result/v1`` record (read as v2: it has no
+        unsure values; :meth:`to_json` then writes it as v2). ``masks=False``: leave masks undecoded, faster."""
+        if record.get("schema") not in RESULT_SCHEMAS_READ:
+            raise ValueError(f"expected a {' or '.join(RESULT_SCHEMAS_READ)} record, "
+                             f"got schema {record.get('schema')!r}")
         image, error = record["image"], record.get("error")
         return cls(path=image["path"], width=image.get("width"), height=image.get("height"),
                    model=dict(record.get("model") or {}), mode=record.get("mode"),

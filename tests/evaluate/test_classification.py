@@ -20,6 +20,8 @@ from fashionlens.models.heads import default_heads
 from fashionlens.taxonomy import load_taxonomy
 from fashionlens.train.samples import Sample
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 TAX = load_taxonomy()
 HEADS = default_heads()
 SLEEVE = TAX.attribute("sleeve").values  # sleeveless, short, long

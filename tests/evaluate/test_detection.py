@@ -19,6 +19,8 @@ from fashionlens.evaluate.detection import (
 )
 from fashionlens.io.records import GarmentAnnotation, ImageRecord, encode_mask
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 S = 200
 
 

@@ -29,7 +29,7 @@ from fashionlens.io.records import (
 from fashionlens.pipeline import Tagger
 from fashionlens.detection.type_fusion import TypeFusion
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]  # train: needs torch
 
 
 def _gt(*boxes: tuple[float, float, float, float, int]) -> list[tuple[np.ndarray, int]]:
@@ -199,7 +199,7 @@ def test_perfect_detections_score_perfectly(random_detector_weights: Path, tagge
                      "masks": torch.from_numpy(decode_mask(r.garments[0].mask_rle)).float()[None, None]}
                     for r in records])
     detector = GarmentDetector(random_detector_weights)
-    monkeypatch.setattr(detector, "run", lambda images, limits=None: [next(outputs)])
+    monkeypatch.setattr(detector, "run", lambda rgb, limits: next(outputs))
 
     result = evaluate_detector(detector, records, out_dir=tmp_path / "r", tagger=tagger, progress=False)
 

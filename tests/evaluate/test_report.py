@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fashionlens.evaluate.report import evaluate_classifier_on_cache, plot_confusion
+
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
 
 
 def _cache(tmp_path: Path) -> Path:

@@ -19,6 +19,8 @@ from fashionlens.models.damage import (
     save_damage_model,
 )
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 K = len(DAMAGE_TYPES) + 1
 
 

@@ -35,6 +35,8 @@ from fashionlens.train.grader_data import (
 )
 from fashionlens.train.losses import multitask_loss
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 
 def _fixtures():
     spec = importlib.util.spec_from_file_location("grading_fixtures", Path(__file__).resolve().parent / "fixtures.py")

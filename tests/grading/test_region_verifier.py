@@ -13,6 +13,8 @@ from fashionlens.train.region_verifier import fit_region_verifier
 from fashionlens.grading.synthetic_damage import DamageRegion
 from fashionlens.models.damage import DamageMeta, DamageSegmenter, save_damage_model
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 K = len(DAMAGE_TYPES) + 1
 STAIN, HOLE = 1, 2
 

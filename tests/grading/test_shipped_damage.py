@@ -20,7 +20,7 @@ from fashionlens.grading.item import DAMAGE_TYPES
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "datasets"
 
-pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_thread"),
+pytestmark = [pytest.mark.train, pytest.mark.data, pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(not (DATA / "rise" / "images").is_dir(), reason="../shared/datasets/rise not present")]
 
 

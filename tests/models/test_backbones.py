@@ -19,6 +19,8 @@ from fashionlens.models.backbones import (
     packaged_weights_path,
 )
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 DATASETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 CLOTHING = DATASETS / "clothing"
 

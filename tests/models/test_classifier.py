@@ -18,6 +18,8 @@ from fashionlens.models.classifier import (
 from fashionlens.models.heads import ATTRIBUTE_HEADS, HeadSpec
 from fashionlens.taxonomy import load_taxonomy
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 
 def test_new_classifier_meta_heads_follow_the_taxonomy() -> None:
     tax = load_taxonomy()

@@ -18,6 +18,8 @@ from fashionlens.models.detector import (
 )
 from fashionlens.taxonomy import load_taxonomy
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 
 def _batch(with_masks: bool) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     g = torch.Generator().manual_seed(0)

@@ -19,7 +19,7 @@ from fashionlens.models.detector_weights import (
 )
 from fashionlens.models.fcos_seg import FCOSSeg
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]  # train: needs torch
 
 TINY = {"min_size": 128, "max_size": 128, "fpn_channels": 64, "seg_channels": 16, "topk_candidates": 50,
         "detections_per_img": 10}

@@ -19,7 +19,7 @@ from fashionlens.models.fcos_seg import (
     semantic_targets,
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]  # train: needs torch
 
 
 def _mask(size: tuple[int, int], rows: slice, cols: slice) -> torch.Tensor:

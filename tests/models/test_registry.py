@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fashionlens.models.pixel_colours import PIXEL_COLOUR_FORMAT, PixelColourModel
+from fashionlens.models.pixel_filter import PIXEL_FILTER_FORMAT, GarmentPixelFilter
 from fashionlens.models.classifier import GarmentClassifier, load_classifier
 from fashionlens.models.damage import DAMAGE_WEIGHTS_FORMAT
 from fashionlens.models.detector_weights import DETECTOR_WEIGHTS_FORMAT
@@ -27,12 +28,14 @@ from fashionlens.models.registry import (
 from fashionlens.models.weights_io import stored_format
 from fashionlens.models.alignment import ALIGNMENT_FORMAT, AlignmentHeads
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "src" / "fashionlens" / "weights"
 
 
 def test_format_headers_are_the_loaders_constants() -> None:
     assert set(FORMATS) == {WEIGHTS_FORMAT, DETECTOR_WEIGHTS_FORMAT, DAMAGE_WEIGHTS_FORMAT, ALIGNMENT_FORMAT,
-                            GRADER_FORMAT, PIXEL_COLOUR_FORMAT}
+                            GRADER_FORMAT, PIXEL_COLOUR_FORMAT, PIXEL_FILTER_FORMAT}
     assert {h: f.kind for h, f in FORMATS.items()} == FORMAT_KINDS
 
 
@@ -51,7 +54,7 @@ def test_every_shipped_weights_file_has_a_spec_and_its_stored_header() -> None:
 def test_load_model_by_path_picks_the_loader_from_the_header(tmp_path: Path) -> None:
     # a copy under a neutral name: the loader comes from the stored header, not the file name
     for name, expected in (("garment-text-align-lite0", AlignmentHeads), ("rise-grader-lite0", GraderModel),
-                           ("garment-colours-pixels", PixelColourModel), ("garment-classifier-lite0", GarmentClassifier)):
+                           ("garment-colours-pixels", PixelColourModel), ("garment-pixel-filter", GarmentPixelFilter), ("garment-classifier-lite0", GarmentClassifier)):
         src = default_weights_path(name)
         copy = tmp_path / f"model{src.suffix}"
         shutil.copy(src, copy)

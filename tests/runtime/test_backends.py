@@ -1,5 +1,6 @@
 """ONNX Runtime and PyTorch must give the same probabilities: parity on generated inputs, a fresh
-ONNX export, backend selection, and (when ../shared/datasets is present) real photos."""
+ONNX export, backend selection, and (when ../shared/datasets is present) real photos. Needs torch
+(skipped in the light environment; ``test_backends_light.py`` covers that one)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashionlens.models.classifier import embedding_dim
-from fashionlens.models.meta import EMBEDDING_OUTPUT
-from fashionlens.models.registry import default_weights_path
-from fashionlens.pipeline import Tagger, preprocess
-from fashionlens.runtime.backends import OnnxBackend, TorchBackend, create_backend
-from fashionlens.runtime.onnx_export import export_classifier_onnx, onnx_path_for
-from fashionlens.jobs.local import tag_paths
+torch = pytest.importorskip("torch")  # the torch backend and the export: the [train] extra
+
+from fashionlens.models.classifier import embedding_dim  # noqa: E402
+from fashionlens.models.meta import EMBEDDING_OUTPUT  # noqa: E402
+from fashionlens.models.registry import default_weights_path  # noqa: E402
+from fashionlens.pipeline import Tagger, preprocess  # noqa: E402
+from fashionlens.runtime.backends import OnnxBackend, TorchBackend, create_backend  # noqa: E402
+from fashionlens.runtime.onnx_export import export_classifier_onnx, onnx_path_for  # noqa: E402
+from fashionlens.jobs.local import tag_paths  # noqa: E402
 
 ATOL = 1e-4
 

@@ -1,5 +1,5 @@
-"""The shipped damage head in ONNX Runtime vs. PyTorch (issue 8, part 1). The ONNX file is not shipped,
-so it is exported into a temporary folder next to a copy of the weights.
+"""The shipped damage head in ONNX Runtime vs. PyTorch (issue 8, part 1; the ONNX file ships since
+issue 26): a fresh export into a temporary folder next to a copy of the weights is compared with PyTorch.
 
 Tolerances: probabilities |Δ| ≤ 1e-4 [measured ≤ 1.1e-6 on RISE photos]; the per-pixel argmax
 class may differ on at most 0.1 % of the pixels [measured 0]; the damage regions found are the same:
@@ -26,7 +26,7 @@ ARGMAX_DIFF_MAX = 1e-3
 SCORE_ATOL = 1e-3
 BOX_ATOL_PX = 2.0
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]  # train: needs torch
 
 
 def shared_datasets() -> Path:

@@ -79,11 +79,13 @@ def _tag(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list
 
 @pytest.fixture(scope="module")
 def local_records(inputs: list[str]) -> list[dict[str, Any]]:
-    """What the local engine writes for ``inputs`` (whole-image mode, ONNX backend)."""
+    """What the local engine writes for ``inputs`` (whole-image mode, ONNX backend, the operating point that
+    ``fashionlens tag`` uses by default)."""
     from fashionlens.jobs.local import run_tag_job
 
     out = io.StringIO()
-    code = run_tag_job(inputs, output=out, backend="onnx", threads=1, whole_image=True, progress=False)
+    code = run_tag_job(inputs, output=out, backend="onnx", threads=1, whole_image=True, progress=False,
+                       precision=0.9)  # `tag --precision` default
     assert code == 1  # the missing file and the non-image are error records
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
@@ -168,7 +170,7 @@ def test_parquet_rows_written_by_the_workers(local_ray: float, inputs: list[str]
                                              tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    spec = TaggerConfig(backend="onnx", threads=1, whole_image=True)
+    spec = TaggerConfig(backend="onnx", threads=1, whole_image=True, precision=0.9)  # as local_records
     to_parquet_rows(tag_dataset(inputs, spec, batch_size=4, num_actors=1)).write_parquet(str(tmp_path / "out"))
     table = pq.read_table(tmp_path / "out").sort_by("input_index")
     expected = records_to_table(local_records)

@@ -19,6 +19,8 @@ from fashionlens.search.captions import (
 from fashionlens.taxonomy import load_taxonomy
 from fashionlens.train.alignment_data import FactCodes
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 SWEATER = GarmentFacts.from_labels(categories=["sweaters"], object_type="upper-body", source_label="Sweater",
                                    attributes={"colours": ["red", "white"], "pattern": "striped", "material": "wool",
                                                "fit": "loose"}, gender="women")

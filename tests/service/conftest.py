@@ -5,7 +5,6 @@ alignment heads and a fake caption encoder, and a generated trends dataset."""
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,30 +78,5 @@ def client(service_data: dict[str, Any]) -> Iterator[Any]:
     with make_client(service_data) as c:
         yield c
 
-
-# ------------------------------------------------------------------------------------ browser tests
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for every browser test (skipped without playwright or a Chromium binary)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright is not installed")
-    from test_web_browser import CHROMIUM
-
-    if CHROMIUM is None:
-        pytest.skip("no Chromium binary (apt-get install chromium, or set FASHIONLENS_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="session")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """Where screenshots go: a temporary folder, and ``$FASHIONLENS_ARTEFACTS/web`` when that is set."""
-    dirs = [tmp_path_factory.mktemp("web-screenshots")]
-    if os.environ.get("FASHIONLENS_ARTEFACTS"):
-        extra = Path(os.environ["FASHIONLENS_ARTEFACTS"]) / "web"
-        extra.mkdir(parents=True, exist_ok=True)
-        dirs.append(extra)
-    return dirs
+# the browser tests' fixtures (`browser`, `artefacts`) are in tests/conftest.py: one Chromium for every
+# browser test of the suite (tests/service and tests/review)

@@ -184,3 +184,28 @@ def test_crop_of_a_photo_not_readable_here_is_404(tmp_path: Path) -> None:
     assert r.status_code == 404 and "not" in r.json()["detail"] and "gone.jpg" in r.json()["detail"]
     with _light_client() as c:
         assert c.get("/v1/search/crops/0").json()["code"] == "not_configured"
+
+
+def test_a_station_correction_also_reaches_the_review_store(tmp_path: Path) -> None:
+    from fashionlens.review.store import ReviewStore
+
+    db, review_db = tmp_path / "corr.sqlite", tmp_path / "review.sqlite"
+    with _light_client(corrections_db=db, review_db=review_db) as c:
+        assert c.get("/v1/features").json()["review"] == {"available": True}
+        r = c.post("/v1/corrections", data={"item": json.dumps(_item()), "sorter": "anna",
+                                            "corrections": json.dumps({"usage": "repair"})},
+                   files={"front": ("f.png", png_bytes(96, 96), "image/png")})
+        assert r.status_code == 200, r.text
+    [task] = [t for t in ReviewStore(review_db).tasks()]
+    assert task.status == "corrected" and task.answers == {"grades.usage": "repair"}
+
+
+def test_a_broken_review_store_never_loses_the_station_correction(tmp_path: Path) -> None:
+    db, review_db = tmp_path / "corr.sqlite", tmp_path / "review.sqlite"
+    review_db.write_bytes(b"this is not a SQLite file" * 10)
+    with _light_client(corrections_db=db, review_db=review_db) as c:
+        r = c.post("/v1/corrections", data={"item": json.dumps(_item()),
+                                            "corrections": json.dumps({"usage": "repair"})})
+        assert r.status_code == 200, r.text
+    assert CorrectionStore(db).get(r.json()["id"])["corrections"] == {"usage": "repair"}
+    assert review_db.read_bytes() == b"this is not a SQLite file" * 10

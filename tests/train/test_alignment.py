@@ -23,6 +23,8 @@ from fashionlens.train.alignment import (
 )
 from fashionlens.train.config import ConfigError, load_config
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 KINDS = [("sweaters", "upper-body", "Sweater", (200, 30, 35)), ("jeans", "lower-body", "Jeans", (40, 80, 180)),
          ("dresses", "full-body", "Dress", (240, 220, 50)), ("boots", "footwear", "Boots", (20, 20, 20))]
 COLOURS = {(200, 30, 35): "red", (40, 80, 180): "blue", (240, 220, 50): "yellow", (20, 20, 20): "black"}

@@ -20,6 +20,8 @@ from fashionlens.evaluate.colours import (
 )
 from fashionlens.train.colours import ColourTrainConfig, train_colours
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 COLOURS = {"Red": (190, 25, 30), "Blue": (40, 80, 170), "Black": (28, 28, 30), "Yellow": (225, 190, 40)}
 

@@ -13,6 +13,8 @@ from fashionlens.train.config import (
     parse_override,
 )
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 

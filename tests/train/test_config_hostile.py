@@ -17,6 +17,8 @@ from fashionlens.train.config import (
     parse_override,
 )
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 BILLION_LAUGHS = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     + [f"{k}: &{k} [" + ",".join([f"*{chr(ord(k) - 1)}"] * 9) + "]" for k in "bcdefghi"]

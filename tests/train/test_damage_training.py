@@ -11,6 +11,8 @@ from fashionlens.train.damage import (
     train_damage,
 )
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 
 def _fake_rise(root, n=12):
     rise = root / "rise"

@@ -12,6 +12,8 @@ from PIL import Image
 from fashionlens.io.records import GarmentAnnotation, ImageRecord, encode_mask
 from fashionlens.train.detection_data import DetectionDataset, collate_detection
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 W, H = 80, 60  # image width × height
 
 

@@ -27,7 +27,7 @@ from fashionlens.train.detector import (
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.train, pytest.mark.usefixtures("one_thread")]  # train: needs torch
 
 
 # ------------------------------------------------------------------------------ config

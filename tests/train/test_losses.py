@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from fashionlens.models.heads import HeadSpec
 from fashionlens.train.losses import multitask_loss, set_cross_entropy
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 
 def _one_hot_mask(y: torch.Tensor, c: int) -> torch.Tensor:
     return F.one_hot(y, c).bool()

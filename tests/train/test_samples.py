@@ -24,6 +24,8 @@ from fashionlens.train.samples import (
     read_samples,
 )
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 W, H = 120, 90
 
 

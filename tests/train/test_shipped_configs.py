@@ -15,6 +15,8 @@ from fashionlens.train.damage import DamageTrainConfig
 from fashionlens.train.detector import DetectorTrainConfig
 from fashionlens.train.grader import GraderTrainConfig
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 BY_PREFIX = {"classifier_": ClassifierTrainConfig, "detector_": DetectorTrainConfig, "damage_": DamageTrainConfig,
              "grader_": GraderTrainConfig, "alignment": AlignmentTrainConfig, "colours_": ColourTrainConfig}

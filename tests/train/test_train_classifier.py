@@ -19,6 +19,8 @@ from fashionlens.train.classifier import balance_weights, ensure_cache, train_cl
 from fashionlens.train.config import ClassifierTrainConfig
 from fashionlens.train.samples import SAMPLES_FILE, Sample
 
+pytestmark = pytest.mark.train  # needs the train extra (torch): not run in the light environment
+
 FRACTIONS = (0.7, 0.15, 0.15)
 CLOTHING_LABELS = ("T-Shirt", "Longsleeve", "Pants", "Shoes", "Dress", "Hat", "Shorts", "Skirt")
 RISE_TYPES = ("Sweater", "Jacket", "Cardigan", "Hoodie", "Vest")

@@ -85,7 +85,7 @@ def test_tag_results_join_and_rejections(tmp_path: Path, meta_csv: Path):
     data = read_tag_results(res, meta_csv)
     r = data.report
     assert r.rejected["invalid JSON line"] == 1
-    assert r.rejected["not a fashionlens/result/v1 record"] == 1
+    assert r.rejected["not a fashionlens/result/v1 or fashionlens/result/v2 record"] == 1
     assert r.rejected["tag error record (truncated)"] == 1
     assert r.rejected["no metadata row for image"] == 1
     assert r.rejected["duplicate result for image (first kept)"] == 1

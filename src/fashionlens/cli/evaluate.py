@@ -1,6 +1,7 @@
-"""``fashionlens evaluate detector`` and ``evaluate classifier``. Parses arguments and calls
-:func:`fashionlens.evaluate.detector_report.run_detector_evaluation` /
-:func:`fashionlens.evaluate.report.evaluate_classifier_on_cache`."""
+"""``fashionlens evaluate detector``, ``evaluate classifier`` and ``evaluate calibration``. Parses arguments and
+calls :func:`fashionlens.evaluate.detector_report.run_detector_evaluation` /
+:func:`fashionlens.evaluate.report.evaluate_classifier_on_cache` /
+:func:`fashionlens.evaluate.calibration.run_calibration`."""
 
 from __future__ import annotations
 
@@ -35,8 +36,29 @@ def _cmd_evaluate_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_calibration(args: argparse.Namespace) -> int:
+    from fashionlens.evaluate.calibration import main_argv, run_calibration
+
+    if not 0.0 < args.precision <= 1.0:
+        args.ecal_parser.error(f"--precision: expected a number in (0, 1], got {args.precision}")
+    if args.model == "detector":
+        from fashionlens.evaluate.calibration import run_detector_calibration
+
+        summary = run_detector_calibration(args.weights, dataset=args.dataset, data_root=args.data_root,
+                                           seed=args.seed, backend=args.backend, out_dir=args.out,
+                                           precision=args.precision, save=args.save, save_to=args.save_to,
+                                           progress=not args.quiet, argv=main_argv())
+    else:
+        summary = run_calibration(args.weights, recipe=args.recipe, data_root=args.data_root, backend=args.backend,
+                                  out_dir=args.out, precision=args.precision, seed=args.seed, save=args.save,
+                                  save_to=args.save_to, batch_size=args.batch_size, progress=not args.quiet,
+                                  argv=main_argv())
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
-    """Add ``detector`` and ``classifier`` to the ``evaluate`` group's sub-commands ``eval_sub``."""
+    """Add ``detector``, ``classifier`` and ``calibration`` to the ``evaluate`` group's sub-commands ``eval_sub``."""
     ed = eval_sub.add_parser("detector", help="COCO box/mask AP, PR sweep and end-to-end metrics on labelled photos")
     ed.add_argument("--weights", default=None, help="detector weights (default: the shipped detector)")
     ed.add_argument("--classifier", default=None, help="classifier weights for end-to-end metrics (default: shipped)")
@@ -72,3 +94,25 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
     ec.add_argument("--out", default="runs/eval", help="folder for metrics.json and PNGs")
     ec.add_argument("--batch-size", type=int, default=64)
     ec.set_defaults(func=_cmd_evaluate_classifier)
+
+    ecal = eval_sub.add_parser("calibration", help="fit and measure the classifier's calibration on its validation "
+                               "split: ECE before/after, reliability diagrams, precision/coverage per field")
+    ecal.add_argument("--model", choices=["classifier", "detector"], default="classifier",
+                      help="classifier: every head on the recipe's validation split; detector: the garment scores "
+                           "on --dataset's validation photos (matched at IoU >= 0.5)")
+    ecal.add_argument("--weights", default=None, help="weights (default: the shipped classifier / detector)")
+    ecal.add_argument("--dataset", default="ccp", help="with --model detector: the labelled photos (validation split)")
+    ecal.add_argument("--recipe", default="configs/classifier_lite0.yaml",
+                      help="the weights' training config: its sample cache and seeded split give the validation set")
+    ecal.add_argument("--data-root", default=None, help="data sets (default: the recipe's)")
+    ecal.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
+    ecal.add_argument("--precision", type=float, default=0.90, help="target precision of the operating points")
+    ecal.add_argument("--seed", type=int, default=0, help="split seed (as in training) and seed of the two "
+                      "validation halves (out-of-fold numbers)")
+    ecal.add_argument("--save", action="store_true",
+                      help="store the calibration next to the weights (<weights>.calibration.json)")
+    ecal.add_argument("--save-to", default=None, metavar="FILE", help="store the calibration here instead")
+    ecal.add_argument("--out", default="runs/calibration", help="folder for calibration.json and the PNGs")
+    ecal.add_argument("--batch-size", type=int, default=64)
+    ecal.add_argument("-q", "--quiet", action="store_true")
+    ecal.set_defaults(func=_cmd_evaluate_calibration, ecal_parser=ecal)

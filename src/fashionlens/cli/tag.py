@@ -11,6 +11,8 @@ from typing import Any
 def _cmd_tag(args: argparse.Namespace) -> int:
     from fashionlens.jobs.local import run_tag_job
 
+    _precision(args)  # refuse a bad --precision before anything loads
+    _detection_precision(args)
     if not args.inputs and args.manifest is None and not (args.job_dir and args.resume):
         args.tag_parser.error("give image files, folders or glob patterns, or --manifest FILE "
                               "(or --job-dir DIR --resume to continue a job with its own inputs)")
@@ -40,7 +42,32 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                        embed=args.embed, manifest=args.manifest, job_dir=args.job_dir,
                        chunk_size=args.chunk_size, resume=args.resume,
                        formats=None if args.format is None else args.format.split(","),
-                       type_fusion=args.type_fusion == "on", pixel_colours=args.pixel_colours == "on")
+                       type_fusion=args.type_fusion == "on", pixel_colours=args.pixel_colours == "on",
+                       precision=_precision(args), keep_uncertain=args.keep_uncertain,
+                       detection_precision=_detection_precision(args))
+
+
+def _detection_precision(args: argparse.Namespace) -> float | None:
+    """``--detection-precision``: a target in (0, 1], or None (the detector's stored score threshold only)."""
+    value = args.detection_precision
+    if value is not None and not 0.0 < value <= 1.0:
+        args.tag_parser.error(f"--detection-precision: expected a number in (0, 1]; got {value}")
+    if value is not None and args.whole_image:
+        args.tag_parser.error("--detection-precision needs detection (not --whole-image)")
+    return value
+
+
+def _precision(args: argparse.Namespace) -> float | None:
+    """``--precision``: a target in (0, 1], or ``off`` (None: every field emitted as sure, as in result v1)."""
+    if args.precision == "off":
+        return None
+    try:
+        value = float(args.precision)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        args.tag_parser.error(f"--precision: expected a number in (0, 1] or 'off'; got {args.precision!r}")
+    return value
 
 
 def _tag_on_ray(args: argparse.Namespace, settings: Any, output: str | None) -> int:
@@ -52,7 +79,8 @@ def _tag_on_ray(args: argparse.Namespace, settings: Any, output: str | None) -> 
     spec = TaggerConfig(weights=args.weights, backend=args.backend, threads=args.threads, whole_image=args.whole_image,
                       detector=args.detector, detect_settings=settings, detector_backend=args.detector_backend,
                       embed=args.embed, type_fusion=args.type_fusion == "on",
-                      pixel_colours=args.pixel_colours == "on")
+                      pixel_colours=args.pixel_colours == "on", precision=_precision(args),
+                      keep_uncertain=args.keep_uncertain, detection_precision=_detection_precision(args))
     return run_ray_tag_job(args.inputs, spec=spec, output=output, ray_address=args.ray_address,
                            num_actors=args.ray_actors, batch_size=args.batch_size, max_pixels=args.max_pixels,
                            progress=not args.quiet,
@@ -91,6 +119,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     tag.add_argument("--pixel-colours", choices=["on", "off"], default="on",
                      help="on: colour names average the colour head with a model of the garment's own pixels where "
                           "they are known (mask or plain backdrop; garment-colours-pixels); off: the head alone")
+    tag.add_argument("--precision", default="0.90", metavar="P",
+                     help="operating point: a field whose calibrated score is below the threshold at which it reached "
+                          "precision P on validation is emitted as unsure (id null + candidates; colours listed only "
+                          "when sure); 'off': every field as sure (docs/calibration.md; default 0.90)")
+    tag.add_argument("--keep-uncertain", action="store_true",
+                     help="unsure fields keep their best guess (still marked \"uncertain\": true)")
+    tag.add_argument("--detection-precision", type=float, default=None, metavar="P",
+                     help="also drop detected garments whose calibrated score is below the threshold at which "
+                          "detections reached precision P on validation (default: only the detector's stored "
+                          "score threshold; docs/calibration.md)")
     tag.add_argument("--detector-backend", choices=["auto", "onnx", "torch"], default="auto",
                      help="detector network runtime (auto: ONNX when an export sits next to the weights)")
     tag.add_argument("--render", default=None, metavar="DIR", help="write an annotated copy of each photo to DIR")

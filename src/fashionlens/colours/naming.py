@@ -3,23 +3,35 @@
 The classifier's colour head says *which* palette colours a garment has; the pixels say *how
 much* of each. Pixels of the garment region are compared with the palette's reference colours in
 CIELAB; each pixel goes to the nearest of the predicted colours, or to none when it is far from
-all of them (background, skin, shadows).
+all of them (shadows, leftovers). Inside a detector's mask, skin, hair and background are dropped
+first (:mod:`fashionlens.models.pixel_filter`), so shares are measured on the garment's own
+pixels; :func:`colour_labels` lists only colours that some of those pixels actually have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import cv2
 import numpy as np
 
 from fashionlens.colours.backdrop import backdrop_garment_mask, border_agreement
+from fashionlens.models.pixel_filter import (
+    GarmentPixelFilter,
+    default_pixel_filter,
+    sample_mask_pixels,
+)
+from fashionlens.result import ColourLabel
 from fashionlens.taxonomy import load_taxonomy
 
 #: pixels further than this (CIE76 ΔE) from every predicted colour are not counted
 MAX_DELTA_E = 40.0
+#: a garment's colours are measured on at most this many of its pixels (a regular subsample)
+MAX_GARMENT_PIXELS = 4096
+#: :func:`colour_labels` lists a colour only when at least this share of the garment's counted pixels has it
+MIN_SHARE = 0.02
 
 
 def _to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -38,20 +50,31 @@ def palette_lab() -> tuple[tuple[str, ...], np.ndarray]:
 
 
 def garment_pixels(rgb: np.ndarray, *, mask: np.ndarray | None = None, centre_fraction: float = 0.6,
-                   max_pixels: int = 4096) -> np.ndarray:
+                   max_pixels: int = MAX_GARMENT_PIXELS,
+                   pixel_filter: GarmentPixelFilter | Literal["default"] | None = "default") -> np.ndarray:
     """``(N, 3)`` uint8 pixels of the garment: the mask's pixels, or without a mask the central
     ``centre_fraction`` of the box (where a single-garment photo's garment is). Subsampled to at
-    most ``max_pixels`` on a regular grid (deterministic)."""
+    most ``max_pixels`` on a regular grid (deterministic).
+
+    With a mask, ``rgb`` is the garment's box and ``pixel_filter`` (default: the shipped
+    :class:`~fashionlens.models.pixel_filter.GarmentPixelFilter`) drops the subsampled mask pixels that
+    are skin, hair or background; ``None`` keeps every mask pixel (a mask known to be exact, such as a
+    plain backdrop's)."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 RGB array, got shape {rgb.shape}")
     h, w = rgb.shape[:2]
     if mask is not None:
         if mask.shape != (h, w):
             raise ValueError(f"mask shape {mask.shape} does not match image {(h, w)}")
-        pix = rgb[mask.astype(bool)]
-    else:
-        mh, mw = int(h * (1 - centre_fraction) / 2), int(w * (1 - centre_fraction) / 2)
-        pix = rgb[mh:h - mh or h, mw:w - mw or w].reshape(-1, 3)
+        ys, xs = sample_mask_pixels(mask.astype(bool), max_pixels)
+        if pixel_filter == "default":
+            pixel_filter = default_pixel_filter()
+        if pixel_filter is not None and len(ys) and rgb.dtype == np.uint8:
+            keep = pixel_filter.keep(rgb, mask, ys, xs)
+            ys, xs = ys[keep], xs[keep]
+        return rgb[ys, xs]
+    mh, mw = int(h * (1 - centre_fraction) / 2), int(w * (1 - centre_fraction) / 2)
+    pix = rgb[mh:h - mh or h, mw:w - mw or w].reshape(-1, 3)
     if len(pix) > max_pixels:
         pix = pix[:: int(np.ceil(len(pix) / max_pixels))]
     return pix
@@ -96,7 +119,8 @@ def whole_image_pixels(rgb: np.ndarray, *, max_side: int = 128) -> GarmentPixels
     small = _small_copy(rgb, max_side)
     mask = backdrop_garment_mask(small) if min(small.shape[:2]) >= 16 else None
     if mask is not None:
-        return GarmentPixels(garment_pixels(small, mask=mask), True)
+        # the backdrop search's mask is the garment's outline on a plain backdrop: no skin or street to drop
+        return GarmentPixels(garment_pixels(small, mask=mask, pixel_filter=None), True)
     return GarmentPixels(garment_pixels(rgb), False)
 
 
@@ -119,3 +143,36 @@ def colour_shares(pixels: np.ndarray, colours: Sequence[str]) -> dict[str, float
     counts = np.bincount(nearest[counted], minlength=len(chosen)).astype(np.float64)
     total = counts.sum()
     return {c: float(counts[i] / total) if total else 0.0 for i, c in enumerate(chosen)}
+
+
+def colour_labels(pixels: np.ndarray, colours: Sequence[str], scores: Mapping[str, float], *,
+                  unsure: Collection[str] = (), min_share: float = MIN_SHARE) -> list[ColourLabel]:
+    """The garment's colours as listed in a result: ``colours`` (palette names, best first) with their
+    share of ``pixels`` (:func:`colour_shares`), score (``scores[name]``, rounded to 4 decimals) and
+    ``uncertain`` for the names in ``unsure``.
+
+    A palette colour that fewer than ``min_share`` of the counted pixels are nearest to is left out,
+    and the shares are measured again among the colours that stay (so they still sum to 1): a
+    colour the garment's pixels do not show is not listed with ``share: 0``. Names without a
+    reference colour (``multicolour``) are kept with share None. With no pixels at all, every
+    colour is kept with share None (nothing was measured). An empty list means the pixels show
+    none of ``colours`` (the colour names are then unsure).
+    """
+    if not 0 <= min_share < 1:
+        raise ValueError(f"min_share: expected a number in [0, 1), got {min_share}")
+    missing = [c for c in colours if c not in scores]
+    if missing:
+        raise ValueError(f"expected a score for every colour, none for {missing}")
+    names, _ = palette_lab()
+    pixels = np.asarray(pixels)
+    if len(pixels) == 0:
+        return [ColourLabel(c, None, round(float(scores[c]), 4), uncertain=c in unsure) for c in colours]
+    kept = list(colours)
+    while True:
+        shares = colour_shares(pixels, kept)
+        low = [c for c, s in shares.items() if s < min_share]
+        if not low:
+            break
+        kept = [c for c in kept if c not in low]
+    return [ColourLabel(c, round(shares[c], 4) if c in names else None, round(float(scores[c]), 4),
+                        uncertain=c in unsure) for c in kept]

@@ -1,61 +1,91 @@
 """Garment detection for the Tagger: a trained detector → :class:`~fashionlens.result.Garments`.
 
-:class:`GarmentDetector` loads detector weights (the shipped default, or a path from
+:class:`GarmentDetector` loads a detector (the shipped default, or weights from
 ``fashionlens train detector``), runs it on decoded photos and applies the optional
 post-processing rules of :mod:`fashionlens.detection.rules`. Boxes and masks come back in the
 photo's full-resolution pixels even when it was decoded at a reduced JPEG scale.
+
+With an ONNX export next to the weights (the shipped detector has one) it runs on ONNX Runtime and
+NumPy (:class:`~fashionlens.runtime.detector_onnx.OnnxDetector`): nothing here imports torch. The
+PyTorch runtime (``backend="torch"``, or weights without an export) needs the ``[train]`` extra.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from fashionlens.detection.rules import apply_rules
-from fashionlens.detection.settings import DetectSettings  # noqa: F401 - re-exported
-from fashionlens.result import Garments
+from fashionlens.detection.settings import DetectSettings
 from fashionlens.imageio import DecodedImage
-from fashionlens.models.detector_weights import load_detector
-from fashionlens.models.fcos_seg import DetectionLimits, FCOSSeg
+from fashionlens.models.detection_limits import DetectionLimits
+from fashionlens.result import Garments
 
 log = logging.getLogger(__name__)
+
+__all__ = ["MAX_ASPECT", "DetectSettings", "GarmentDetector"]  # DetectSettings: re-exported
 
 #: photos more elongated than this (long side over short side) are letterboxed before the network
 MAX_ASPECT = 8
 
 
+def _numpy(value: Any) -> np.ndarray:
+    """A NumPy array of ``value`` (an array, or a CPU tensor from callers that still hold one)."""
+    return value.numpy() if hasattr(value, "numpy") and not isinstance(value, np.ndarray) else np.asarray(value)
+
+
 class GarmentDetector:
-    """A loaded detector that turns decoded photos into :class:`Garments` (boxes, masks, types, scores)."""
+    """A loaded detector that turns decoded photos into :class:`Garments` (boxes, masks, types, scores).
+
+    ``backend``: ``auto`` (ONNX Runtime when ``<weights>.onnx`` sits next to the weights, else
+    PyTorch), ``onnx`` or ``torch``; ``weights`` may also name the ``.onnx`` export itself.
+    ``model`` is the PyTorch network with the torch backend, ``None`` with ONNX.
+    """
 
     def __init__(self, weights: str | Path | None = None, *, settings: DetectSettings = DetectSettings(),
                  threads: int | None = None, backend: str = "auto") -> None:
         from fashionlens.models.registry import DEFAULT_DETECTOR, default_weights_path
-
-        path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DETECTOR)
-        if threads:
-            torch.set_num_threads(threads)
-        self.model, self.meta = load_detector(path)
-        self.settings = settings
-        if not isinstance(self.model, FCOSSeg):  # other architectures take their limits once, here
-            limits = self.limits(settings)
-            self.model.score_thresh, self.model.nms_thresh = limits.score_thresh, limits.nms_thresh
-            self.model.detections_per_img = limits.detections_per_img
-        self.class_names = list(self.meta.class_names)
-        self.path = path
-        self.run: Callable[..., list[dict[str, torch.Tensor]]] = self.model
-        self.backend = "torch"
         from fashionlens.runtime.backends import onnx_path_for, resolve_backend
 
-        if resolve_backend(backend, path, export="--detector") == "onnx" and isinstance(self.model, FCOSSeg):
-            from fashionlens.runtime.detector_onnx import OnnxDetectorRunner
+        path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DETECTOR)
+        if not path.is_file() and not onnx_path_for(path).is_file():  # said before any runtime is imported
+            raise FileNotFoundError(f"detector weights not found: {path} (expected a .pt file or its .onnx export)")
+        self.settings = settings
+        self.path = path
+        self.model: Any = None
+        self.run: Callable[[np.ndarray, DetectionLimits], dict[str, np.ndarray]]
+        runner: Any = None
+        if resolve_backend(backend, path, export="--detector") == "onnx":
+            from fashionlens.runtime.detector_onnx import (
+                OnnxDetector,
+                StaleDetectorExport,
+            )
 
-            self.run = OnnxDetectorRunner(self.model, onnx_path_for(path), threads=threads)
-            self.backend = "onnx"
+            try:
+                runner = OnnxDetector(onnx_path_for(path), threads=threads)
+            except StaleDetectorExport as exc:
+                if backend == "onnx" or path.suffix == ".onnx":
+                    raise
+                log.warning("%s; using PyTorch", exc)
+        if runner is None:
+            if path.suffix == ".onnx":
+                raise ValueError(f"{path}: the torch backend needs the detector's .pt weights, not its ONNX export")
+            from fashionlens.runtime.detector_torch import TorchDetector
+
+            runner = TorchDetector(path, threads=threads)
+            self.model = runner.model
+            if not runner.per_call_limits:  # other architectures take their limits once, here
+                runner.fix_limits(self.limits(settings))
+        self.run = runner
+        self.meta = runner.meta
+        self.backend: str = runner.name
+        self._per_call_limits = getattr(runner, "per_call_limits", True)
+        self.class_names = list(self.meta.class_names)
 
     @property
     def model_info(self) -> dict[str, str]:
@@ -87,25 +117,19 @@ class GarmentDetector:
         return DetectionLimits(min(0.05, score) if settings.rules else score, nms, settings.max_detections)
 
     def _check_settings(self, settings: DetectSettings | None) -> None:
-        if settings is not None and settings != self.settings and not isinstance(self.model, FCOSSeg):
+        if settings is not None and settings != self.settings and not self._per_call_limits:
             raise ValueError(f"per-call detection settings need an fcos-seg detector; this one is {self.meta.arch!r} "
                              "(build a GarmentDetector with these settings instead)")
 
-    @torch.no_grad()
-    def _network(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, torch.Tensor]:
+    def _network(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, np.ndarray]:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         h, w = rgb.shape[:2]
         if max(h, w) > MAX_ASPECT * min(h, w):
             return self._network_letterboxed(rgb, limits)
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-        return self._run(image, limits)
+        return self.run(rgb, limits)
 
-    def _run(self, image: torch.Tensor, limits: DetectionLimits) -> dict[str, torch.Tensor]:
-        [out] = self.run([image], limits=limits) if isinstance(self.model, FCOSSeg) else self.run([image])
-        return out
-
-    def _network_letterboxed(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, torch.Tensor]:
+    def _network_letterboxed(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, np.ndarray]:
         """The network on a photo more elongated than :data:`MAX_ASPECT` (a 1×10000 strip, say):
         resized so its long side is the detector's input size (as the network's own transform would),
         padded with its mean colour on the bottom/right up to ``MAX_ASPECT``, then boxes and masks
@@ -120,30 +144,28 @@ class GarmentDetector:
         canvas = np.empty((ph, pw, 3), np.uint8)
         canvas[:] = small.reshape(-1, 3).mean(axis=0).astype(np.uint8)
         canvas[:sh, :sw] = small
-        image = torch.from_numpy(canvas).permute(2, 0, 1).float().div_(255.0)
-        out = self._run(image, limits)
-        boxes = out["boxes"].clone()
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, sw) / scale
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, sh) / scale
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        out = self.run(canvas, limits)
+        boxes = np.array(out["boxes"], dtype=np.float32, copy=True).reshape(-1, 4)
+        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, sw) / np.float32(scale)
+        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, sh) / np.float32(scale)
+        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
+        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # boxes wholly in the padding go
         result = {k: v[keep] for k, v in out.items() if k != "boxes"}
         result["boxes"] = boxes[keep]
         masks = result.get("masks")
         if masks is not None:
-            crop = masks[:, 0, :sh, :sw].float().numpy()
-            result["masks"] = torch.from_numpy(
-                np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in crop])
-                if len(crop) else np.zeros((0, h, w), np.float32))[:, None]
+            crop = masks[:, 0, :sh, :sw].astype(np.float32)
+            result["masks"] = (np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in crop])
+                               if len(crop) else np.zeros((0, h, w), np.float32))[:, None]
         return result
 
-    def _as_garments(self, out: dict[str, torch.Tensor], settings: DetectSettings) -> Garments:
+    def _as_garments(self, out: Mapping[str, Any], settings: DetectSettings) -> Garments:
         masks = out.get("masks")
         return Garments(
-            xyxy=out["boxes"].numpy(), object_type=[self.class_names[int(i)] for i in out["labels"]],
-            confidence=out["scores"].clamp(0, 1).numpy(),
-            mask=(masks[:, 0] >= settings.mask_thresh).numpy() if masks is not None else None,
+            xyxy=_numpy(out["boxes"]), object_type=[self.class_names[int(i)] for i in _numpy(out["labels"])],
+            confidence=np.clip(_numpy(out["scores"]), 0, 1),
+            mask=(_numpy(masks)[:, 0] >= settings.mask_thresh) if masks is not None else None,
         )
 
     def candidates(self, rgb: np.ndarray, limits: DetectionLimits | None = None,
@@ -154,9 +176,10 @@ class GarmentDetector:
         settings = settings or self.settings
         return self._as_garments(self._network(rgb, limits or self.limits(settings)), settings)
 
-    def to_garments(self, out: dict[str, torch.Tensor], size: tuple[int, int],
+    def to_garments(self, out: Mapping[str, Any], size: tuple[int, int],
                     settings: DetectSettings | None = None) -> Garments:
-        """Network output → garments after the rules and the run-time threshold."""
+        """Network output (``boxes``, ``labels``, ``scores``, optional ``masks``: arrays) → garments after
+        the rules and the run-time threshold."""
         settings = settings or self.settings
         score, nms = self.thresholds(settings)
         garments = apply_rules(self._as_garments(out, settings), settings.rules, size=size, nms_thresh=nms)

@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
 
 from fashionlens.detection.settings import RULE_NAMES
 from fashionlens.result import Garments
+from fashionlens.runtime.detector_postprocess import box_iou
 
 DUPLICATE_IOU = 0.7
 SPARSE_MASK_FILL = 0.25
@@ -31,7 +30,7 @@ def duplicates(g: Garments, **_: object) -> Garments:
     if len(g) < 2:
         return g
     order = np.argsort(-g.confidence, kind="stable")
-    iou = box_iou(torch.from_numpy(g.xyxy), torch.from_numpy(g.xyxy)).numpy()
+    iou = box_iou(g.xyxy, g.xyxy)
     keep: list[int] = []
     for i in order:
         if all(not (iou[i, j] > DUPLICATE_IOU and g.object_type[i] != g.object_type[j]) for j in keep):

@@ -211,7 +211,7 @@ def fused_object_types(tagger: Tagger, image: DecodedImage, garments: Garments) 
         return garments
     # candidates are in the decoded pixels, crop_garment takes full-resolution boxes
     crops = [crop_garment(image, garments.xyxy[i] / image.scale, None, margin=tagger.crop_margin)[0] for i in garments]
-    categories = tagger.predict(crops)["category"]
+    categories = tagger.fusion_category(tagger.predict(crops))
     h, w = image.rgb.shape[:2]  # candidates are in the decoded pixels
     types = [tagger.fuse_object_type(t, p, box_share(xyxy, w, h))
              for t, p, xyxy in zip(garments.object_type, categories, garments.xyxy)]

@@ -5,8 +5,12 @@ resizes a photo so its longer side is the model's input side (padded to a multip
 returns :class:`FoundDamage` regions in full-resolution pixels: type, share of the garment's pixels,
 score (mean damage probability), box and COCO-RLE mask. When the weights carry a region verifier
 (:mod:`fashionlens.grading.region_verifier`), it decides which candidate regions are damage;
-otherwise decoding follows :func:`fashionlens.evaluate.damage.decode_damage` with the threshold and
-minimum region size measured on validation and stored in the weights.
+otherwise decoding follows :func:`fashionlens.models.damage_decoding.decode_damage` with the threshold
+and minimum region size measured on validation and stored in the weights.
+
+With an ONNX export next to the weights (the shipped head has one) this runs on ONNX Runtime and
+NumPy, and torch is never imported: the meta comes from the export. ``backend="torch"`` imports
+torch and needs the ``[train]`` extra.
 """
 
 from __future__ import annotations
@@ -17,15 +21,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from fashionlens.grading.region_verifier import RegionVerifier
 from fashionlens.io.records import encode_mask
-from fashionlens.models.damage import (
-    damage_probabilities,
-    decode_damage,
-    load_damage_model,
-)
+from fashionlens.models.damage_decoding import decode_damage
+from fashionlens.models.damage_meta import DamageMeta
 from fashionlens.models.registry import DEFAULT_DAMAGE_MODEL, default_weights_path
 from fashionlens.taxonomy import DAMAGE_TYPES
 
@@ -57,15 +57,26 @@ class DamageFinder:
                  min_region_share: float | None = None, threads: int | None = None,
                  backend: str = "auto", verify: bool = True) -> None:
         from fashionlens.runtime.backends import onnx_path_for, resolve_backend
-        from fashionlens.runtime.damage_onnx import OnnxDamageRunner
 
         path = Path(weights) if weights is not None else default_weights_path(DEFAULT_DAMAGE_MODEL)
         chosen = resolve_backend(backend, path, export="--damage")
-        if threads:
-            torch.set_num_threads(threads)
-        self.model, self.meta = load_damage_model(path)
-        self.runner = OnnxDamageRunner(onnx_path_for(path), threads=threads) if chosen == "onnx" else None
         self.backend = chosen
+        self.runner: Any = None  # the ONNX Runtime session (backend onnx)
+        self.model: Any = None  # the torch module (backend torch)
+        if chosen == "onnx":
+            from fashionlens.runtime.damage_onnx import OnnxDamageRunner
+
+            self.runner = OnnxDamageRunner(onnx_path_for(path), threads=threads)
+            self.meta: DamageMeta = self.runner.meta or self._meta_from_torch_weights(path)
+        else:
+            from fashionlens.models.extras import require_torch
+
+            torch = require_torch(f"damage weights {path} without an ONNX export next to them")
+            from fashionlens.models.damage import load_damage_model
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.model, self.meta = load_damage_model(path)
         self.threshold = self.meta.threshold if threshold is None else threshold
         self.min_region_share = self.meta.min_region_share if min_region_share is None else min_region_share
         if not 0 < self.threshold < 1:
@@ -74,12 +85,23 @@ class DamageFinder:
         self.verifier = (RegionVerifier.from_dict(self.meta.verifier)
                          if verify and not plain and self.meta.verifier else None)
 
+    @staticmethod
+    def _meta_from_torch_weights(path: Path) -> DamageMeta:
+        """The meta of an ONNX export written before exports stored it: read from the ``.pt`` (torch)."""
+        from fashionlens.models.extras import require_torch
+        from fashionlens.runtime.damage_onnx import stale_export_hint
+
+        require_torch(f"{stale_export_hint(path)}; reading the meta from {path.with_suffix('.pt')}")
+        from fashionlens.models.damage import load_damage_model
+
+        return load_damage_model(path.with_suffix(".pt"))[1]
+
     @property
     def info(self) -> dict[str, str]:
         return {"damage_model": self.meta.name, "damage_version": self.meta.version, "damage_backend": self.backend,
                 "damage_decoding": "region-verifier" if self.verifier is not None else "threshold"}
 
-    def _input(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def _input(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
         s = self.meta.input_side / max(h, w)
         nh, nw = max(32, round(h * s / 32) * 32), max(32, round(w * s / 32) * 32)
@@ -87,15 +109,22 @@ class DamageFinder:
         mean = np.asarray(self.meta.mean, np.float32) * 255
         std = np.asarray(self.meta.std, np.float32) * 255
         x = ((small.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
-        return torch.from_numpy(np.ascontiguousarray(x)), small
+        return np.ascontiguousarray(x), small
 
-    @torch.no_grad()
     def _model_probabilities(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(K, h, w)`` probabilities at the model's resolution and the photo resized to it."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
         x, small = self._input(rgb)
-        p = self.runner(x.numpy())[0] if self.runner is not None else damage_probabilities(self.model, x)[0].numpy()
+        if self.runner is not None:
+            p = self.runner(x)[0]
+        else:
+            import torch
+
+            from fashionlens.models.damage import damage_probabilities
+
+            with torch.inference_mode():
+                p = damage_probabilities(self.model, torch.from_numpy(x))[0].numpy()
         return np.asarray(p, np.float32), small
 
     def probabilities(self, rgb: np.ndarray, *, full_size: bool = True) -> np.ndarray:

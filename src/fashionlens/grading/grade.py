@@ -402,7 +402,8 @@ class ItemGrader:
         """The shipped models: detector + classifier, damage head, OCR, grading heads, default rules.
 
         ``backend``: ``auto`` (ONNX Runtime where an export sits next to the weights), ``onnx`` or
-        ``torch`` for the classifier, the detector, the damage head and the grading heads' embeddings.
+        ``torch`` for the classifier, the detector, the damage head and the grading heads' embeddings
+        (computed by the tagger's classifier: one loaded classifier serves both).
         """
         from fashionlens.grading.routing import load_rules
         from fashionlens.pipeline import TaggerConfig
@@ -420,7 +421,7 @@ class ItemGrader:
         if grades:
             from fashionlens.grading.grader import Grader
 
-            grader = Grader(threads=threads, backend=backend)
+            grader = Grader(classifier_backend=tagger.backend)  # the tagger's classifier: one session, not two
         return cls(tagger=tagger, damage=finder, labels=labels, grader=grader, rules=load_rules(rules))
 
     @property

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from fashionlens.models.grader import (
     load_grader,
 )
 from fashionlens.models.registry import DEFAULT_GRADER, default_weights_path
+
+if TYPE_CHECKING:
+    from fashionlens.runtime.backends import ClassifierBackend
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +49,22 @@ class Grader:
     """Load grading heads and the classifier backend once; grade items from their decoded photos."""
 
     def __init__(self, weights: str | Path | None = None, *, classifier: str | Path | None = None,
-                 backend: str = "auto", threads: int | None = None) -> None:
-        from fashionlens.runtime.backends import create_backend
-
+                 backend: str = "auto", threads: int | None = None,
+                 classifier_backend: ClassifierBackend | None = None) -> None:
+        """``classifier_backend``: an already loaded classifier to share (e.g. a
+        :class:`~fashionlens.pipeline.Tagger`'s ``backend``) instead of loading ``classifier`` with
+        ``backend`` and ``threads`` again; it is checked against the heads' classifier all the same."""
         self.weights = Path(weights) if weights else default_grader_path()
         self.model: GraderModel = load_grader(self.weights)
-        self.backend = create_backend(classifier or default_weights_path(), backend=backend,  # type: ignore[arg-type]
-                                      threads=threads)
+        if classifier_backend is not None:
+            if classifier is not None:
+                raise ValueError("pass classifier (weights to load) or classifier_backend (loaded), not both")
+            self.backend = classifier_backend
+        else:
+            from fashionlens.runtime.backends import create_backend
+
+            self.backend = create_backend(classifier or default_weights_path(), backend=backend,  # type: ignore[arg-type]
+                                          threads=threads)
         expect = self.model.meta.classifier
         got = classifier_info(self.backend.meta)
         if expect and (expect.get("name"), expect.get("version")) != (got["name"], got["version"]):

@@ -180,7 +180,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                 on_summary: Callable[[str], None] | None = None, embed: bool = False,
                 manifest: str | Path | None = None, job_dir: str | Path | None = None, chunk_size: int | None = None,
                 formats: Sequence[str] | None = None, resume: bool = False, streams: int = 1,
-                type_fusion: bool = True, pixel_colours: bool = True) -> int:
+                type_fusion: bool = True, pixel_colours: bool = True, precision: float | None = None,
+                keep_uncertain: bool = False, detection_precision: float | None = None) -> int:
     """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
@@ -198,6 +199,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     ``type_fusion``: let a confident classifier override the detector's object type
     (:mod:`fashionlens.detection.type_fusion`); False keeps the detector's. ``pixel_colours``: average the shipped
     pixel colour model (:mod:`fashionlens.models.pixel_colours`) into colour names; False: the colour head alone.
+    ``precision`` / ``keep_uncertain`` / ``detection_precision``: the operating points
+    (:class:`~fashionlens.pipeline.TaggerConfig`).
     """
     if job_dir is not None:
         return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
@@ -206,7 +209,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                             detect_settings=detect_settings, render_dir=render_dir,
                             detector_backend=detector_backend, max_pixels=max_pixels, progress=progress,
                             on_summary=on_summary, embed=embed, streams=streams, type_fusion=type_fusion,
-                            pixel_colours=pixel_colours)
+                            pixel_colours=pixel_colours, precision=precision, keep_uncertain=keep_uncertain,
+                            detection_precision=detection_precision)
     if manifest is not None:
         from fashionlens.jobs.store import resolve_inputs
 
@@ -215,7 +219,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
         paths = iter_image_paths(inputs)
     tagger = _config(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
                      detector=detector, detect_settings=detect_settings, detector_backend=detector_backend,
-                     embed=embed, type_fusion=type_fusion, pixel_colours=pixel_colours).build()
+                     embed=embed, type_fusion=type_fusion, pixel_colours=pixel_colours, precision=precision,
+                     keep_uncertain=keep_uncertain, detection_precision=detection_precision).build()
     on_image = _renderer(render_dir)
     t0 = time.perf_counter()
     failed = 0
@@ -235,10 +240,12 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
 
 def _config(*, weights: str | None, backend: BackendName, threads: int | None, whole_image: bool,
             detector: str | None, detect_settings: DetectSettings | None, detector_backend: str,
-            embed: bool, type_fusion: bool = True, pixel_colours: bool = True) -> TaggerConfig:
+            embed: bool, type_fusion: bool = True, pixel_colours: bool = True, precision: float | None = None,
+            keep_uncertain: bool = False, detection_precision: float | None = None) -> TaggerConfig:
     return TaggerConfig(weights=weights, backend=backend, threads=threads, whole_image=whole_image, detector=detector,
                         detect_settings=detect_settings, detector_backend=detector_backend, embed=embed,
-                        type_fusion=type_fusion, pixel_colours=pixel_colours)
+                        type_fusion=type_fusion, pixel_colours=pixel_colours, precision=precision,
+                        keep_uncertain=keep_uncertain, detection_precision=detection_precision)
 
 
 def _renderer(render_dir: str | Path | None) -> Callable[[DecodedImage, TagResult], None] | None:
@@ -259,14 +266,17 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
                  weights: str | None, backend: BackendName, batch_size: int, threads: int | None, whole_image: bool,
                  detector: str | None, detect_settings: DetectSettings | None, render_dir: str | Path | None,
                  detector_backend: str, max_pixels: int, progress: bool, on_summary: Callable[[str], None] | None,
-                 embed: bool, streams: int = 1, type_fusion: bool = True, pixel_colours: bool = True) -> int:
+                 embed: bool, streams: int = 1, type_fusion: bool = True, pixel_colours: bool = True,
+                 precision: float | None = None, keep_uncertain: bool = False,
+                 detection_precision: float | None = None) -> int:
     """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
     from fashionlens.jobs.store import TagJob, merge_job, resolve_inputs
 
     paths = resolve_inputs(inputs, manifest=manifest) if inputs or manifest is not None or not resume else None
     config = _config(weights=weights, backend=backend, threads=threads, whole_image=whole_image, detector=detector,
                      detect_settings=detect_settings, detector_backend=detector_backend, embed=embed,
-                     type_fusion=type_fusion, pixel_colours=pixel_colours)
+                     type_fusion=type_fusion, pixel_colours=pixel_colours, precision=precision,
+                     keep_uncertain=keep_uncertain, detection_precision=detection_precision)
     settings = config.job_settings(max_pixels=max_pixels)
     with TagJob.open(job_dir, inputs=paths, settings=settings, chunk_size=chunk_size, formats=formats,
                      resume=resume) as job:

@@ -199,7 +199,8 @@ def iter_ray_records(paths: Sequence[str | os.PathLike[str]], spec: TaggerConfig
 def _model_of(record: Mapping[str, Any]) -> dict[str, str]:
     model = record.get("model") or {}
     # the keys of Tagger.model_info, so that a job can be resumed by either engine
-    return {k: model[k] for k in ("name", "version", "backend", "object_types", "colours") if k in model}
+    return {k: model[k] for k in ("name", "version", "backend", "calibration", "operating_point", "object_types",
+                                  "colours", "street_priors") if k in model}
 
 
 def run_ray_job(job: TagJob, spec: TaggerConfig, *, batch_size: int = 16, num_actors: int | None = None,

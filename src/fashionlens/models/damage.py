@@ -7,17 +7,15 @@ The stem and the first two blocks stay frozen (ImageNet edges and textures are w
 like at that level); BatchNorm is frozen throughout (batches of a few photos on a CPU).
 
 Weights are saved fp16 with :class:`DamageMeta` (class names, input size, threshold, metrics).
+This module needs torch and timm (the ``[train]`` extra); inference imports the torch-free parts
+instead: :mod:`fashionlens.models.damage_meta` (the meta) and :mod:`fashionlens.models.damage_decoding`
+(probabilities → damage map), both re-exported here for training and evaluation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-import cv2
-import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
@@ -25,12 +23,19 @@ from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
 from fashionlens.models.backbones import backbone_spec
+from fashionlens.models.damage_decoding import (  # noqa: F401 - re-exported
+    MinRegionShare,
+    decode_damage,
+    decode_prepared,
+    prepare_damage,
+)
+from fashionlens.models.damage_meta import DAMAGE_CLASS_NAMES, DAMAGE_WEIGHTS_FORMAT, DamageMeta
 from fashionlens.models.fpn import load_packaged_features_weights
-from fashionlens.taxonomy import DAMAGE_TYPES
 from fashionlens.models.weights_io import load_torch_weights, save_torch_weights
 
-DAMAGE_WEIGHTS_FORMAT = "fashionlens/damage-segmenter/v1"
-DAMAGE_CLASS_NAMES: tuple[str, ...] = ("none", *DAMAGE_TYPES)
+__all__ = ["DAMAGE_CLASS_NAMES", "DAMAGE_WEIGHTS_FORMAT", "DamageMeta", "DamageSegmenter", "MinRegionShare",
+           "damage_probabilities", "decode_damage", "decode_prepared", "load_damage_model", "prepare_damage",
+           "save_damage_model"]
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -77,44 +82,6 @@ def damage_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=1)
 
 
-@dataclass
-class DamageMeta:
-    """What rebuilds and runs a damage head besides its tensors."""
-
-    name: str
-    version: str
-    class_names: tuple[str, ...] = DAMAGE_CLASS_NAMES
-    input_side: int = 448
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    threshold: float = 0.5
-    min_region_share: float | list[float] = 0.001  # one number, or one per damage type
-    # a fitted region verifier (fashionlens.grading.region_verifier.RegionVerifier.to_dict()); when present it
-    # decides which damage regions to keep, and threshold / min_region_share are the plain fallback decoding
-    verifier: dict[str, Any] | None = None
-    builder_kwargs: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    training: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["class_names"] = list(self.class_names)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DamageMeta:
-        names = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"damage meta: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
-        d = dict(d)
-        for key in ("class_names", "mean", "std"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
-
-
 def save_damage_model(model: nn.Module, meta: DamageMeta, path: str | Path, *, half: bool = True) -> None:
     """Write ``{format, meta, state_dict}`` atomically (temporary name, then rename); fp16 by default."""
     save_torch_weights(path, fmt=DAMAGE_WEIGHTS_FORMAT, meta=meta.to_dict(), state_dict=model.state_dict(), half=half)
@@ -127,64 +94,3 @@ def load_damage_model(path: str | Path) -> tuple[DamageSegmenter, DamageMeta]:
     model = DamageSegmenter(pretrained=False, num_classes=len(meta.class_names), **meta.builder_kwargs)
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval(), meta
-
-
-# ------------------------------------------------------------------ decoding the probabilities
-
-MinRegionShare = float | Sequence[float]
-
-
-def _per_type(min_region_share: MinRegionShare) -> tuple[float, ...] | None:
-    if isinstance(min_region_share, (int, float)):
-        return None
-    values = tuple(float(v) for v in min_region_share)
-    if len(values) != len(DAMAGE_TYPES):
-        raise ValueError(f"min_region_share: expected one number or {len(DAMAGE_TYPES)} (one per damage type "
-                         f"{DAMAGE_TYPES}), got {list(min_region_share)}")
-    return values
-
-
-def prepare_damage(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(damage probability 1 − p(none), most probable damage type + 1)`` of ``(K, H, W)`` probabilities."""
-    probs = np.asarray(probs, dtype=np.float32)
-    if probs.ndim != 3 or probs.shape[0] != len(DAMAGE_TYPES) + 1:
-        raise ValueError(f"expected ({len(DAMAGE_TYPES) + 1}, H, W) probabilities, got {probs.shape}")
-    return 1.0 - probs[0], (probs[1:].argmax(0) + 1).astype(np.uint8)
-
-
-def decode_prepared(prepared: tuple[np.ndarray, np.ndarray], *, threshold: float, garment: np.ndarray | None,
-                     min_region_share: MinRegionShare) -> np.ndarray:
-    damage_prob, types = prepared
-    damaged = damage_prob >= threshold
-    if garment is not None:
-        damaged &= garment
-    out = np.where(damaged, types, 0).astype(np.uint8)
-    if not damaged.any():
-        return out
-    area = float(garment.sum()) if garment is not None else float(damaged.size)
-    per_type = _per_type(min_region_share)
-    if per_type is None:
-        if min_region_share > 0:
-            _n, labels, stats, _ = cv2.connectedComponentsWithStats(damaged.astype(np.uint8), connectivity=8)
-            small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < min_region_share * area)[0] + 1
-            if len(small):
-                out[np.isin(labels, small)] = 0
-        return out
-    for k, share in enumerate(per_type, start=1):
-        if share <= 0 or not (out == k).any():
-            continue
-        _n, labels, stats, _ = cv2.connectedComponentsWithStats((out == k).astype(np.uint8), connectivity=8)
-        small = np.nonzero(stats[1:, cv2.CC_STAT_AREA] < share * area)[0] + 1
-        if len(small):
-            out[np.isin(labels, small)] = 0
-    return out
-
-
-def decode_damage(probs: np.ndarray, *, threshold: float, garment: np.ndarray | None = None,
-                  min_region_share: MinRegionShare = 0.0) -> np.ndarray:
-    """``(K, H, W)`` probabilities → ``H×W`` uint8 damage map (0 none, k = ``DAMAGE_TYPES[k-1]``).
-
-    ``min_region_share``: one number (regions of any damage smaller than that share of the garment
-    are dropped) or one per damage type (regions of each type are measured on their own).
-    """
-    return decode_prepared(prepare_damage(probs), threshold=threshold, garment=garment, min_region_share=min_region_share)

@@ -1,15 +1,18 @@
-"""Save and load trained detectors: tensors (fp16 by default) + the metadata that rebuilds them."""
+"""Save and load trained detectors: tensors (fp16 by default) + the metadata that rebuilds them.
+
+:class:`DetectorMeta` is torch-free (the ONNX runtime reads it from an export's metadata); saving
+and loading ``.pt`` weights import torch when called (the ``[train]`` extra)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from fashionlens.models.detector import create_detector
 from fashionlens.models.weights_io import load_torch_weights, save_torch_weights
+
+if TYPE_CHECKING:
+    from torch import nn
 
 DETECTOR_WEIGHTS_FORMAT = "fashionlens/detector-weights/v1"
 
@@ -48,6 +51,8 @@ def save_detector(model: nn.Module, meta: DetectorMeta, path: str | Path, *, hal
 def load_detector(path: str | Path, *, map_location: str = "cpu", **overrides: Any) -> tuple[nn.Module, DetectorMeta]:
     """Rebuild a saved detector in eval mode (float32); ``overrides`` replace builder kwargs
     (e.g. ``score_thresh=0.3``)."""
+    from fashionlens.models.detector import create_detector
+
     raw_meta, state = load_torch_weights(path, fmt=DETECTOR_WEIGHTS_FORMAT)
     meta = DetectorMeta.from_dict(raw_meta)
     kwargs = {**meta.builder_kwargs, **overrides, "pretrained_backbone": False}

@@ -30,7 +30,6 @@ run only the rest (:mod:`fashionlens.train.detector`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,7 +42,11 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from fashionlens.models.detection_limits import DetectionLimits
 from fashionlens.models.fpn import EfficientNetLiteFPN, check_detector_sizes
+
+__all__ = ["IGNORE_INDEX", "DetectionLimits", "FCOSSeg", "RoIMaskHead", "SemanticMaskHead", "fcos_seg_lite0_fpn",
+           "semantic_targets"]
 
 #: Label of ignored pixels in semantic targets.
 IGNORE_INDEX = 255
@@ -131,17 +134,6 @@ class RoIMaskHead(nn.Module):
         if sum(len(b) for b in boxes) == 0:
             return [torch.zeros((0, 1, 28, 28)) for _ in boxes]
         return maskrcnn_inference(self.logits(features, boxes, image_sizes), labels)
-
-
-@dataclass(frozen=True)
-class DetectionLimits:
-    """Per-call post-processing limits: keep candidates scoring above ``score_thresh``, suppress
-    same-class boxes overlapping more than ``nms_thresh`` (IoU), keep at most ``detections_per_img``.
-    Passed to each call instead of written onto the network, so one network serves every setting."""
-
-    score_thresh: float
-    nms_thresh: float
-    detections_per_img: int
 
 
 class FCOSSeg(FCOS):

@@ -1,6 +1,7 @@
 """One way to load any model: :func:`load_model` by shipped name or by weights path, the loader
 picked from the ``format`` header stored in the file. Loaders are imported when called: listing
-models or loading NumPy heads does not import torch.
+models or loading NumPy heads does not import torch. This is the weights loader (torch modules need
+the ``[train]`` extra); :func:`fashionlens.runtime.loading.load_model` also runs ONNX exports.
 
 >>> heads = load_model("garment-text-align-lite0")   # NumPy only
 """
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fashionlens.models.extras import TRAIN_EXTRA, MissingExtraError, torch_available
 from fashionlens.models.registry import MODELS, default_weights_path, list_models
 
-__all__ = ["FORMATS", "WeightsFormat", "load_model"]
+__all__ = ["FORMATS", "WeightsFormat", "load_model", "resolve_weights"]
 
 
 # ------------------------------------------------------------------ loaders (imported lazily)
@@ -56,6 +58,12 @@ def _load_pixel_colours(path: Path) -> Any:
     return PixelColourModel.load(path)
 
 
+def _load_pixel_filter(path: Path) -> Any:
+    from fashionlens.models.pixel_filter import GarmentPixelFilter
+
+    return GarmentPixelFilter.load(path)
+
+
 @dataclass(frozen=True)
 class WeightsFormat:
     """One weights file format: the ``format`` header stored in the file, its kind of file
@@ -83,28 +91,21 @@ FORMATS: dict[str, WeightsFormat] = {f.header: f for f in (
                   "GraderModel (NumPy; .meta: GraderMeta)"),
     WeightsFormat("fashionlens/pixel-colours/v1", "npz-heads", _load_pixel_colours,
                   "PixelColourModel (NumPy)"),
+    WeightsFormat("fashionlens/garment-pixel-filter/v1", "npz-heads", _load_pixel_filter,
+                  "GarmentPixelFilter (NumPy)"),
 )}
 
 
-def load_model(name_or_path: str | os.PathLike[str]) -> Any:
-    """Load a shipped model by name (see :func:`list_models`) or a fashionlens weights file by path.
+def resolve_weights(name_or_path: str | os.PathLike[str], *, read_pt_header: bool = True
+                    ) -> tuple[Path, str | None]:
+    """``(weights path, stored format header)`` of a shipped model's name or a weights file's path.
 
-    The loader is chosen by the ``format`` header stored in the file, and what comes back is what
-    that model's own loader returns: a ``GarmentClassifier`` (torch module, ``.meta``) for the
-    classifier; ``(module, meta)`` pairs for the detector and the damage head; NumPy-only objects
-    (``AlignmentHeads``, ``GraderModel``, ``PixelColourModel``) for ``.npz`` heads. Torch is only
-    imported for torch models. A name that is neither shipped nor an existing file raises
-    ``ValueError`` (``FileNotFoundError`` when it looks like a path), naming the shipped models.
-
-    >>> from fashionlens import load_model
-    >>> classifier = load_model("garment-classifier-lite0")
-    >>> classifier.meta.head("category").values[:3]
-    ('shirts', 'formal-jackets', 't-shirts')
-    >>> heads = load_model("runs/alignment/heads.npz")      # doctest: +SKIP
+    Reading a ``.pt`` file's header needs torch; with ``read_pt_header=False`` it is not read (None)
+    unless the file is ``.npz`` heads. Errors as :func:`load_model`'s.
     """
     if isinstance(name_or_path, str) and name_or_path in MODELS:
         spec = MODELS[name_or_path]
-        return FORMATS[spec.header].loader(default_weights_path(spec.name))
+        return default_weights_path(spec.name), spec.header
     path = Path(name_or_path)
     if not path.is_file():
         text = os.fspath(name_or_path)
@@ -115,9 +116,42 @@ def load_model(name_or_path: str | os.PathLike[str]) -> Any:
     if path.suffix == ".onnx":
         raise ValueError(f"{path}: an ONNX export, not weights; load {path.with_suffix('.pt')} "
                          "(the runtime picks the export next to it)")
-    from fashionlens.models.weights_io import stored_format
+    from fashionlens.models.weights_io import npz_format, stored_format
 
-    header = stored_format(path)
+    if not read_pt_header:
+        return path, npz_format(path)
+    return path, stored_format(path)
+
+
+def load_model(name_or_path: str | os.PathLike[str]) -> Any:
+    """Load a shipped model by name (see :func:`list_models`) or a fashionlens weights file by path.
+
+    The loader is chosen by the ``format`` header stored in the file, and what comes back is what
+    that model's own loader returns: a ``GarmentClassifier`` (torch module, ``.meta``) for the
+    classifier; ``(module, meta)`` pairs for the detector and the damage head; NumPy-only objects
+    (``AlignmentHeads``, ``GraderModel``, ``PixelColourModel``) for ``.npz`` heads. Torch is only
+    imported for torch models, and without torch installed those raise
+    :class:`~fashionlens.models.extras.MissingExtraError` (one line naming the ``[train]`` extra);
+    :func:`fashionlens.runtime.loading.load_model` runs their ONNX exports instead. A name that is
+    neither shipped nor an existing file raises ``ValueError`` (``FileNotFoundError`` when it looks
+    like a path), naming the shipped models.
+
+    >>> from fashionlens.models.loading import load_model
+    >>> classifier = load_model("garment-classifier-lite0")      # torch: the [train] extra
+    >>> classifier.meta.head("category").values[:3]
+    ('shirts', 'formal-jackets', 't-shirts')
+    >>> heads = load_model("runs/alignment/heads.npz")      # doctest: +SKIP
+    """
+    path, header = resolve_weights(name_or_path, read_pt_header=torch_available())
+    if header is None:  # a .pt file without torch to read it
+        raise MissingExtraError(f"{path}: reading torch weights needs PyTorch, which is not installed; "
+                                f"install the train extra ({TRAIN_EXTRA}) or load its ONNX export with "
+                                "fashionlens.runtime.loading.load_model")
     if header not in FORMATS:
         raise ValueError(f"{path}: unknown weights format {header!r}; expected one of {sorted(FORMATS)}")
-    return FORMATS[header].loader(path)
+    fmt = FORMATS[header]
+    if fmt.kind != "npz-heads" and not torch_available():
+        raise MissingExtraError(f"{path}: a {fmt.kind} torch model needs PyTorch, which is not installed; install "
+                                f"the train extra ({TRAIN_EXTRA}) or load its ONNX export with "
+                                "fashionlens.runtime.loading.load_model")
+    return fmt.loader(path)

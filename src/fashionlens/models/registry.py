@@ -21,9 +21,10 @@ DEFAULT_ALIGNMENT = "garment-text-align-lite0"
 DEFAULT_PIXEL_COLOURS = "garment-colours-pixels"
 DEFAULT_DAMAGE_MODEL = "damage-segmenter-lite0"
 DEFAULT_GRADER = "rise-grader-lite0"
+DEFAULT_PIXEL_FILTER = "garment-pixel-filter"
 
 __all__ = ["DEFAULT_ALIGNMENT", "DEFAULT_CLASSIFIER", "DEFAULT_DAMAGE_MODEL", "DEFAULT_DETECTOR", "DEFAULT_GRADER",
-           "DEFAULT_PIXEL_COLOURS", "FORMAT_KINDS", "MODELS", "ModelSpec", "default_weights_path", "list_models",
+           "DEFAULT_PIXEL_COLOURS", "DEFAULT_PIXEL_FILTER", "FORMAT_KINDS", "MODELS", "ModelSpec", "default_weights_path", "list_models",
            "model_spec"]
 
 
@@ -35,6 +36,7 @@ FORMAT_KINDS: dict[str, str] = {
     "fashionlens/alignment-heads/v1": "npz-heads",
     "fashionlens/grader-heads/v1": "npz-heads",
     "fashionlens/pixel-colours/v1": "npz-heads",
+    "fashionlens/garment-pixel-filter/v1": "npz-heads",
 }
 
 
@@ -69,6 +71,9 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     ModelSpec("garment-colours-pixels", "garment-colours-pixels.npz", "fashionlens/pixel-colours/v1",
               "colour names from a garment's own pixels, joined with the classifier's colour head "
               "(fashionlens.models.pixel_colours)"),
+    ModelSpec("garment-pixel-filter", "garment-pixel-filter.npz", "fashionlens/garment-pixel-filter/v1",
+              "drops skin, hair and background from a detected garment's mask before its colours are measured "
+              "(fashionlens.models.pixel_filter)"),
 )}
 
 

@@ -6,7 +6,8 @@
   "state_dict"}`` with floating-point tensors in fp16 by default.
 
 :func:`stored_format` reads a file's ``format`` without building its model
-(:func:`fashionlens.models.loading.load_model` uses it to pick the loader).
+(:func:`fashionlens.models.loading.load_model` uses it to pick the loader); :func:`npz_format` reads
+it from ``.npz`` heads only, without torch.
 """
 
 from __future__ import annotations
@@ -80,13 +81,9 @@ def load_torch_weights(path: str | os.PathLike[str], *, fmt: str, map_location: 
     return blob["meta"], blob["state_dict"]
 
 
-def stored_format(path: str | os.PathLike[str]) -> str:
-    """The ``format`` header of a weights file (``.npz`` heads or a ``.pt`` network), without
-    building its model; ``ValueError`` when the file is neither or has no header.
-
-    >>> stored_format("garment-text-align-lite0.npz")   # doctest: +SKIP
-    'fashionlens/alignment-heads/v1'
-    """
+def npz_format(path: str | os.PathLike[str]) -> str | None:
+    """The ``format`` header of ``.npz`` heads, None for a torch.save archive (whose header needs torch
+    to read: :func:`stored_format`); ``ValueError`` when the file is neither or has no header. NumPy only."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights not found: {path}")
@@ -101,10 +98,25 @@ def stored_format(path: str | os.PathLike[str]) -> str:
                 header = json.loads(z["__meta__"].tobytes().decode("utf-8"))
     except (OSError, ValueError, KeyError):  # JSON and decoding errors are ValueErrors
         header = None
-    if header is not None:
-        fmt = header.get("format") if isinstance(header, dict) else None
-        if not isinstance(fmt, str):
-            raise ValueError(f"{path}: .npz weights without a format header")
+    if header is None:
+        return None
+    fmt = header.get("format") if isinstance(header, dict) else None
+    if not isinstance(fmt, str):
+        raise ValueError(f"{path}: .npz weights without a format header")
+    return fmt
+
+
+def stored_format(path: str | os.PathLike[str]) -> str:
+    """The ``format`` header of a weights file (``.npz`` heads or a ``.pt`` network), without
+    building its model; ``ValueError`` when the file is neither or has no header. A ``.pt`` file
+    needs torch to read (the ``[train]`` extra).
+
+    >>> stored_format("garment-text-align-lite0.npz")   # doctest: +SKIP
+    'fashionlens/alignment-heads/v1'
+    """
+    path = Path(path)
+    fmt = npz_format(path)
+    if fmt is not None:
         return fmt
     import torch
 

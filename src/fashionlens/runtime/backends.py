@@ -4,6 +4,10 @@
 heads) or sigmoid (multi-label heads) as ``(B, K)`` float32 arrays. With ``embed=True`` the result
 also holds ``"embedding"``: the garment embeddings, ``(B, D)`` float32, L2-normalised (the
 backbone's pooled features, D = 1280 for EfficientNet-Lite0).
+
+The ONNX backend needs onnxruntime and NumPy only: the classifier's meta travels in the export's
+custom metadata (:data:`ONNX_META_KEY`). The torch backend imports torch when it is created and
+needs the ``[train]`` extra.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -31,6 +35,32 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+#: custom-metadata key of a fashionlens ONNX export: the model's meta as JSON (ClassifierMeta.to_dict(),
+#: DamageMeta.to_dict(), ...), so that ONNX Runtime runs it without reading the torch weights
+ONNX_META_KEY = "fashionlens_meta"
+#: custom-metadata key of the ``format`` header of the weights a classifier or damage export was made
+#: from (e.g. ``fashionlens/classifier-weights/v1``): what kind of model the file holds
+ONNX_FORMAT_KEY = "fashionlens_format"
+
+
+def onnx_session(onnx_path: str | Path, *, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session of ``onnx_path``: ``threads`` intra-op threads (None: the cores this
+    process may use), one inter-op thread, every graph optimisation."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_stored_meta(session: Any) -> dict[str, Any] | None:
+    """The meta a fashionlens export stores under :data:`ONNX_META_KEY` (None when it has none)."""
+    raw = session.get_modelmeta().custom_metadata_map.get(ONNX_META_KEY)
+    return None if raw is None else json.loads(raw)
 
 
 def onnx_path_for(weights: str | Path) -> Path:
@@ -70,8 +100,9 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, weights: str | Path, *, threads: int | None = None) -> None:
-        import torch
+        from fashionlens.models.extras import require_torch
 
+        torch = require_torch("the classifier's torch backend")
         from fashionlens.models.classifier import load_classifier
 
         if threads:
@@ -95,17 +126,11 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or default_threads()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-        raw = self.session.get_modelmeta().custom_metadata_map.get("fashionlens_meta")
+        self.session = onnx_session(onnx_path, threads=threads)
+        raw = onnx_stored_meta(self.session)
         if raw is None:
-            raise ValueError(f"{onnx_path}: not a fashionlens classifier export (no fashionlens_meta metadata)")
-        self.meta = ClassifierMeta.from_dict(json.loads(raw))
+            raise ValueError(f"{onnx_path}: not a fashionlens classifier export (no {ONNX_META_KEY} metadata)")
+        self.meta = ClassifierMeta.from_dict(raw)
         outputs = [o.name for o in self.session.get_outputs()]
         self._names = [n for n in outputs if n != EMBEDDING_OUTPUT]
         self.has_embedding = EMBEDDING_OUTPUT in outputs
@@ -125,7 +150,8 @@ class OnnxBackend:
 
 def create_backend(weights: str | Path | None = None, *, backend: BackendName = "auto",
                    threads: int | None = None) -> ClassifierBackend:
-    """``auto``: ONNX Runtime when an ``.onnx`` export sits next to the weights, else PyTorch."""
+    """``auto``: ONNX Runtime when an ``.onnx`` export sits next to the weights, else PyTorch (which
+    needs the ``[train]`` extra: :class:`~fashionlens.models.extras.MissingExtraError` without it)."""
     from fashionlens.models.registry import default_weights_path
 
     weights = Path(weights) if weights else default_weights_path()

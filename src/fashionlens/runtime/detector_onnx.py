@@ -1,113 +1,141 @@
-"""The detector's network in ONNX Runtime; resizing and post-processing stay in PyTorch.
+"""The garment detector on ONNX Runtime and NumPy alone: no torch, no torchvision, no ``.pt`` file.
 
-The exported graph takes the normalised, padded image batch (what the detector's own
-``GeneralizedRCNNTransform`` produces; height and width are dynamic axes) and returns the FCOS
-head's raw outputs (``cls_logits``, ``bbox_regression``, ``bbox_ctrness``), the semantic mask
-probabilities and, for a detector with a RoI mask head, the three backbone pyramid levels the
-head pools from (the head itself — RoIAlign and a few small convs on the kept boxes — runs in
-PyTorch). Anchors, box decoding, NMS and instance masks then run through the very same
-:meth:`~fashionlens.models.fcos_seg.FCOSSeg.detect_from_outputs` as the PyTorch path, so both
-backends differ only by floating-point noise in the network (``tests/runtime``).
-
-Only :class:`~fashionlens.models.fcos_seg.FCOSSeg` detectors are exported; Mask R-CNN's RoI heads
-do not export cleanly and stay PyTorch-only.
+:class:`OnnxDetector` runs an export written by :func:`fashionlens.runtime.detector_export.export_detector_onnx`
+(``fashionlens export onnx --detector``): it reads the detector's meta (class names, stored default
+thresholds) and its pre/post-processing settings from the export's metadata, resizes and normalises
+the photo, runs the network graph, decodes FCOS boxes (top-k, batched NMS), runs the RoI mask head's
+graph on the kept boxes and pastes the masks into the photo — every step outside the graphs in
+NumPy (:mod:`fashionlens.runtime.detector_postprocess`), following torchvision's code, so the
+detections equal the PyTorch path's up to floating-point noise (``tests/runtime``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
-from fashionlens.io.atomic import atomic_write
-from fashionlens.models.detector_weights import load_detector
-from fashionlens.models.fcos_seg import DetectionLimits, FCOSSeg
+from fashionlens.models.detection_limits import DetectionLimits
+from fashionlens.models.detector_weights import DetectorMeta
+from fashionlens.runtime.detector_postprocess import (
+    DetectorConfig,
+    fcos_detections,
+    paste_masks,
+    resize_boxes,
+    resize_normalise,
+    roi_levels,
+    semantic_instance_masks,
+)
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CONFIG_KEY", "DETECTOR_ONNX_FORMAT", "FEATURE_NAMES", "META_KEY", "OUTPUT_NAMES", "OnnxDetector",
+           "StaleDetectorExport", "detector_onnx_path", "roi_mask_onnx_path"]
+
+#: the network graph's outputs (raw FCOS head outputs, semantic mask probabilities)
 OUTPUT_NAMES = ("cls_logits", "bbox_regression", "bbox_ctrness", "seg")
+#: the pyramid levels the network graph also returns for a RoI mask head
 FEATURE_NAMES = ("p3", "p4", "p5")
+#: ONNX metadata keys: the detector's meta (as in the ``.pt``), and the runner's settings
+META_KEY = "fashionlens_meta"
+CONFIG_KEY = "fashionlens_detector"
+DETECTOR_ONNX_FORMAT = "fashionlens/detector-onnx/v1"
 
 
-class _DetectorNetwork(nn.Module):
-    def __init__(self, model: FCOSSeg) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        features = self.model.backbone(images)
-        head = self.model.head(list(features.values()))
-        seg = self.model.seg_head(features["0"]).softmax(1)
-        out = (head["cls_logits"], head["bbox_regression"], head["bbox_ctrness"], seg)
-        if self.model.roi_mask is not None:  # the RoI mask head runs in PyTorch on these pyramid levels
-            out += (features["0"], features["1"], features["2"])
-        return out
+class StaleDetectorExport(ValueError):
+    """An ONNX file without the metadata this runner needs (written before it existed): re-export it."""
 
 
 def detector_onnx_path(weights: str | Path) -> Path:
+    """Where the export of detector weights lives: next to them, ``.onnx``."""
     return Path(weights).with_suffix(".onnx")
 
 
-def export_detector_onnx(weights: str | Path | None = None, output: str | Path | None = None, *,
-                         opset: int = 17) -> Path:
-    """Write the detector network of ``weights`` (default: the shipped detector) to ONNX."""
-    from fashionlens.models.registry import DEFAULT_DETECTOR, default_weights_path
-
-    weights = Path(weights) if weights else default_weights_path(DEFAULT_DETECTOR)
-    output = Path(output) if output else detector_onnx_path(weights)
-    model, meta = load_detector(weights)
-    if not isinstance(model, FCOSSeg):
-        raise ValueError(f"{weights}: only fcos-seg detectors export to ONNX, this one is {meta.arch!r}")
-    size = int(meta.builder_kwargs.get("max_size", 384))
-    dummy = torch.zeros(1, 3, size * 2 // 3 // 32 * 32, size)
-    names = list(OUTPUT_NAMES) + (list(FEATURE_NAMES) if model.roi_mask is not None else [])
-    dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "seg": {0: "batch", 2: "seg_h", 3: "seg_w"},
-               **{n: {0: "batch", 1: "locations"} for n in OUTPUT_NAMES[:3]},
-               **{n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in FEATURE_NAMES}}
-    dynamic = {k: v for k, v in dynamic.items() if k in names or k == "images"}
-    atomic_write(output, lambda tmp: torch.onnx.export(
-        _DetectorNetwork(model).eval(), (dummy,), str(tmp), input_names=["images"], output_names=names,
-        dynamic_axes=dynamic, opset_version=opset, dynamo=False))
-    log.info("exported detector %s → %s", weights, output)
-    return output
+def roi_mask_onnx_path(onnx_path: str | Path) -> Path:
+    """Where the RoI mask head's graph of the network export ``onnx_path`` lives: ``<name>.roi-mask.onnx``."""
+    path = Path(onnx_path)
+    return path.with_name(f"{path.stem}.roi-mask.onnx")
 
 
-class OnnxDetectorRunner:
-    """Callable like the PyTorch detector in eval mode: ``runner([image]) → [detections]``.
+def _session(path: Path, threads: int | None) -> Any:
+    import onnxruntime as ort
 
-    Post-processing limits (``score_thresh``, ``nms_thresh``, ``detections_per_img``) come with each
-    call (:class:`~fashionlens.models.fcos_seg.DetectionLimits`), else the model's own.
+    from fashionlens.runtime.backends import default_threads
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxDetector:
+    """An exported detector: ``detector(rgb, limits)`` → ``boxes`` ``(N, 4)`` float32 (the photo's
+    pixels), ``scores`` ``(N,)`` float32, ``labels`` ``(N,)`` int64 (0 is background, never
+    reported) and ``masks`` ``(N, 1, H, W)`` float32 probabilities, best first.
+
+    ``meta`` is the detector's :class:`~fashionlens.models.detector_weights.DetectorMeta`; one
+    session per graph, created here (``threads``: ONNX Runtime's intra-op threads, default all cores).
     """
 
-    def __init__(self, model: FCOSSeg, onnx_path: str | Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    name = "onnx"
 
-        from fashionlens.runtime.backends import default_threads
+    def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no detector export at {path}")
+        self.path = path
+        self.session = _session(path, threads)
+        custom = self.session.get_modelmeta().custom_metadata_map
+        rerun = f"fashionlens export onnx --detector {path.with_suffix('.pt')}"
+        if CONFIG_KEY not in custom or META_KEY not in custom:
+            raise StaleDetectorExport(f"{path}: an ONNX detector export without fashionlens metadata (written by an "
+                                      f"older version); re-export it: {rerun}")
+        info = json.loads(custom[CONFIG_KEY])
+        if info.get("format") != DETECTOR_ONNX_FORMAT:
+            raise StaleDetectorExport(f"{path}: expected a {DETECTOR_ONNX_FORMAT} export, got {info.get('format')!r}; "
+                                      f"re-export it: {rerun}")
+        self.meta = DetectorMeta.from_dict(json.loads(custom[META_KEY]))
+        self.config = DetectorConfig.from_dict(info["config"])
+        self.roi_session = None
+        if self.config.roi_masks:
+            roi_path = path.with_name(info["roi_mask_file"])
+            if not roi_path.is_file():
+                raise FileNotFoundError(f"{path}: its RoI mask head {roi_path} is missing; re-export it: {rerun}")
+            self.roi_session = _session(roi_path, threads)
+        self._outputs = list(OUTPUT_NAMES) + (list(FEATURE_NAMES) if self.config.roi_masks else [])
 
-        self.model = model
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    def __call__(self, rgb: np.ndarray, limits: DetectionLimits) -> dict[str, np.ndarray]:
+        images, resized = resize_normalise(rgb, self.config)
+        cls, box, ctr, seg, *features = self.session.run(self._outputs, {"images": images})
+        padded = (int(images.shape[2]), int(images.shape[3]))
+        det = fcos_detections(cls[0], box[0], ctr[0], padded, resized, self.config, score_thresh=limits.score_thresh,
+                              nms_thresh=limits.nms_thresh, detections_per_img=limits.detections_per_img)
+        original = (int(rgb.shape[0]), int(rgb.shape[1]))
+        if self.roi_session is not None:
+            probs = self._roi_mask_probs(features, det["boxes"], det["labels"], resized)
+            det["boxes"] = resize_boxes(det["boxes"], resized, original)
+            det["masks"] = paste_masks(probs, det["boxes"], original)
+            return det
+        det["boxes"] = resize_boxes(det["boxes"], resized, original)
+        stride = images.shape[-1] / seg.shape[-1]
+        valid = seg[0, :, : max(1, round(resized[0] / stride)), : max(1, round(resized[1] / stride))]
+        det["masks"] = semantic_instance_masks(valid, det["boxes"], det["labels"], original,
+                                               self.config.mask_size_limit)
+        return det
 
-    @torch.no_grad()
-    def __call__(self, images: list[Tensor], limits: DetectionLimits | None = None) -> list[dict[str, Tensor]]:
-        original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
-        image_list, _ = self.model.transform(images)
-        with_features = self.model.roi_mask is not None
-        names = list(OUTPUT_NAMES) + (list(FEATURE_NAMES) if with_features else [])
-        cls, box, ctr, seg, *levels_out = self.session.run(names, {"images": image_list.tensors.numpy()})
-        features = (OrderedDict((str(i), torch.from_numpy(f)) for i, f in enumerate(levels_out))
-                    if with_features else None)
-        head = {"cls_logits": torch.from_numpy(cls), "bbox_regression": torch.from_numpy(box),
-                "bbox_ctrness": torch.from_numpy(ctr)}
-        levels = self.model.level_sizes(*image_list.tensors.shape[-2:])
-        if sum(h * w for h, w in levels) != cls.shape[1]:
-            raise RuntimeError(f"ONNX detector returned {cls.shape[1]} locations, expected "
-                               f"{sum(h * w for h, w in levels)} for input {tuple(image_list.tensors.shape)}")
-        return self.model.detect_from_outputs(image_list, head, levels, torch.from_numpy(np.asarray(seg)),
-                                              original_sizes, features, limits=limits)
+    def _roi_mask_probs(self, features: list[np.ndarray], boxes: np.ndarray, labels: np.ndarray,
+                        resized: tuple[int, int]) -> np.ndarray:
+        """``(N, 28, 28)`` mask probabilities of each box's own label (``maskrcnn_inference``)."""
+        if not len(boxes):
+            return np.zeros((0, 28, 28), np.float32)
+        assert self.roi_session is not None
+        scales, levels = roi_levels(boxes, [f.shape[-2:] for f in features], resized, self.config)
+        rois = (boxes * np.asarray(scales, np.float32)[levels][:, None]).astype(np.float32)
+        onehot = np.eye(len(features), dtype=np.float32)[levels]
+        feeds = {name: f for name, f in zip(FEATURE_NAMES, features)}
+        feeds.update(rois=rois, levels=onehot)
+        [probs] = self.roi_session.run(["mask_probs"], feeds)
+        return probs[np.arange(len(boxes)), labels]

@@ -10,10 +10,13 @@ are off; ``/openapi.json`` is served. Web pages, when added, are static files mo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -33,6 +36,7 @@ from fashionlens.service.routers import (
     health,
     metrics,
     pages,
+    review,
     search,
     tag,
     taxonomy,
@@ -50,10 +54,14 @@ attribute trends. Errors are RFC 9457 problem documents (`application/problem+js
 (`X-API-Key: <key>` or `Authorization: Bearer <key>`)."""
 
 
-def create_app(settings: ServiceSettings | None = None, *, models: ServiceModels | None = None) -> FastAPI:
+def create_app(settings: ServiceSettings | None = None, *, models: ServiceModels | None = None,
+               review_db: str | os.PathLike[str] | None = None) -> FastAPI:
     """The service app. ``models``: already built (tests inject small ones); default: built from
-    ``settings`` and loaded at start-up (when ``settings.preload``)."""
+    ``settings`` and loaded at start-up (when ``settings.preload``). ``review_db``: the review store
+    behind ``/review`` and ``/v1/review`` (off when None)."""
     settings = settings if settings is not None else ServiceSettings()
+    if review_db is not None:
+        settings = dataclasses.replace(settings, review_db=Path(review_db))
     owns_models = models is None  # injected models belong to the caller: not closed at shutdown
     models = models if models is not None else ServiceModels(settings)
     state = ServiceState(settings=settings, models=models, metrics=ServiceMetrics(),
@@ -74,6 +82,7 @@ def create_app(settings: ServiceSettings | None = None, *, models: ServiceModels
     app = FastAPI(title="fashionlens", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.service = state
+    app.state.review_db = settings.review_db
     install_problem_handlers(app)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
@@ -82,6 +91,8 @@ def create_app(settings: ServiceSettings | None = None, *, models: ServiceModels
         app.include_router(module.router, dependencies=protected)
     for module in (crops, corrections, taxonomy, features):  # the web app's API (issue 7, part 3)
         app.include_router(module.router, dependencies=protected)
+    app.include_router(review.router, dependencies=protected)  # the review queue (issue 25)
+    app.include_router(review.page_router)
     app.include_router(pages.router)  # HTML pages: no key needed to load them; their API calls send it
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     if settings.static_dir is not None:

@@ -24,6 +24,7 @@ is also a ``fashionlens serve`` option (``cli/serve.py``), which overrides the v
 ``FASHIONLENS_THREADS``                   inference threads per model call
 ``FASHIONLENS_STATIC_DIR``                folder served at ``/app`` (web pages, no CDN)
 ``FASHIONLENS_CORRECTIONS_DB``            SQLite file of sorters' corrections (``POST /v1/corrections``; off when unset)
+``FASHIONLENS_REVIEW_DB``                 SQLite review store behind ``/review`` and ``/v1/review`` (off when unset)
 ``FASHIONLENS_RETRY_AFTER``               seconds in ``Retry-After`` of a 503 (queue full, models loading)
 ``FASHIONLENS_CLASSIFIER``                classifier weights, a shipped name or a file (the shipped one when unset)
 ``FASHIONLENS_DETECTOR``                  detector weights, a shipped name or a file (the shipped one when unset)
@@ -71,6 +72,7 @@ class ServiceSettings:
     trends: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
     static_dir: Path | None = None
     corrections_db: Path | None = None
+    review_db: Path | None = None
     classifier_weights: str | None = None
     detector_weights: str | None = None
     preload: bool = True
@@ -133,7 +135,7 @@ class ServiceSettings:
         if (raw := get("CORS_ORIGINS")) is not None:
             kw["cors_origins"] = tuple(o.strip() for o in raw.split(",") if o.strip())
         for var, attr in (("STORAGE", "storage_dir"), ("INDEX", "index_dir"), ("STATIC_DIR", "static_dir"),
-                      ("CORRECTIONS_DB", "corrections_db")):
+                      ("CORRECTIONS_DB", "corrections_db"), ("REVIEW_DB", "review_db")):
             if (raw := get(var)) is not None:
                 kw[attr] = Path(raw)
         if (raw := get("TRENDS")) is not None:
@@ -156,7 +158,7 @@ class ServiceSettings:
                "RETRY_AFTER": self.retry_after_s, "API_KEYS": ",".join(self.api_keys),
                "CORS_ORIGINS": ",".join(self.cors_origins), "STORAGE": self.storage_dir or "",
                "INDEX": self.index_dir or "", "STATIC_DIR": self.static_dir or "",
-               "CORRECTIONS_DB": self.corrections_db or "",
+               "CORRECTIONS_DB": self.corrections_db or "", "REVIEW_DB": self.review_db or "",
                "TRENDS": ";".join(f"{k}={','.join(str(p) for p in v)}" for k, v in self.trends.items()),
                "CLASSIFIER": self.classifier_weights or "", "DETECTOR": self.detector_weights or ""}
         return {ENV_PREFIX + k: str(v) for k, v in env.items()}

@@ -480,4 +480,17 @@ def evaluate_damage_model(weights: str | Path, config: DamageTrainConfig, *, sav
             meta.verifier, meta.version = verifier["weights"], config.version
             meta.metrics["verifier"] = summary["verifier"]
         save_damage_model(model, meta, weights)
+        _refresh_export_meta(weights, meta)
     return summary
+
+
+def _refresh_export_meta(weights: str | Path, meta: Any) -> None:
+    """The ONNX export next to ``weights`` (what inference runs) carries the meta too: rewrite it, so the
+    run time never reads a stale threshold or verifier (the graph itself is unchanged)."""
+    from fashionlens.models.damage import DAMAGE_WEIGHTS_FORMAT
+    from fashionlens.runtime.backends import onnx_path_for
+    from fashionlens.runtime.onnx_export import finish_onnx_export
+
+    onnx_file = onnx_path_for(weights)
+    if onnx_file.is_file():
+        finish_onnx_export(onnx_file, meta.to_dict(), fmt=DAMAGE_WEIGHTS_FORMAT, fp16=False)

@@ -2,7 +2,7 @@
 
 Two sources feed one :class:`TrendData`:
 
-* ``fashionlens tag`` results (``fashionlens/result/v1`` JSON lines) joined on ``image`` with a
+* ``fashionlens tag`` results (``fashionlens/result/v1`` or ``v2`` JSON lines) joined on ``image`` with a
   post-metadata table (CSV or Parquet: ``image``, ``timestamp`` and optionally ``city``, ``lat``,
   ``lon``, ``author``, ``likes``, ``comments``, ``hashtags``, ``caption``);
 * StreetStyle-27k label CSVs (GeoStyle, ICCV 2019), read directly.
@@ -53,7 +53,9 @@ STREETSTYLE_REQUIRED: tuple[str, ...] = ("id", "created_time", "city_id")
 
 # single-label attributes read from a tag result's garment ``attributes``; ``colours`` is multi-label
 TAG_SINGLE_ATTRIBUTES: tuple[str, ...] = ("pattern", "material", "sleeve", "neckline", "fit")
-RESULT_SCHEMA = "fashionlens/result/v1"
+#: the tag-result schemas read (v2 unsure fields have ``id: null`` and are skipped like low scores)
+RESULT_SCHEMAS = ("fashionlens/result/v1", "fashionlens/result/v2")
+RESULT_SCHEMA = " or ".join(RESULT_SCHEMAS)
 POST_COLUMNS: tuple[str, ...] = ("post_id", "timestamp", "place", "lat", "lon", "author", "likes", "comments",
                                  "hashtags", "caption")
 _MAX_EXAMPLES = 5
@@ -690,7 +692,7 @@ def _chunk_lines(fh: io.BufferedReader, start: int, end: int, out: _ChunkParse) 
 
 
 def _load_result(line: bytes, lineno: int, out: _ChunkParse) -> dict | None:
-    """The ``fashionlens/result/v1`` record on ``line``, or ``None`` (rejected into ``out``) if it is not one."""
+    """The ``fashionlens/result/v1``/``v2`` record on ``line``, or ``None`` (rejected into ``out``) if it is not one."""
     try:
         rec = json.loads(line)
     except UnicodeDecodeError as exc:
@@ -702,7 +704,7 @@ def _load_result(line: bytes, lineno: int, out: _ChunkParse) -> dict | None:
     except RecursionError:
         out.reject("invalid JSON line", lineno, "nested too deeply")
         return None
-    if not isinstance(rec, dict) or rec.get("schema") != RESULT_SCHEMA:
+    if not isinstance(rec, dict) or rec.get("schema") not in RESULT_SCHEMAS:
         got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
         out.reject(f"not a {RESULT_SCHEMA} record", lineno, f"schema={_quote(got)}")
         return None

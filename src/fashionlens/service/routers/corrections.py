@@ -12,14 +12,19 @@ answered it), ``corrections`` (JSON object: label field → corrected value; fie
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from fashionlens.review.errors import ReviewStoreError
 from fashionlens.service.deps import BODY_RESPONSES, PROBLEM_RESPONSES, Problem, ServiceState, get_state
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
+from fashionlens.service.routers.review import record_station_correction
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["corrections"])
 
@@ -71,6 +76,7 @@ def _json_field(text: str, field: str, kind: type) -> Any:
 @router.post("/corrections", summary="save a sorter's corrections of a graded item (with its photos)",
              responses={**BODY_RESPONSES, **_RESPONSES, 200: {"description": "the stored correction's id"}})
 async def add_correction(
+    request: Request,
     state: Annotated[ServiceState, Depends(get_state)],
     item: Annotated[str, Form(max_length=2_000_000, description="the item record (fashionlens/item/v1) as JSON")],
     corrections: Annotated[str, Form(max_length=100_000,
@@ -93,10 +99,18 @@ async def add_correction(
             images[role] = data
 
     def job() -> int:
+        who = (sorter or "").strip() or None
         try:
-            return int(store.add(record, images, fields, sorter=(sorter or "").strip() or None))
+            cid = int(store.add(record, images, fields, sorter=who))
         except (TypeError, ValueError) as exc:
             raise ApiProblem("invalid_request", str(exc)) from None
+        # the same labels go to the review store (when one is configured), so they reach `review export`;
+        # the correction is saved either way: a review store that is locked or broken costs only its copy
+        try:
+            record_station_correction(request.app, record, fields, reference=cid, sorter=who, images=images)
+        except ReviewStoreError as exc:
+            log.warning("correction %s saved, but not copied to the review store: %s", cid, exc)
+        return cid
 
     cid = await state.queue.run(job)
     return JSONResponse({"id": cid, "item_id": record.get("item_id"), "fields": sorted(fields),

@@ -21,10 +21,11 @@ def features_of(state: ServiceState) -> dict[str, Any]:
             "trends": {"available": bool(models.trends or state.settings.trends),
                        "datasets": sorted(models.trends or state.settings.trends)},
             "corrections": {"available": state.settings.corrections_db is not None},
+            "review": {"available": state.settings.review_db is not None},
             "auth": state.settings.auth_enabled}
 
 
 @router.get("/features", summary="which optional capabilities (grading, search index, trends datasets, "
-            "corrections store) this server has", responses=PROBLEM_RESPONSES)
+            "corrections store, review queue) this server has", responses=PROBLEM_RESPONSES)
 async def features(state: Annotated[ServiceState, Depends(get_state)]) -> Any:
     return JSONResponse(features_of(state))

@@ -138,11 +138,14 @@
       const s = cw / origW;
       let nGarments = 0, nDamage = 0;
       for (const g of (tag && tag.garments) || []) {
-        if (g.mask) drawMask(ctx, decodeRle(g.mask), [40, 110, 220, 80], cw, ch);
+        // a light tint only (alpha 0.14), so the garment's own colours stay visible under it
+        if (g.mask) drawMask(ctx, decodeRle(g.mask), [40, 110, 220, 36], cw, ch);
         const [x, y, w, h] = g.bbox;
         ctx.strokeStyle = "rgb(20, 90, 200)"; ctx.lineWidth = 3;
         ctx.strokeRect(x * s, y * s, w * s, h * s);
-        label(ctx, `${g.category ? g.category.id : g.object_type}`, x * s, y * s, "rgb(20, 90, 200)");
+        // an unsure category (result v2: id null) reads "?" rather than a guess
+        label(ctx, g.category && g.category.id ? g.category.id : `${g.object_type || "garment"} ?`, x * s, y * s,
+              "rgb(20, 90, 200)");
         nGarments++;
       }
       for (const d of (record.damage && record.damage.regions) || []) {
