@@ -22,7 +22,6 @@ The calibration is fitted on the classifier's validation split (``fashionlens ev
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from fashionlens.models.sidecar import read_sidecar, write_sidecar
 
 CALIBRATION_FORMAT = "fashionlens/calibration/v1"
 #: the target precision of ``fashionlens tag`` when none is given
@@ -245,19 +246,11 @@ class Calibration:
                    provenance=dict(d.get("provenance") or {}), metrics=dict(d.get("metrics") or {}))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
-        tmp.replace(path)
-        return path
+        return write_sidecar(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read calibration {path}: {exc}") from None
+        d = read_sidecar(path, "calibration")
         try:
             return cls.from_dict(d)
         except (KeyError, TypeError, ValueError) as exc:

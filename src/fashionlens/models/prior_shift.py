@@ -30,13 +30,14 @@ and applied to the backend's raw probabilities before calibration and abstention
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fashionlens.models.sidecar import read_sidecar, write_sidecar
 
 PRIOR_SHIFT_FORMAT = "fashionlens/prior-shift/v1"
 _EPS = 1e-12
@@ -252,19 +253,11 @@ class PriorShift:
 
     def save(self, path: str | Path) -> Path:
         """Write the sidecar (atomically: a temporary file renamed over ``path``)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", "utf-8")
-        tmp.replace(path)
-        return path
+        return write_sidecar(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> PriorShift:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"cannot read prior-shift sidecar {path}: {exc}") from None
+        d = read_sidecar(path, "prior-shift sidecar")
         try:
             return cls.from_dict(d)
         except (ValueError, TypeError) as exc:
