@@ -149,7 +149,8 @@ def test_api_and_cli_records_agree_on_good_and_bad_photos(service_data: dict[str
         (folder / name).write_bytes(data)
         paths.append(str(folder / name))
     out = tmp_path / "cli.jsonl"
-    argv = ["tag", *paths, "-o", str(out), "--max-pixels", str(MAX_PIXELS), "--threads", "1", "-q"]
+    # the service emits calibrated scores without an operating point (no unsure fields): the CLI's `--precision off`
+    argv = ["tag", *paths, "-o", str(out), "--max-pixels", str(MAX_PIXELS), "--threads", "1", "-q", "--precision", "off"]
     argv += ["--whole-image"] if mode == "whole_image" else ["--detector", str(service_data["detector_weights"])]
     assert main(argv) == 1  # some inputs failed: the CLI's exit code says so, and it wrote every record
     cli = [json.loads(line) for line in out.read_text().splitlines()]
