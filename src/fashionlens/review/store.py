@@ -269,9 +269,13 @@ class ReviewStore:
 
     def _open(self) -> None:
         with self._errors(), closing(self._connect()) as conn:
+            # one read transaction, so the three reads see one snapshot: read one by one, they could straddle
+            # another process's creation of the store (its tables seen, its application id not yet)
+            conn.execute("BEGIN")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            conn.execute("COMMIT")
             if app_id == APPLICATION_ID:
                 if version > SCHEMA_VERSION:
                     raise NewerSchemaError(f"{self.path}: expected a review store of schema version "
