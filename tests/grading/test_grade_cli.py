@@ -49,7 +49,8 @@ def test_grade_cli_with_the_shipped_models(item_dir, tmp_path, capsys):
     rec = json.loads(out.read_text().splitlines()[0])
     assert rec["schema"] == ITEM_SCHEMA and rec["item_id"] == "ITEM-1" and rec["error"] is None
     assert [v["role"] for v in rec["views"]] == ["front", "back", "label"]
-    assert rec["object_type"] is not None and rec["category"]["id"]
+    cat = rec["category"]  # at the default operating point (0.90): a sure id, or unsure with candidates (item v2)
+    assert rec["object_type"] is not None and (cat["id"] or (cat["uncertain"] and cat["candidates"][0]["id"]))
     assert rec["composition"]["main_fibre"] == "wool" and rec["brand"].lower() == "zara"  # canonical spelling from the brand list
     assert rec["attributes"]["material"]["source"] == "label"
     assert set(rec["damage"]["area_share"]) == set(DAMAGE_TYPES)

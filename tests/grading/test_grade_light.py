@@ -73,5 +73,6 @@ def test_whole_image_tagging_and_grading_import_no_torch(item_dir: Path, tmp_pat
     [tagged] = [json.loads(line) for line in (tmp_path / "tags.jsonl").read_text().splitlines()]
     assert tagged["error"] is None and tagged["model"]["backend"] == "onnx" and tagged["garments"]
     [item] = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
-    assert item["error"] is None and item["category"]["id"] and item["brand"].lower() == "zara"
+    cat = item["category"]  # default operating point 0.90: a sure id, or unsure with its candidates (item v2)
+    assert item["error"] is None and (cat["id"] or cat["candidates"]) and item["brand"].lower() == "zara"
     assert item["model"]["damage_backend"] == "onnx" and set(item["grades"]) == {"type", "material", "season"}

@@ -68,9 +68,9 @@ DEFAULT_CASES = [
     ("cashmere", item(fibres={"cashmere": 30, "wool": 70}), "reuse", "cashmere 30%: high-value fibre"),
     ("silk", item(fibres={"silk": 100}), "reuse", "silk 100%: high-value fibre"),
     ("alpaca", item(fibres={"alpaca": 50, "acrylic": 50}), "reuse", "alpaca 50%: high-value fibre"),
-    (None, item(), "reuse", "no damage or low grade found: fit for reuse"),
+    (None, item(), "reuse", "no damage or low grade over a rule's threshold: fit for reuse"),
     (None, item(hole=0.0019, stain=0.019, n_stains=2, pilling=0.09, fading=0.2, condition=3,
-                fibres={"wool": 79, "cashmere": 21}), "reuse", "no damage or low grade found: fit for reuse"),
+                fibres={"wool": 79, "cashmere": 21}), "reuse", "no damage or low grade over a rule's threshold: fit for reuse"),
 ]
 
 

@@ -55,6 +55,8 @@ CLI_VALUES: dict[str, tuple[list[str], str, Any]] = {
     "--max-request-mb": (["64"], "max_request_bytes", 64 * 2**20),
     "--max-pixels": (["1000000"], "max_pixels", 1_000_000),
     "--max-files": (["3"], "max_files", 3),
+    "--precision": (["off"], "precision", None),
+    "--keep-uncertain": ([], "keep_uncertain", True),
 }
 
 #: variable → (its text in the environment, the ServiceSettings field, the value it gives there)
@@ -77,6 +79,8 @@ ENV_VALUES: dict[str, tuple[str, str, Any]] = {
     "MAX_REQUEST_BYTES": ("20000000", "max_request_bytes", 20_000_000),
     "MAX_PIXELS": ("123456", "max_pixels", 123_456),
     "MAX_FILES": ("4", "max_files", 4),
+    "PRECISION": ("0.8", "precision", 0.8),
+    "KEEP_UNCERTAIN": ("true", "keep_uncertain", True),
 }
 
 
@@ -157,7 +161,9 @@ def test_help_shows_each_default_exactly_once_and_it_is_the_settings_default() -
                "--max-files": defaults.max_files}
     for flag, value in numeric.items():
         assert float(shown[flag]) == value, flag
-    for flag in set(shown) - set(numeric):  # unset paths and weights: the help says what that means
+    assert float(shown["--precision"]) == defaults.precision
+    assert shown["--keep-uncertain"].startswith("no") and defaults.keep_uncertain is False
+    for flag in set(shown) - set(numeric) - {"--precision", "--keep-uncertain"}:  # unset paths and weights
         assert shown[flag].startswith(("none", "the shipped")), flag
     for opt in SETTING_OPTIONS:
         assert f"env {ENV_PREFIX}{opt.env})" in flat, opt.flag

@@ -31,13 +31,13 @@ def test_schema_lists_versioned_routes_and_problem_responses() -> None:
             "/v1/trends/{dataset}/report", "/v1/trends/{dataset}/outlook", "/healthz", "/readyz", "/metrics",
             "/v1/review/next", "/v1/review/stats", "/v1/review/tasks/{task_id}", "/v1/review/tasks/{task_id}/accept",
             "/v1/review/tasks/{task_id}/answers", "/v1/review/tasks/{task_id}/audit",
-            "/v1/review/tasks/{task_id}/photo", "/v1/review/tasks/{task_id}/skip"} == set(paths)
+            "/v1/review/tasks/{task_id}/photo", "/v1/review/tasks/{task_id}/skip", "/v1/station/present"} == set(paths)
     tag = paths["/v1/tag"]["post"]
     assert {"401", "403", "413", "415", "422", "503"} <= set(tag["responses"])
     assert "application/problem+json" in tag["responses"]["415"]["content"]
 
 
-#: examples per operation: 23 operations × 8 stays well under a minute on a 2-core machine
+#: examples per operation: 24 operations × 8 stays well under a minute on a 2-core machine
 FUZZ_EXAMPLES = 8
 
 
@@ -67,4 +67,4 @@ def test_fuzz_no_server_errors(service_data: dict[str, Any]) -> None:
                 assert "Traceback" not in response.text
 
         check()
-    assert len(seen) == 23 and all(n >= 1 for n in seen.values()), seen
+    assert len(seen) == 24 and all(n >= 1 for n in seen.values()), seen

@@ -41,6 +41,8 @@ def _cmd_evaluate_calibration(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.precision <= 1.0:
         args.ecal_parser.error(f"--precision: expected a number in (0, 1], got {args.precision}")
+    if args.test and args.model == "detector":
+        args.ecal_parser.error("--test: measured for --model classifier, grader and damage (not yet the detector)")
     if args.model == "detector":
         from fashionlens.evaluate.calibration import run_detector_calibration
 
@@ -48,11 +50,42 @@ def _cmd_evaluate_calibration(args: argparse.Namespace) -> int:
                                            seed=args.seed, backend=args.backend, out_dir=args.out,
                                            precision=args.precision, save=args.save, save_to=args.save_to,
                                            progress=not args.quiet, argv=main_argv())
+    elif args.model == "grader":
+        from fashionlens.evaluate.calibration_grader import (
+            DEFAULT_GRADER_DATA,
+            run_grader_calibration,
+        )
+
+        summary = run_grader_calibration(args.weights, data=args.data or DEFAULT_GRADER_DATA, out_dir=args.out,
+                                         precision=args.precision, seed=args.seed, save=args.save,
+                                         save_to=args.save_to, test=args.test, progress=not args.quiet,
+                                         argv=main_argv())
+    elif args.model == "damage":
+        from fashionlens.evaluate.calibration_damage import (
+            DEFAULT_DAMAGE_RECIPE,
+            run_damage_calibration,
+        )
+
+        summary = run_damage_calibration(args.weights, recipe=args.recipe or DEFAULT_DAMAGE_RECIPE,
+                                         data_root=args.data_root, backend=args.backend, out_dir=args.out,
+                                         precision=args.precision, seed=args.seed, save=args.save,
+                                         save_to=args.save_to, test=args.test, progress=not args.quiet,
+                                         argv=main_argv())
     else:
-        summary = run_calibration(args.weights, recipe=args.recipe, data_root=args.data_root, backend=args.backend,
+        from fashionlens.evaluate.calibration import DEFAULT_RECIPE
+
+        recipe = args.recipe or DEFAULT_RECIPE
+        summary = run_calibration(args.weights, recipe=recipe, data_root=args.data_root, backend=args.backend,
                                   out_dir=args.out, precision=args.precision, seed=args.seed, save=args.save,
                                   save_to=args.save_to, batch_size=args.batch_size, progress=not args.quiet,
                                   argv=main_argv())
+        if args.test:
+            from fashionlens.evaluate.operating_test import run_test_operating_points
+
+            summary["test"] = run_test_operating_points(
+                args.weights, calibration=args.save_to, recipe=recipe, data_root=args.data_root,
+                backend="onnx" if args.backend == "auto" else args.backend, precision=args.precision,
+                out=f"{args.out}/calibration_test.json", batch_size=args.batch_size, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -97,13 +130,22 @@ def register_evaluate(eval_sub: argparse._SubParsersAction) -> None:
 
     ecal = eval_sub.add_parser("calibration", help="fit and measure the classifier's calibration on its validation "
                                "split: ECE before/after, reliability diagrams, precision/coverage per field")
-    ecal.add_argument("--model", choices=["classifier", "detector"], default="classifier",
+    ecal.add_argument("--model", choices=["classifier", "detector", "grader", "damage"], default="classifier",
                       help="classifier: every head on the recipe's validation split; detector: the garment scores "
-                           "on --dataset's validation photos (matched at IoU >= 0.5)")
-    ecal.add_argument("--weights", default=None, help="weights (default: the shipped classifier / detector)")
+                           "on --dataset's validation photos (matched at IoU >= 0.5); grader: the grading heads on "
+                           "their RISE validation items; damage: the damage regions on the damage recipe's "
+                           "validation photos (synthetic damage + the same photos clean)")
+    ecal.add_argument("--weights", default=None,
+                      help="weights (default: the shipped classifier / detector / grading heads / damage head)")
     ecal.add_argument("--dataset", default="ccp", help="with --model detector: the labelled photos (validation split)")
-    ecal.add_argument("--recipe", default="configs/classifier_lite0.yaml",
-                      help="the weights' training config: its sample cache and seeded split give the validation set")
+    ecal.add_argument("--data", default=None, metavar="PATH",
+                      help="with --model grader: the RISE folder (default ../shared/datasets/rise)")
+    ecal.add_argument("--recipe", default=None,
+                      help="the weights' training config: its sample cache and seeded split give the validation set "
+                           "(default configs/classifier_lite0.yaml; --model damage: configs/damage_lite0.yaml)")
+    ecal.add_argument("--test", action="store_true",
+                      help="also measure the saved calibration and operating points once on the test split "
+                           "(the model cards' numbers; nothing is fitted on test)")
     ecal.add_argument("--data-root", default=None, help="data sets (default: the recipe's)")
     ecal.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto")
     ecal.add_argument("--precision", type=float, default=0.90, help="target precision of the operating points")

@@ -13,13 +13,27 @@ from typing import Any
 from fashionlens.paths import runs_path
 
 
+def precision_arg(text: str) -> float | None:
+    """``--precision`` of ``grade`` and ``serve``: a target in (0, 1], or ``off`` (None: every field as sure)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'off'; got {text!r}")
+    return value
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from fashionlens.grading.grade import run_grade_job
 
     return run_grade_job(args.inputs, output=args.output, rules=args.rules, ocr=not args.no_ocr,
                          damage=not args.no_damage, grades=not args.no_grades, threads=args.threads,
                          backend=args.backend, render_dir=args.render, progress=not args.quiet,
-                         on_message=lambda line: print(f"fashionlens grade: {line}", file=sys.stderr))
+                         on_message=lambda line: print(f"fashionlens grade: {line}", file=sys.stderr),
+                         precision=args.precision, keep_uncertain=args.keep_uncertain)
 
 
 # --- agreement ----------------------------------------------------------------------------------------
@@ -141,6 +155,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="runtime of every network (auto: ONNX Runtime where an export sits next to the weights)")
     g.add_argument("--threads", type=int, default=1, help="inference threads per model (default 1: the label "
                    "photo is read on a second core meanwhile; measured fastest on 2 cores, docs/grading.md)")
+    g.add_argument("--precision", type=precision_arg, default=0.90, metavar="P|off",
+                   help="operating point: a classifier field or grade whose calibrated score is below the threshold "
+                        "at which it reached precision P on validation is emitted as unsure (id null + candidates; "
+                        "colours listed only when sure); 'off': every field as sure (docs/grading.md; default 0.90)")
+    g.add_argument("--keep-uncertain", action="store_true",
+                   help="unsure fields keep their best guess (still marked \"uncertain\": true)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_grade)
 

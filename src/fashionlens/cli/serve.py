@@ -34,6 +34,7 @@ class SettingOption:
     type: Callable[[str], Any] = str
     repeat: str | None = None              # repeatable option: the separator joining its values
     to_env: Callable[[Any], str] = str     # the option's value → the variable's text
+    switch: bool = False                   # a flag without a value: given = the variable set to "1"
 
     @property
     def dest(self) -> str:
@@ -42,6 +43,14 @@ class SettingOption:
 
 def _mib_to_bytes(mb: float) -> str:
     return str(int(mb * _MIB))
+
+
+def _precision_text(text: str) -> str:
+    """``--precision``: a number in (0, 1] or ``off``, kept as its text (the variable's value)."""
+    from fashionlens.cli.grading import precision_arg
+
+    value = precision_arg(text)
+    return "off" if value is None else f"{value:g}"
 
 
 #: every FASHIONLENS_* setting but the API keys themselves, in --help order. The defaults shown are
@@ -80,6 +89,13 @@ SETTING_OPTIONS: tuple[SettingOption, ...] = (
     SettingOption("--max-pixels", "MAX_PIXELS", "largest width x height of a photo, checked before decoding "
                   "(decompression bombs)", "40000000", "N", int),
     SettingOption("--max-files", "MAX_FILES", "most photos in one request (more: 413 too_many_files)", "8", "N", int),
+    SettingOption("--precision", "PRECISION", "operating point of /v1/grade: a classifier field or grade below the "
+                  "threshold at which it reached precision P on validation is unsure (id null + candidates); 'off': "
+                  "every field as sure; a request's ?precision= overrides it (docs/grading.md)", "0.9", "P|off",
+                  _precision_text),
+    SettingOption("--keep-uncertain", "KEEP_UNCERTAIN", "unsure fields of /v1/grade keep their best guess (still "
+                  "marked uncertain); a request's ?keep_uncertain= overrides it", "no: unsure fields have id null",
+                  switch=True, to_env=lambda _v: "1"),
 )
 
 ENV_PREFIX = "FASHIONLENS_"
@@ -134,7 +150,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                       "auth": settings.auth_enabled, "index": opt_path(settings.index_dir),
                       "trends": sorted(settings.trends), "storage": opt_path(settings.storage_dir),
                       "corrections_db": opt_path(settings.corrections_db),
-                      "review_db": opt_path(settings.review_db)}), file=sys.stderr)
+                      "review_db": opt_path(settings.review_db),
+                      "grade_precision": "off" if settings.precision is None else settings.precision,
+                      "keep_uncertain": settings.keep_uncertain}), file=sys.stderr)
     uvicorn.run("fashionlens.service.app:create_app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info" if args.verbose_access else "warning",
                 access_log=args.verbose_access, timeout_graceful_shutdown=10)
@@ -152,8 +170,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=8000, help="port to listen on")
     s.add_argument("--workers", type=int, default=1, help="worker processes (each loads the models once)")
     for opt in SETTING_OPTIONS:
-        action = s.add_argument(opt.flag, default=None, type=opt.type, metavar=opt.metavar, help=opt.help,
-                                action="append" if opt.repeat else "store")
+        if opt.switch:
+            action = s.add_argument(opt.flag, default=None, action="store_const", const=True, help=opt.help)
+        else:
+            action = s.add_argument(opt.flag, default=None, type=opt.type, metavar=opt.metavar, help=opt.help,
+                                    action="append" if opt.repeat else "store")
         action.shown_default = opt.default  # type: ignore[attr-defined]
         action.env = ENV_PREFIX + opt.env  # type: ignore[attr-defined]
     s.add_argument("--access-log", dest="verbose_access", action="store_true", help="log every request")

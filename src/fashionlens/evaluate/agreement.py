@@ -3,7 +3,7 @@ where does the model sit relative to them.
 
 Inputs are *annotation tables*, one per annotator (a CSV with one row per item: an ``item_id`` — or
 ``id`` — column and one column per field such as ``condition``, ``price``, ``stains``), and optionally
-the model's ``fashionlens/item/v1`` records (:mod:`fashionlens.grading.item`), matched by ``item_id``.
+the model's ``fashionlens/item/v1`` or ``v2`` records (:mod:`fashionlens.grading.item`), matched by ``item_id``.
 
 Per field the report gives
 
@@ -191,15 +191,16 @@ def model_value(record: Mapping[str, Any], field: str) -> Any:
 def model_table(records: Iterable[Mapping[str, Any]], *, name: str = "model") -> pd.DataFrame:
     """Item records → a table like :func:`annotation_table` with a column for every field the records
     carry a single value for (grades, scalar attributes, category, object type, route, brand)."""
-    from fashionlens.grading.item import ITEM_SCHEMA
+    from fashionlens.grading.item import ITEM_SCHEMA, ITEM_SCHEMAS_READ
 
     rows: dict[str, dict[str, str | None]] = {}
     for n, record in enumerate(records, 1):
         if not isinstance(record, Mapping):
             raise AgreementInputError(f"{name}: record {n}: expected a JSON object; got {type(record).__name__}")
         schema = record.get("schema", ITEM_SCHEMA)
-        if schema != ITEM_SCHEMA:
-            raise AgreementInputError(f"{name}: record {n}: expected schema {ITEM_SCHEMA!r}; got {schema!r}")
+        if schema not in ITEM_SCHEMAS_READ:
+            raise AgreementInputError(f"{name}: record {n}: expected schema "
+                                      f"{' or '.join(map(repr, ITEM_SCHEMAS_READ))}; got {schema!r}")
         item_id = _normalise_id(record.get("item_id"))
         if item_id is None:
             raise AgreementInputError(f"{name}: record {n}: expected an item_id; got {record.get('item_id')!r}")
@@ -220,7 +221,7 @@ def model_table(records: Iterable[Mapping[str, Any]], *, name: str = "model") ->
 
 
 def read_model_predictions(path: str | Path) -> pd.DataFrame:
-    """Read ``fashionlens/item/v1`` records (JSON lines; blank lines skipped) into a :func:`model_table`."""
+    """Read ``fashionlens/item/v1`` or ``v2`` records (JSON lines; blank lines skipped) into a :func:`model_table`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model predictions file not found: {path}")
@@ -238,7 +239,7 @@ def read_model_predictions(path: str | Path) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError) as exc:
         raise AgreementInputError(f"{path}: could not read the file ({exc})") from exc
     if not records:
-        raise AgreementInputError(f"{path}: expected fashionlens/item/v1 records, one per line; the file has none")
+        raise AgreementInputError(f"{path}: expected fashionlens/item/v1 or v2 records, one per line; the file has none")
     return model_table(records, name=str(path))
 
 

@@ -247,6 +247,15 @@ def reliability_diagram(before: Outcomes, after: Outcomes, path: str | Path, *, 
 
 def validation_samples(recipe: str | Path = DEFAULT_RECIPE, data_root: str | None = None) -> tuple[list[Any], Any]:
     """The recipe's validation samples (preparing the recipe's sample cache when missing) and the config."""
+    return split_samples(recipe, "val", data_root)
+
+
+def split_samples(recipe: str | Path = DEFAULT_RECIPE, split: str = "val", data_root: str | None = None
+                  ) -> tuple[list[Any], Any]:
+    """The recipe's samples of ``split`` (``val`` or ``test``; preparing the recipe's sample cache when missing)
+    and the config."""
+    if split not in ("val", "test"):
+        raise ValueError(f"split: expected val or test, got {split!r}")
     from fashionlens.train.config import load_config
 
     overrides = {"data_root": data_root} if data_root else None
@@ -263,9 +272,9 @@ def validation_samples(recipe: str | Path = DEFAULT_RECIPE, data_root: str | Non
     if cache_meta["seed"] != config.seed or list(cache_meta["fractions"]) != list(config.split_fractions):
         raise ValueError(f"{cache} was prepared with seed {cache_meta['seed']} and fractions {cache_meta['fractions']},"
                          f" the recipe {recipe} asks for {config.seed} and {list(config.split_fractions)}")
-    samples = [s for s in read_samples(cache) if s.split == "val" and s.source in config.sources]
+    samples = [s for s in read_samples(cache) if s.split == split and s.source in config.sources]
     if not samples:
-        raise ValueError(f"no validation samples in {cache}")
+        raise ValueError(f"no {split} samples in {cache}")
     return samples, config
 
 
@@ -530,6 +539,67 @@ def detection_curve(scores: np.ndarray, matched: np.ndarray, n_gt: int, points: 
     return OperatingCurve(tuple(round(float(t), 6) for t in grid), tuple(prec), tuple(cov), int(n_gt))
 
 
+def _matched_detections(detector: Any, records: Sequence[Any], desc: str, progress: bool
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(score, matched, photo index, garments per photo)`` of every detection on ``records`` (see
+    :func:`match_detections`)."""
+    from tqdm.auto import tqdm
+
+    from fashionlens.imageio import load_image
+
+    scores, matched, photo = [], [], []
+    n_gt = np.zeros(len(records), int)
+    for k, rec in enumerate(tqdm(records, desc=desc, disable=not progress)):
+        found = detector.detect(load_image(rec.path))
+        gts = [g for g in rec.garments if g.bbox_xyxy is not None and g.object_type]
+        n_gt[k] = len(gts)
+        m = match_detections(found.confidence, found.xyxy, found.object_type,
+                             np.array([g.bbox_xyxy for g in gts], np.float64).reshape(-1, 4),
+                             [g.object_type for g in gts])
+        scores.append(np.asarray(found.confidence, np.float64))
+        matched.append(m)
+        photo.append(np.full(len(m), k))
+    return np.concatenate(scores), np.concatenate(matched), np.concatenate(photo), n_gt
+
+
+def detector_test_operating_points(weights: str | Path | None = None, *, dataset: str = "ccp",
+                                   data_root: str | None = None, seed: int = 0, backend: str = "auto",
+                                   precision: float = DEFAULT_PRECISION, min_score: float = 0.05,
+                                   progress: bool = True) -> dict[str, Any]:
+    """The detector's saved calibration and operating points (chosen on validation) measured once on the test
+    photos of ``dataset``: ECE of the raw and calibrated scores, precision and recall at the stored score
+    threshold (the default) and at the calibrated threshold of ``precision``. Nothing is fitted on test."""
+    from fashionlens.detection.detector import GarmentDetector
+    from fashionlens.detection.settings import DetectSettings
+    from fashionlens.evaluate.detector_report import load_evaluation_records
+    from fashionlens.paths import default_data_root
+
+    root = data_root or default_data_root()
+    records = [r for r in load_evaluation_records(dataset=dataset, data_root=root, split="test", seed=seed)
+               if any(g.bbox_xyxy is not None and g.object_type for g in r.garments)]
+    detector = GarmentDetector(weights, settings=DetectSettings(score_thresh=min_score), backend=backend)
+    cal = Calibration.for_weights(detector.path)
+    if cal is None or DETECTOR_HEAD.name not in cal.heads:
+        raise ValueError(f"{detector.path} has no calibration sidecar; run `fashionlens evaluate calibration "
+                         "--model detector --save`")
+    s, y, _ph, n_gt = _matched_detections(detector, records, "detect test", progress)
+    c = cal.heads[DETECTOR_HEAD.name].apply(s[:, None])[:, 0].astype(np.float64)
+    total = max(1, int(n_gt.sum()))
+    stored = float((detector.meta.extra.get("defaults") or {}).get("score_thresh", 0.3))
+
+    def at(keep: np.ndarray) -> dict[str, float | None]:
+        return {"precision": round(float(y[keep].mean()), 4) if keep.any() else None,
+                "recall": round(float(y[keep].sum()) / total, 4), "detections": int(keep.sum())}
+
+    t = cal.operating[DETECTION_FIELD].threshold_for(precision) if DETECTION_FIELD in cal.operating else math.inf
+    return {"split": "test", "dataset": dataset, "photos": len(records), "garments": int(n_gt.sum()),
+            "detections": len(s), "min_score": min_score,
+            "ece_before": round(expected_calibration_error(s, y), 4),
+            "ece_after": round(expected_calibration_error(c, y), 4),
+            "stored_score_thresh": stored, "at_stored_score_thresh": at(s >= stored),
+            f"threshold_at_{precision:g}": t, f"at_{precision:g}": at(c >= t)}
+
+
 def run_detector_calibration(weights: str | Path | None = None, *, dataset: str = "ccp", data_root: str | None = None,
                              seed: int = 0, backend: str = "auto", out_dir: str | Path | None = None,
                              precision: float = DEFAULT_PRECISION, min_score: float = 0.05, save: bool = False,
@@ -541,12 +611,9 @@ def run_detector_calibration(weights: str | Path | None = None, *, dataset: str 
     and the operating table gives precision and recall per calibrated-score threshold. Numbers out of fold
     (two halves of the photos), as for the classifier; ``save`` stores the fit on all validation photos next to
     the detector's weights."""
-    from tqdm.auto import tqdm
-
     from fashionlens.detection.detector import GarmentDetector
     from fashionlens.detection.settings import DetectSettings
     from fashionlens.evaluate.detector_report import load_evaluation_records
-    from fashionlens.imageio import load_image
     from fashionlens.paths import default_data_root
 
     out_dir = runs_path("calibration") if out_dir is None else out_dir
@@ -556,20 +623,7 @@ def run_detector_calibration(weights: str | Path | None = None, *, dataset: str 
     if not records:
         raise ValueError(f"no labelled validation photos of {dataset} under {root}")
     detector = GarmentDetector(weights, settings=DetectSettings(score_thresh=min_score), backend=backend)
-    scores, matched, photo = [], [], []
-    n_gt = np.zeros(len(records), int)
-    for k, rec in enumerate(tqdm(records, desc="detect validation", disable=not progress)):
-        image = load_image(rec.path)
-        found = detector.detect(image)
-        gts = [g for g in rec.garments if g.bbox_xyxy is not None and g.object_type]
-        n_gt[k] = len(gts)
-        m = match_detections(found.confidence, found.xyxy, found.object_type,
-                             np.array([g.bbox_xyxy for g in gts], np.float64).reshape(-1, 4),
-                             [g.object_type for g in gts])
-        scores.append(found.confidence)
-        matched.append(m)
-        photo.append(np.full(len(m), k))
-    s, y, ph = np.concatenate(scores), np.concatenate(matched), np.concatenate(photo)
+    s, y, ph, n_gt = _matched_detections(detector, records, "detect validation", progress)
     halves = np.array([i % 2 for i in range(len(records))])
     random.Random(f"calibration/{seed}").shuffle(halves)
     det_half = halves[ph]

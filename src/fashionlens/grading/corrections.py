@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionlens.io.atomic import atomic_write
-from fashionlens.grading.item import ITEM_SCHEMA, VIEW_ROLES
+from fashionlens.grading.item import ITEM_SCHEMA, ITEM_SCHEMAS_READ, VIEW_ROLES
 from fashionlens.imageio import load_image
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,9 @@ def final_labels(item: Mapping[str, Any], corrections: Mapping[str, Any]) -> dic
 def _check_item(item: Any) -> str:
     if not isinstance(item, Mapping):
         raise TypeError(f"expected an item record (dict, schema {ITEM_SCHEMA!r}); got {type(item).__name__}")
-    if item.get("schema", ITEM_SCHEMA) != ITEM_SCHEMA:
-        raise ValueError(f"expected an item record with schema {ITEM_SCHEMA!r}; got {item.get('schema')!r}")
+    if item.get("schema", ITEM_SCHEMA) not in ITEM_SCHEMAS_READ:
+        raise ValueError(f"expected an item record with schema {' or '.join(map(repr, ITEM_SCHEMAS_READ))}; "
+                         f"got {item.get('schema')!r}")
     item_id = item.get("item_id")
     if not isinstance(item_id, str) or not item_id.strip() or item_id.strip() in (".", "..") \
             or _BAD_ID.search(item_id) or len(item_id) > 200 or item_id != item_id.strip():

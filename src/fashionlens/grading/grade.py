@@ -39,6 +39,7 @@ from fashionlens.imageio import (
     load_image,
 )
 from fashionlens.io.rise_release import IMAGE_SUFFIXES, view_role
+from fashionlens.models.calibration import Calibration
 from fashionlens.result import ColourLabel, Garments, Label, TagError, TagResult
 
 log = logging.getLogger(__name__)
@@ -326,41 +327,111 @@ def _garment_mask(garment: Garments | None, image: DecodedImage) -> np.ndarray:
     return np.ones((h, w), bool)
 
 
-def _vote(values: list[tuple[str, float]]) -> dict[str, Any] | None:
-    if not values:
+#: candidates listed with an unsure value (as in ``fashionlens/result/v2``)
+UNSURE_CANDIDATES = 3
+
+
+def check_precision(value: float | None) -> float | None:
+    """An operating point's target precision: a number in (0, 1], or None (no abstention); else ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"precision: expected a number in (0, 1] or None (off), got {value!r}")
+    return float(value)
+
+
+def _view_vote(label: Label) -> tuple[str | None, float, dict[str, float]]:
+    """What one view says about a single-valued field: its value, that value's calibrated score, and the
+    scores it knows (its candidates when it has them — an unsure value — and its value)."""
+    known = {str(c.id): float(c.score) for c in label.candidates if c.id is not None}
+    if label.id is not None:
+        known[str(label.id)] = float(label.score)
+    return (None if label.id is None else str(label.id)), float(label.score), known
+
+
+def _vote(views: list[tuple[str | None, float, dict[str, float]]], threshold: float | None = None,
+          keep_uncertain: bool = False) -> dict[str, Any] | None:
+    """One single-valued field agreed across views (each ``(value, score, known scores)``, :func:`_view_vote`):
+    the value with the largest summed score over the views that chose it wins; its score is that sum over the
+    number of views (the v1 vote). It is unsure when the score is below ``threshold``; its ``candidates`` are
+    the three values with the largest known scores summed over the views, over the number of views."""
+    chosen = [(v, s) for v, s, _ in views if v is not None]
+    if not views:
         return None
     totals: dict[str, float] = defaultdict(float)
-    for v, s in values:
+    for v, s in chosen:
         totals[v] += s
-    best = max(totals, key=lambda k: totals[k])
-    return {"id": best, "score": round(totals[best] / len(values), 4), "views": len(values)}
+    if not totals:  # no view chose a value (views tagged without their best guesses): unsure, no id
+        best, score = None, 0.0
+    else:
+        best = max(totals, key=lambda k: totals[k])
+        score = totals[best] / len(views)
+    out: dict[str, Any] = {"id": best, "score": round(score, 4), "views": len(views)}
+    if best is None or (threshold is not None and score < threshold):
+        known: dict[str, float] = defaultdict(float)
+        for _, _, scores in views:
+            for v, s in scores.items():
+                known[v] += s
+        ranked = sorted(known, key=lambda k: -known[k])[:UNSURE_CANDIDATES]  # ties: first view's order
+        out["id"] = best if keep_uncertain else None
+        out["uncertain"] = True
+        out["candidates"] = [{"id": v, "score": round(known[v] / len(views), 4)} for v in ranked]
+    return out
 
 
-def _fuse_attribute(values: list[Label | list[Label] | list[ColourLabel]]) -> dict[str, Any] | list[dict[str, Any]]:
-    """One attribute agreed across views: a single-label head by score-weighted vote; a multi-label one
-    (colours) is the list of the view that is most sure of its first value."""
-    if all(isinstance(v, Label) for v in values):
-        return _vote([(v.id, float(v.score)) for v in values if isinstance(v, Label)])  # type: ignore[return-value]
-    lists = [v for v in values if isinstance(v, list)]
+def _fuse_colours(lists: list[list[ColourLabel]], threshold: float | None, keep_uncertain: bool
+                  ) -> tuple[list[dict[str, Any]], bool]:
+    """The colours of the view most sure of its first colour; with a ``threshold``, a colour below it is
+    unsure: left out (``keep_uncertain``: kept, marked). Returns the list and whether no colour was sure."""
     best = max(lists, key=lambda v: (v[0].score if v else 0.0))
-    return [x.to_json() for x in best]
+    if threshold is None:
+        return [ColourLabel(x.id, x.share, x.score).to_json() for x in best], False
+    out = []
+    for x in best:
+        sure = x.score >= threshold
+        if sure or keep_uncertain:
+            d = ColourLabel(x.id, x.share, x.score, uncertain=not sure).to_json()
+            out.append(d)
+    return out, not any(x.score >= threshold for x in best)
 
 
-def fuse_views(garments: dict[str, Garments]) -> dict[str, Any]:
+def _fuse_attribute(name: str, values: list[Label | list[Label] | list[ColourLabel]],
+                    thresholds: dict[str, float] | None, keep_uncertain: bool
+                    ) -> tuple[dict[str, Any] | list[dict[str, Any]] | None, bool]:
+    """One attribute agreed across views: a single-label head by score-weighted vote (:func:`_vote`); a
+    multi-label one (colours) is the list of the view that is most sure of its first value. Returns the value
+    and, for a list, whether none of it was sure (the ``<name>_uncertain`` flag)."""
+    threshold = None if thresholds is None else thresholds.get(name)
+    if all(isinstance(v, Label) for v in values):
+        return _vote([_view_vote(v) for v in values if isinstance(v, Label)], threshold, keep_uncertain), False
+    lists = [v for v in values if isinstance(v, list)]
+    return _fuse_colours(lists, threshold, keep_uncertain)  # type: ignore[arg-type]
+
+
+def fuse_views(garments: dict[str, Garments], *, thresholds: dict[str, float] | None = None,
+               keep_uncertain: bool = False) -> dict[str, Any]:
     """Category, object type and attributes agreed across the views' main garments (score-weighted vote).
 
-    ``garments``: view role → that view's main garment (a one-garment :class:`Garments`)."""
+    ``garments``: view role → that view's main garment (a one-garment :class:`Garments`). ``thresholds``:
+    field → the calibrated-score threshold of the operating point (``Tagger.thresholds``); a fused value
+    below it is unsure — ``{"id": null, "score", "views", "uncertain": true, "candidates": [...]}``
+    (``keep_uncertain``: the best guess's id instead of null) — and a colour below it is left out, with
+    ``"colours_uncertain": true`` when none is sure (``docs/grading.md``). None: every value as sure."""
     out: dict[str, Any] = {"category": None, "object_type": None, "attributes": {}}
     if not garments:
         return out
-    cats = [(g.category[0].id, float(g.category[0].score)) for g in garments.values() if g.category is not None]
-    out["category"] = _vote(cats)
-    types = [(g.object_type[0], _json_score(g, 0)) for g in garments.values()]
+    cats = [_view_vote(g.category[0]) for g in garments.values() if g.category is not None]
+    out["category"] = _vote(cats, None if thresholds is None else thresholds.get("category"), keep_uncertain)
+    types = [(g.object_type[0], _json_score(g, 0), {}) for g in garments.values()]
     t = _vote(types)
     out["object_type"] = t["id"] if t else None
     attributes = [g.attributes[0] if g.attributes is not None else {} for g in garments.values()]
     for name in sorted({k for a in attributes for k in a}):
-        out["attributes"][name] = _fuse_attribute([a[name] for a in attributes if name in a])
+        value, none_sure = _fuse_attribute(name, [a[name] for a in attributes if name in a], thresholds,
+                                           keep_uncertain)
+        out["attributes"][name] = value
+        if none_sure:
+            out["attributes"][name + "_uncertain"] = True
     if "material" in out["attributes"] and out["attributes"]["material"]:
         out["attributes"]["material"]["source"] = "image"
     return out
@@ -369,7 +440,7 @@ def fuse_views(garments: dict[str, Garments]) -> dict[str, Any]:
 class ItemGrader:
     """Grade second-hand items from their photos (front, back, care label) with models loaded once.
 
-    :meth:`grade` turns one :class:`ItemInput` into a ``fashionlens/item/v1`` record: object type,
+    :meth:`grade` turns one :class:`ItemInput` into a ``fashionlens/item/v2`` record: object type,
     category and attributes from the garment views, damage regions, composition and brand read from
     the label, grades (usage, condition, price band …) and the sorting route. :meth:`default` loads
     the shipped models; any part can be switched off (None) when building one by hand.
@@ -387,23 +458,39 @@ class ItemGrader:
     * ``labels``: a :class:`fashionlens.grading.care_label.LabelReader`;
     * ``grader``: a :class:`fashionlens.grading.grader.Grader` (trained grading heads);
     * ``rules``: :class:`fashionlens.grading.routing.Rules`.
+
+    ``precision``: the operating point (as ``fashionlens tag --precision``): a classifier field of the item
+    (category, pattern, colours, material, …) or a grade whose calibrated score is below the threshold at
+    which that field reached this precision on validation is emitted as unsure (``docs/grading.md``);
+    ``None`` (the default here; ``fashionlens grade`` and the service default to 0.90): every field as sure.
+    ``keep_uncertain``: unsure fields keep their best guess, still marked. :meth:`grade` may override both.
+    ``damage_calibration``: maps each damage region's ``score`` to the chance that it is real damage —
+    ``"default"``: the shipped damage head's sidecar (``damage-segmenter-lite0.calibration.json``) when
+    ``damage`` is that head (same name and version); a
+    :class:`~fashionlens.models.calibration.Calibration`; or None (the head's own score).
     """
 
     def __init__(self, *, tagger: Any | None, damage: Any | None = None, labels: Any | None = None,
                  grader: Any | None = None, rules: Any | None = None, decode_side: int = 800,
-                 parallel_label: bool = True) -> None:
+                 parallel_label: bool = True, precision: float | None = None, keep_uncertain: bool = False,
+                 damage_calibration: Calibration | str | None = "default") -> None:
         self.tagger, self.damage, self.labels, self.grader, self.rules = tagger, damage, labels, grader, rules
         self.decode_side = decode_side  # JPEGs are decoded at a reduced scale down to about this shorter side
         self.parallel_label = parallel_label  # read the label photo in a thread while the garment views run
+        self.precision = check_precision(precision)
+        self.keep_uncertain = keep_uncertain
+        self.damage_calibration, self.damage_calibration_source = _damage_calibration(damage, damage_calibration)
 
     @classmethod
     def default(cls, *, rules: str | Path | None = None, ocr: bool = True, damage: bool = True,
-                grades: bool = True, threads: int | None = None, backend: str = "auto") -> ItemGrader:
+                grades: bool = True, threads: int | None = None, backend: str = "auto",
+                precision: float | None = None, keep_uncertain: bool = False) -> ItemGrader:
         """The shipped models: detector + classifier, damage head, OCR, grading heads, default rules.
 
         ``backend``: ``auto`` (ONNX Runtime where an export sits next to the weights), ``onnx`` or
         ``torch`` for the classifier, the detector, the damage head and the grading heads' embeddings
-        (computed by the tagger's classifier: one loaded classifier serves both).
+        (computed by the tagger's classifier: one loaded classifier serves both). ``precision``,
+        ``keep_uncertain``: the operating point (see the class).
         """
         from fashionlens.grading.routing import load_rules
         from fashionlens.pipeline import TaggerConfig
@@ -422,30 +509,56 @@ class ItemGrader:
             from fashionlens.grading.grader import Grader
 
             grader = Grader(classifier_backend=tagger.backend)  # the tagger's classifier: one session, not two
-        return cls(tagger=tagger, damage=finder, labels=labels, grader=grader, rules=load_rules(rules))
+        return cls(tagger=tagger, damage=finder, labels=labels, grader=grader, rules=load_rules(rules),
+                   precision=precision, keep_uncertain=keep_uncertain)
 
     @property
     def model_info(self) -> dict[str, Any]:
+        return self._model_info(self.precision, self.keep_uncertain)
+
+    def _model_info(self, precision: float | None, keep_uncertain: bool) -> dict[str, Any]:
         info: dict[str, Any] = {}
         if self.tagger is not None:
             info.update(self.tagger.model_info)
         if self.damage is not None:
             info.update(self.damage.info)
+            if self.damage_calibration_source is not None:
+                info["damage_calibration"] = self.damage_calibration_source
         if self.grader is not None:
             info["grader"] = self.grader.weights.name
+            source = getattr(self.grader, "calibration_source", None)
+            if source is not None:
+                info["grader_calibration"] = source
+        info.pop("operating_point", None)
+        if precision is not None:
+            info["operating_point"] = f"precision {precision:g}" + (", unsure values kept" if keep_uncertain else "")
         return info
 
-    def grade(self, item: ItemInput) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _view_tagger(self, precision: float | None) -> tuple[Any, dict[str, float] | None]:
+        """The tagger the views run with, and the classifier fields' thresholds at ``precision`` (None: no
+        operating point, or a tagger without calibration). The views keep their best guesses and candidates
+        (``keep_uncertain``); the item's fields are decided after the views are fused."""
+        tagger = self.tagger
+        if tagger is None or not hasattr(tagger, "variant"):
+            return tagger, getattr(tagger, "thresholds", None) if precision is not None else None
+        view = tagger.variant(precision=precision, keep_uncertain=precision is not None)
+        return view, view.thresholds
+
+    def grade(self, item: ItemInput, *, precision: float | None | bool = True,
+              keep_uncertain: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(item record, per-view details for rendering: role → {"image", "result", "garment_mask"})``,
         ``result`` being the view's :class:`~fashionlens.result.TagResult` (None without a tagger).
 
+        ``precision``/``keep_uncertain``: this item's operating point (``True``/None: the grader's own).
         A view that cannot be decoded, tagged or searched for damage gets ``views[].error`` and the
         item is graded from the other views; with no usable front or back view (or an ``item.error``
         from discovery) the record is an error record and the details are empty."""
+        precision = self.precision if precision is True else check_precision(precision)  # type: ignore[arg-type]
+        keep = self.keep_uncertain if keep_uncertain is None else bool(keep_uncertain)
         t_start = time.perf_counter()
         views = [{"role": r, "path": str(item.views[r]), "error": None} for r in VIEW_ROLES if r in item.views]
         rec = empty_item(item.item_id, views, warnings=list(item.warnings))
-        rec["model"] = self.model_info
+        rec["model"] = self._model_info(precision, keep)
         timing: dict[str, float] = defaultdict(float)
         if item.error is not None:
             return self._failed(rec, dict(item.error), timing), {}
@@ -454,9 +567,11 @@ class ItemGrader:
         label_job = self._start_label(decoded)
         details: dict[str, Any] = {}
         main: dict[str, Garments] = {}
+        tagger, thresholds = self._view_tagger(precision)
         for role in (r for r in GARMENT_ROLES if r in decoded):
             try:
-                detail, garment, regions = self._grade_view(role, str(item.views[role]), decoded[role], timing)
+                detail, garment, regions = self._grade_view(tagger, role, str(item.views[role]), decoded[role],
+                                                            timing)
             except _ViewFailed as exc:
                 log.warning("item %s: %s view not graded: %s", item.item_id, role, exc.error["message"])
                 by_role[role]["error"] = exc.error
@@ -468,20 +583,28 @@ class ItemGrader:
         garment_views = [r for r in GARMENT_ROLES if r in details]
         if not garment_views:
             return self._failed(rec, _no_usable_view(views), timing), {}
-        rec.update(fuse_views(main))
+        rec.update(fuse_views(main, thresholds=thresholds, keep_uncertain=keep))
         self._sum_damage(rec, garment_views)
         if "label" in decoded and self.labels is not None:
             details["label"] = {"image": decoded["label"]}
             self._read_label(rec, by_role["label"], decoded["label"], label_job, timing, item.item_id)
         if self.grader is not None:
             t0 = time.perf_counter()
-            rec["grades"] = self.grader.grade_views({r: decoded[r].rgb for r in garment_views})
+            rec["grades"] = self._grades({r: decoded[r].rgb for r in garment_views}, precision, keep)
             timing["grades"] += (time.perf_counter() - t0) * 1000
         if self.rules is not None:
             rec["route"] = self.rules.route(rec)
         timing["total"] = (time.perf_counter() - t_start) * 1000
         rec["timing_ms"] = {k: round(v, 1) for k, v in timing.items()}
         return rec, details
+
+    def _grades(self, rgb_by_role: dict[str, np.ndarray], precision: float | None, keep: bool) -> dict[str, Any]:
+        """The grading heads' grades, unsure below their operating point (heads without one: as sure)."""
+        import inspect
+
+        if "precision" in inspect.signature(self.grader.grade_views).parameters:
+            return self.grader.grade_views(rgb_by_role, precision=precision, keep_uncertain=keep)
+        return self.grader.grade_views(rgb_by_role)  # a grader without operating points: its grades as they are
 
     @staticmethod
     def _failed(rec: dict[str, Any], error: dict[str, str], timing: dict[str, float]) -> dict[str, Any]:
@@ -512,15 +635,15 @@ class ItemGrader:
         pool.shutdown(wait=False)
         return job
 
-    def _grade_view(self, role: str, path: str, im: DecodedImage, timing: dict[str, float]
+    def _grade_view(self, tagger: Any, role: str, path: str, im: DecodedImage, timing: dict[str, float]
                     ) -> tuple[dict[str, Any], Garments | None, list[dict[str, Any]]]:
         """One garment view: tagging, its main garment and mask, damage regions. Raises :class:`_ViewFailed`."""
         t0 = time.perf_counter()
         result: TagResult | None = None
-        if self.tagger is not None:
+        if tagger is not None:
             try:
-                [result] = self.tagger.tag([im], [path])
-            except Exception as exc:  # noqa: BLE001 - one view's failure is that view's error
+                [result] = tagger.tag([im], [path])
+            except Exception as exc:
                 raise _ViewFailed(_view_error("inference_failed", "tagging", exc)) from exc
             finally:
                 timing["tag"] += (time.perf_counter() - t0) * 1000
@@ -534,10 +657,13 @@ class ItemGrader:
             try:
                 for d in self.damage.find(im.rgb, mask):
                     region = d.to_dict(role)
+                    if self.damage_calibration is not None:
+                        raw = np.array([[d.score]], np.float64)
+                        region["score"] = round(float(self.damage_calibration.heads["damage"].apply(raw)[0, 0]), 4)
                     if im.scale != 1.0:
                         region["bbox"] = [round(v / im.scale, 1) for v in region["bbox"]]
                     regions.append(region)
-            except Exception as exc:  # noqa: BLE001 - a view whose damage is unknown is not a graded view
+            except Exception as exc:
                 raise _ViewFailed(_view_error("inference_failed", "damage search", exc)) from exc
             finally:
                 timing["damage"] += (time.perf_counter() - t0) * 1000
@@ -572,6 +698,36 @@ class ItemGrader:
             rec["attributes"]["material"] = {"id": comp.main_fibre, "score": None, "source": "label"}
 
 
+def _damage_calibration(damage: Any, calibration: Calibration | str | None) -> tuple[Calibration | None, str | None]:
+    """The calibration of the damage regions' scores and how ``model.damage_calibration`` names it (None: no
+    damage head; ``none (uncalibrated)``: a head without one)."""
+    if damage is None:
+        return None, None
+    if calibration is None:
+        return None, "none (uncalibrated)"
+    if isinstance(calibration, Calibration):
+        loaded, source = calibration, "given"
+    elif calibration == "default":
+        from fashionlens.models.registry import (
+            DEFAULT_DAMAGE_MODEL,
+            default_weights_path,
+        )
+
+        meta = getattr(damage, "meta", None)
+        path = default_weights_path(DEFAULT_DAMAGE_MODEL)
+        found = Calibration.for_weights(path)
+        fitted_on = (found.provenance.get("weights") or {}) if found is not None else {}
+        if meta is None or found is None or (fitted_on.get("name"), str(fitted_on.get("version"))) != (
+                getattr(meta, "name", None), str(getattr(meta, "version", None))):
+            return None, "none (uncalibrated)"
+        loaded, source = found, f"{path.stem}.calibration.json"
+    else:
+        raise TypeError(f"damage_calibration: expected a Calibration, 'default' or None, got {calibration!r}")
+    if "damage" not in loaded.heads:
+        raise ValueError(f"damage calibration ({source}): expected a head 'damage', got {sorted(loaded.heads)}")
+    return loaded, source
+
+
 class _ViewFailed(Exception):
     """A garment view that could not be graded; ``error`` is its ``views[].error``."""
 
@@ -598,7 +754,8 @@ def _no_usable_view(views: list[dict[str, Any]]) -> dict[str, str]:
 def run_grade_job(inputs: Sequence[str | Path], *, output: str | Path = "-", rules: str | Path | None = None,
                   ocr: bool = True, damage: bool = True, grades: bool = True, threads: int | None = 1,
                   backend: str = "auto", render_dir: str | Path | None = None, progress: bool = True,
-                  on_message: Callable[[str], None] | None = None) -> int:
+                  on_message: Callable[[str], None] | None = None, precision: float | None = None,
+                  keep_uncertain: bool = False) -> int:
     """Grade the items of ``inputs`` (item folders, folders of item folders, manifests: :func:`discover_items`)
     with the shipped models (:meth:`ItemGrader.default`) into JSON lines at ``output`` (``"-"`` = stdout);
     return 0 (every item graded) or 1 (some item is an error record).
@@ -607,7 +764,8 @@ def run_grade_job(inputs: Sequence[str | Path], *, output: str | Path = "-", rul
     error record (:func:`failed_item`) and the others go on. ``render_dir``: also write a picture of each
     graded item there (one that cannot be drawn is a warning of its record). Discovery notes, grading heads
     without a trained model and a one-line summary (when some item failed or has warnings) go to
-    ``on_message`` (the CLI prints them), else to the log.
+    ``on_message`` (the CLI prints them), else to the log. ``precision``, ``keep_uncertain``: the operating
+    point (:class:`ItemGrader`; ``fashionlens grade`` passes 0.90 unless ``--precision off``).
     """
     from tqdm import tqdm
 
@@ -616,7 +774,7 @@ def run_grade_job(inputs: Sequence[str | Path], *, output: str | Path = "-", rul
     for note in found.notes:
         say(note)
     grader = ItemGrader.default(rules=rules, ocr=ocr, damage=damage, grades=grades, threads=threads,
-                                backend=backend)
+                                backend=backend, precision=precision, keep_uncertain=keep_uncertain)
     if grader.grader is not None and grader.grader.untrained:
         say("grading heads without a trained model (train them with `fashionlens train grader --data PATH`): "
             + ", ".join(sorted(grader.grader.untrained)))

@@ -5,7 +5,13 @@
 {'type': {'id': 'Sweater', 'score': 0.91}, 'material': {'id': 'cotton', 'score': 0.55}, ...}
 
 Only heads with trained weights answer (``grader.trained_heads``); the heads a weights file could
-not be trained for are in ``grader.untrained`` with the reason. The views are embedded by the
+not be trained for are in ``grader.untrained`` with the reason. When the weights have a calibration
+sidecar (``<weights stem>.calibration.json``, fitted on the grader recipe's validation split by
+``fashionlens evaluate calibration --model grader --save``), the heads' probabilities are calibrated
+(temperature scaling per head, in numpy) and each head has an operating point: with ``precision``, a
+grade whose calibrated score is below the threshold at which that head reached the precision on
+validation is unsure — ``{"id": null, "score", "uncertain": true, "candidates": [...]}`` as in
+``fashionlens/result/v2`` (``keep_uncertain``: the best guess's id instead of null). The views are embedded by the
 classifier the heads were trained with (checked by name and version) — whole photos, squashed to
 the classifier's input size exactly as in training; the brand/care-label photo is not used.
 """
@@ -19,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fashionlens.models.calibration import Calibration
 from fashionlens.models.grader import (
     GARMENT_VIEWS,
     GraderModel,
     classifier_info,
+    decode_indices,
     fuse_views,
     load_grader,
 )
@@ -33,7 +41,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_GRADER", "Grader", "default_grader_path"]
+__all__ = ["DEFAULT_GRADER", "Grader", "default_grader_path", "grade_label"]
+
+#: candidates listed with an unsure grade (as in ``fashionlens/result/v2``)
+UNSURE_CANDIDATES = 3
+
+
+def grade_label(values: tuple[Any, ...], p: np.ndarray, j: int, threshold: float | None,
+                keep_uncertain: bool = False) -> dict[str, Any]:
+    """Grade ``j`` of one head with probabilities ``p`` (K,) as emitted: ``{"id", "score"}``, or unsure (score
+    below ``threshold``) with the top candidates."""
+    score = round(float(p[j]), 4)
+    if threshold is None or float(p[j]) >= threshold:
+        return {"id": values[j], "score": score}
+    top = [{"id": values[k], "score": round(float(p[k]), 4)} for k in np.argsort(-p, kind="stable")[:UNSURE_CANDIDATES]]
+    return {"id": values[j] if keep_uncertain else None, "score": score, "uncertain": True, "candidates": top}
 
 
 def default_grader_path() -> Path:
@@ -50,12 +72,16 @@ class Grader:
 
     def __init__(self, weights: str | Path | None = None, *, classifier: str | Path | None = None,
                  backend: str = "auto", threads: int | None = None,
-                 classifier_backend: ClassifierBackend | None = None) -> None:
+                 classifier_backend: ClassifierBackend | None = None,
+                 calibration: Calibration | str | Path | None = "default") -> None:
         """``classifier_backend``: an already loaded classifier to share (e.g. a
         :class:`~fashionlens.pipeline.Tagger`'s ``backend``) instead of loading ``classifier`` with
-        ``backend`` and ``threads`` again; it is checked against the heads' classifier all the same."""
+        ``backend`` and ``threads`` again; it is checked against the heads' classifier all the same.
+        ``calibration``: ``"default"`` = the weights' sidecar when there is one, a path, a
+        :class:`~fashionlens.models.calibration.Calibration`, or None (uncalibrated, no operating points)."""
         self.weights = Path(weights) if weights else default_grader_path()
         self.model: GraderModel = load_grader(self.weights)
+        self.calibration, self.calibration_source = self._calibration(calibration)
         if classifier_backend is not None:
             if classifier is not None:
                 raise ValueError("pass classifier (weights to load) or classifier_backend (loaded), not both")
@@ -70,6 +96,35 @@ class Grader:
         if expect and (expect.get("name"), expect.get("version")) != (got["name"], got["version"]):
             raise ValueError(f"{self.weights} was trained on embeddings of classifier {expect.get('name')} "
                              f"v{expect.get('version')}, but the classifier given is {got['name']} v{got['version']}")
+
+    def _calibration(self, calibration: Calibration | str | Path | None) -> tuple[Calibration | None, str]:
+        if calibration is None:
+            return None, "none (uncalibrated)"
+        if isinstance(calibration, str) and calibration == "default":
+            loaded = Calibration.for_weights(self.weights)
+            if loaded is None:
+                return None, "none (uncalibrated)"
+            source = f"{self.weights.stem}.calibration.json"
+        elif isinstance(calibration, str | Path):
+            loaded, source = Calibration.load(calibration), Path(calibration).name
+        elif isinstance(calibration, Calibration):
+            loaded, source = calibration, "given"
+        else:
+            raise TypeError(f"calibration: expected a Calibration, a path, 'default' or None, "
+                            f"got {type(calibration).__name__}")
+        for name, hc in loaded.heads.items():
+            spec = next((h for h in self.model.meta.heads if h.name == name), None)
+            if spec is None or tuple(spec.values) != tuple(hc.values) or hc.kind != "single":
+                raise ValueError(f"calibration head {name!r} does not fit the grading heads {self.weights.name} "
+                                 f"(expected a single-label head with values {list(hc.values)[:4]}…)")
+        return loaded, source
+
+    def thresholds(self, precision: float | None) -> dict[str, float] | None:
+        """Head → the calibrated-score threshold at which it reached ``precision`` on validation (None: no
+        operating point asked for, or no calibration)."""
+        if precision is None or self.calibration is None or not self.calibration.operating:
+            return None
+        return self.calibration.thresholds(precision)
 
     @property
     def trained_heads(self) -> tuple[str, ...]:
@@ -100,8 +155,15 @@ class Grader:
         emb = self.backend.run(np.stack(batch), embed=True)[EMBEDDING_OUTPUT]
         return dict(zip(roles, emb))
 
-    def grade_embeddings(self, embeddings: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-        """``{head: {"id", "score"}}`` from ``{role: (D,) embedding}`` of the front and/or back photo."""
+    def probabilities(self, fused: np.ndarray) -> dict[str, np.ndarray]:
+        """``{head: (n, K) probabilities}`` of fused embeddings, calibrated when the heads have a calibration."""
+        probs = self.model.predict_proba(fused)
+        return probs if self.calibration is None else self.calibration.apply(probs)
+
+    def grade_embeddings(self, embeddings: Mapping[str, np.ndarray], *, precision: float | None = None,
+                         keep_uncertain: bool = False) -> dict[str, dict[str, Any]]:
+        """``{head: {"id", "score"}}`` from ``{role: (D,) embedding}`` of the front and/or back photo; with
+        ``precision``, a grade below its head's operating point is unsure (see the module doc)."""
         roles = [r for r in GARMENT_VIEWS if embeddings.get(r) is not None]
         if not roles:
             raise ValueError(f"grading needs a front or back embedding, got roles {sorted(embeddings)}")
@@ -113,9 +175,19 @@ class Grader:
                 raise ValueError(f"{r} embedding: expected {d} values, got {emb[r].shape[1]}")
         present = {r: np.array([r in roles]) for r in GARMENT_VIEWS}
         fused = fuse_views(emb, present, fusion=self.model.meta.fusion)
-        return {head: preds[0] for head, preds in self.model.predict(fused).items()}
+        thresholds = self.thresholds(precision) or {}
+        out = {}
+        for name, p in self.probabilities(fused).items():
+            spec = self.model.meta.head(name)
+            j = int(decode_indices(spec, p)[0])
+            out[name] = grade_label(tuple(spec.values), np.asarray(p[0], np.float64), j, thresholds.get(name),
+                                    keep_uncertain)
+        return out
 
-    def grade_views(self, rgb_by_role: Mapping[str, np.ndarray | None]) -> dict[str, dict[str, Any]]:
+    def grade_views(self, rgb_by_role: Mapping[str, np.ndarray | None], *, precision: float | None = None,
+                    keep_uncertain: bool = False) -> dict[str, dict[str, Any]]:
         """Grades of one item from its decoded photos by role (``front``, ``back``; ``label`` is ignored):
-        ``{head: {"id": value, "score": probability}}`` for the trained heads only."""
-        return self.grade_embeddings(self.embed_views(rgb_by_role))
+        ``{head: {"id": value, "score": probability}}`` for the trained heads only (unsure ones below their
+        operating point with ``precision``)."""
+        return self.grade_embeddings(self.embed_views(rgb_by_role), precision=precision,
+                                     keep_uncertain=keep_uncertain)

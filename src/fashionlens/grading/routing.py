@@ -64,8 +64,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fashionlens.grading.item import DAMAGE_TYPES, ITEM_SCHEMA, ROUTES, empty_item
-from fashionlens.io.safe_yaml import YamlInputError, load_yaml, load_yaml_file, short_repr
+from fashionlens.grading.item import DAMAGE_TYPES, ITEM_SCHEMA, ITEM_SCHEMAS_READ, ROUTES, empty_item
+from fashionlens.io.safe_yaml import (
+    YamlInputError,
+    load_yaml,
+    load_yaml_file,
+    short_repr,
+)
 
 log = logging.getLogger(__name__)
 
@@ -602,8 +607,11 @@ class Rules:
         """
         matched = self.matches(item)
         if not matched:
-            return {"decision": self.default_route, "reasons": [self.default_reason.render(item)],
-                    "rules": self.label}
+            reasons = [self.default_reason.render(item)]
+            below = damage_below_rules(item)
+            if below:  # the page shows these regions: the reason must not read as if there were none
+                reasons.append(below)
+            return {"decision": self.default_route, "reasons": reasons, "rules": self.label}
         if self.strategy == "most_severe":
             decider = min(matched, key=lambda r: self.severity.index(r.route))
         else:
@@ -626,12 +634,36 @@ class Rules:
                 "default": self.default_route, "rule_names": [r.name for r in self.rules]}
 
 
+def damage_below_rules(item: Mapping[str, Any]) -> str | None:
+    """The reason added when no rule matched although damage regions were found: what was found,
+    below every rule's threshold (``"damage found, below every rule's threshold: pilling on 0.7% of the
+    garment (1 region)"``), or None when the record lists no damage region."""
+    damage = item.get("damage")
+    regions = damage.get("regions") if isinstance(damage, Mapping) else None
+    if not isinstance(regions, list):
+        return None
+    counts: dict[str, int] = {}
+    for region in regions:
+        if isinstance(region, Mapping) and isinstance(region.get("type"), str):
+            counts[region["type"]] = counts.get(region["type"], 0) + 1
+    if not counts:
+        return None
+    shares = damage.get("area_share") if isinstance(damage.get("area_share"), Mapping) else {}
+    parts = []
+    for kind, n in counts.items():
+        share = shares.get(kind)
+        where = f" on {share:.1%} of the garment" if isinstance(share, (int, float)) and share > 0 else ""
+        parts.append(f"{kind}{where} ({n} region{'s' if n != 1 else ''})")
+    return "damage found, below every rule's threshold: " + ", ".join(parts)
+
+
 def _check_item(item: Any) -> None:
     if not isinstance(item, Mapping):
         raise TypeError(f"expected an item record (a JSON object, schema {ITEM_SCHEMA!r}); got {type(item).__name__}")
     schema = item.get("schema")
-    if schema is not None and schema != ITEM_SCHEMA:
-        raise ValueError(f"expected an item record with schema {ITEM_SCHEMA!r}; got schema {_q(schema)}")
+    if schema is not None and schema not in ITEM_SCHEMAS_READ:
+        raise ValueError(f"expected an item record with schema {' or '.join(map(repr, ITEM_SCHEMAS_READ))}; "
+                         f"got schema {_q(schema)}")
 
 
 def _check_keys(spec: Mapping[str, Any], allowed: Sequence[str], where: str, problems: list[str]) -> None:

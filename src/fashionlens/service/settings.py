@@ -28,6 +28,8 @@ is also a ``fashionlens serve`` option (``cli/serve.py``), which overrides the v
 ``FASHIONLENS_RETRY_AFTER``               seconds in ``Retry-After`` of a 503 (queue full, models loading)
 ``FASHIONLENS_CLASSIFIER``                classifier weights, a shipped name or a file (the shipped one when unset)
 ``FASHIONLENS_DETECTOR``                  detector weights, a shipped name or a file (the shipped one when unset)
+``FASHIONLENS_PRECISION``                 operating point of ``/v1/grade``: a target precision in (0, 1], or ``off``
+``FASHIONLENS_KEEP_UNCERTAIN``            ``1``/``true``: unsure fields of ``/v1/grade`` keep their best guess
 ========================================  =====================================================
 """
 
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServiceSettings", "SettingsError", "parse_trends", "read_api_keys_file"]
+__all__ = ["ServiceSettings", "SettingsError", "parse_precision", "parse_trends", "read_api_keys_file"]
 
 ENV_PREFIX = "FASHIONLENS_"
 
@@ -75,6 +77,8 @@ class ServiceSettings:
     review_db: Path | None = None
     classifier_weights: str | None = None
     detector_weights: str | None = None
+    precision: float | None = 0.90
+    keep_uncertain: bool = False
     preload: bool = True
 
     def __post_init__(self) -> None:
@@ -87,6 +91,11 @@ class ServiceSettings:
             raise SettingsError(f"queue_size: expected an integer >= 0; got {self.queue_size!r}")
         if not self.request_timeout_s > 0:
             raise SettingsError(f"request_timeout_s: expected a number > 0; got {self.request_timeout_s!r}")
+        if self.precision is not None and (isinstance(self.precision, bool) or not isinstance(self.precision, int | float)
+                                           or not 0.0 < self.precision <= 1.0):
+            raise SettingsError(f"precision: expected a number in (0, 1] or None (off); got {self.precision!r}")
+        if not isinstance(self.keep_uncertain, bool):
+            raise SettingsError(f"keep_uncertain: expected true or false; got {self.keep_uncertain!r}")
         if self.max_request_bytes < self.max_upload_bytes:
             raise SettingsError(f"max_request_bytes: expected >= max_upload_bytes ({self.max_upload_bytes}); "
                                 f"got {self.max_request_bytes}")
@@ -143,6 +152,12 @@ class ServiceSettings:
         for var, attr in (("CLASSIFIER", "classifier_weights"), ("DETECTOR", "detector_weights")):
             if (raw := get(var)) is not None:
                 kw[attr] = raw
+        if (raw := get("PRECISION")) is not None:
+            kw["precision"] = parse_precision(raw, f"{ENV_PREFIX}PRECISION")
+        if (raw := get("KEEP_UNCERTAIN")) is not None:
+            if raw.lower() not in _BOOLEANS:
+                raise SettingsError(f"{ENV_PREFIX}KEEP_UNCERTAIN: expected 1/true/yes or 0/false/no; got {raw!r}")
+            kw["keep_uncertain"] = _BOOLEANS[raw.lower()]
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -160,8 +175,26 @@ class ServiceSettings:
                "INDEX": self.index_dir or "", "STATIC_DIR": self.static_dir or "",
                "CORRECTIONS_DB": self.corrections_db or "", "REVIEW_DB": self.review_db or "",
                "TRENDS": ";".join(f"{k}={','.join(str(p) for p in v)}" for k, v in self.trends.items()),
-               "CLASSIFIER": self.classifier_weights or "", "DETECTOR": self.detector_weights or ""}
+               "CLASSIFIER": self.classifier_weights or "", "DETECTOR": self.detector_weights or "",
+               "PRECISION": "off" if self.precision is None else f"{self.precision:g}",
+               "KEEP_UNCERTAIN": "1" if self.keep_uncertain else "0"}
         return {ENV_PREFIX + k: str(v) for k, v in env.items()}
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_precision(text: str, where: str = "precision") -> float | None:
+    """``"0.9"`` → 0.9; ``"off"`` → None (no operating point); anything else is a :class:`SettingsError`."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise SettingsError(f"{where}: expected a target precision in (0, 1] or 'off'; got {text!r}")
+    return value
 
 
 def parse_trends(text: str) -> dict[str, tuple[Path, ...]]:

@@ -3,10 +3,17 @@ record) and ``GET /v1/corrections`` (the stored ones, newest last), kept in the
 :class:`~fashionlens.grading.corrections.CorrectionStore` at ``settings.corrections_db``
 (``FASHIONLENS_CORRECTIONS_DB``). Without a database configured both answer 404 ``not_configured``.
 
-The body is multipart: ``item`` (the ``fashionlens/item/v1`` record as JSON text, as ``POST /v1/grade``
+The body is multipart: ``item`` (the ``fashionlens/item/v2`` record — v1 also accepted — as JSON text, as ``POST /v1/grade``
 answered it), ``corrections`` (JSON object: label field → corrected value; fields from
 :data:`~fashionlens.grading.corrections.LABEL_FIELDS`), optional ``sorter`` and the photos ``front``,
-``back``, ``label`` (checked with the service's limits, stored as they came).
+``back``, ``label`` (checked with the service's limits, stored as they came). Its answer carries
+``station``: the item as the sorting station shows it with the corrections applied
+(:func:`fashionlens.grading.presentation.present_item`, their fields' ``source`` ``"person"``).
+
+``POST /v1/station/present`` (JSON ``{"item": record, "corrections": {...}}``, corrections optional)
+answers the same ``fashionlens/station/v1`` view without saving anything: one value per field with
+its source (label / model / person), unsure fields marked, the route's own reasons. The station page
+calls it right after ``POST /v1/grade``. It needs no database.
 """
 
 from __future__ import annotations
@@ -15,11 +22,17 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from fashionlens.review.errors import ReviewStoreError
-from fashionlens.service.deps import BODY_RESPONSES, PROBLEM_RESPONSES, Problem, ServiceState, get_state
+from fashionlens.service.deps import (
+    BODY_RESPONSES,
+    PROBLEM_RESPONSES,
+    Problem,
+    ServiceState,
+    get_state,
+)
 from fashionlens.service.limits import decode_upload, read_upload
 from fashionlens.service.problems import PROBLEM_MEDIA_TYPE, ApiProblem
 from fashionlens.service.routers.review import record_station_correction
@@ -78,7 +91,7 @@ def _json_field(text: str, field: str, kind: type) -> Any:
 async def add_correction(
     request: Request,
     state: Annotated[ServiceState, Depends(get_state)],
-    item: Annotated[str, Form(max_length=2_000_000, description="the item record (fashionlens/item/v1) as JSON")],
+    item: Annotated[str, Form(max_length=2_000_000, description="the item record (fashionlens/item/v2; v1 accepted) as JSON")],
     corrections: Annotated[str, Form(max_length=100_000,
                                      description='JSON object field → corrected value, e.g. {"usage": "repair"}')],
     sorter: Annotated[str | None, Form(max_length=100, description="who corrected it")] = None,
@@ -114,7 +127,24 @@ async def add_correction(
 
     cid = await state.queue.run(job)
     return JSONResponse({"id": cid, "item_id": record.get("item_id"), "fields": sorted(fields),
-                         "roles": sorted(images)})
+                         "roles": sorted(images), "station": _present(record, fields)})
+
+
+def _present(record: dict[str, Any], fields: dict[str, Any] | None) -> dict[str, Any]:
+    from fashionlens.grading.presentation import present_item
+
+    return present_item(record, fields)
+
+
+@router.post("/station/present", tags=["station"],
+             summary="an item record as the sorting station shows it: one value per field, with its source",
+             responses={**BODY_RESPONSES, **PROBLEM_RESPONSES,
+                        200: {"description": "the station view (fashionlens/station/v1)"}})
+async def present(
+    item: Annotated[dict[str, Any], Body(description="the item record, as POST /v1/grade answered it")],
+    corrections: Annotated[dict[str, Any] | None, Body(description="field → value a sorter chose")] = None,
+) -> Any:
+    return JSONResponse(_present(item, corrections))
 
 
 @router.get("/corrections", summary="the stored corrections (without photos), oldest first", responses=_RESPONSES)

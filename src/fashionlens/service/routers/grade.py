@@ -1,4 +1,9 @@
-"""``POST /v1/grade``: an item's photos (multipart ``front``, ``back``, ``label``) → ``fashionlens/item/v1``.
+"""``POST /v1/grade``: an item's photos (multipart ``front``, ``back``, ``label``) → ``fashionlens/item/v2``.
+
+The operating point is the server's (``fashionlens serve --precision P|off --keep-uncertain``, default 0.9)
+unless the request names one: ``?precision=0.8`` or ``?precision=off``, ``?keep_uncertain=true``. A field
+below its operating point is unsure (``{"id": null, "score", "uncertain": true, "candidates"}``;
+``docs/grading.md``).
 
 The photos are checked with the service's limits (decoded in memory), then written to a temporary
 folder for :class:`fashionlens.grading.grade.ItemGrader` (which reads paths) and deleted after
@@ -34,7 +39,7 @@ _EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": "
 
 
 @router.post("/grade", summary="grade a second-hand item from its front, back and label photos",
-             responses={**IMAGE_RESPONSES, 200: {"description": "the item record (fashionlens/item/v1)"}})
+             responses={**IMAGE_RESPONSES, 200: {"description": "the item record (fashionlens/item/v2)"}})
 async def grade(
     state: Annotated[ServiceState, Depends(get_state)],
     front: Annotated[UploadFile | None, File(description="the garment's front")] = None,
@@ -42,9 +47,15 @@ async def grade(
     label: Annotated[UploadFile | None, File(description="the brand/care label (read as text)")] = None,
     item_id: Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
                                          description="the item's id (default: a new random id)")] = None,
+    precision: Annotated[str | None, Query(max_length=10, description="operating point: a target precision in "
+                                           "(0, 1], or 'off' (every field as sure); default: the server's")] = None,
+    keep_uncertain: Annotated[bool | None, Query(description="unsure fields keep their best guess (still marked "
+                                                 "uncertain); default: the server's")] = None,
 ) -> Any:
     state.require_ready()
     settings = state.settings
+    target = settings.precision if precision is None else _precision(precision)
+    keep = settings.keep_uncertain if keep_uncertain is None else keep_uncertain
     uploads = {role: up for role, up in (("front", front), ("back", back), ("label", label)) if up is not None}
     if "front" not in uploads and "back" not in uploads:
         raise ApiProblem("invalid_request", f"expected a front or back photo; got {sorted(uploads) or 'no photo'}",
@@ -69,7 +80,7 @@ async def grade(
                 views[role] = folder / f"{role}{_EXT.get(formats[role], '.img')}"
                 views[role].write_bytes(b)
             with state.metrics.model_timer("grade"):
-                record, _ = grader.grade(ItemInput(iid, views))
+                record, _ = grader.grade(ItemInput(iid, views), precision=target, keep_uncertain=keep)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         for view in record.get("views") or []:
@@ -80,3 +91,14 @@ async def grade(
     record = await state.queue.run(job)
     store_uploads(settings.storage_dir, "grade", {f"{iid}-{role}-{names[role]}": b for role, b in data.items()})
     return JSONResponse(record)
+
+
+def _precision(text: str) -> float | None:
+    """``?precision=``: a number in (0, 1] or ``off``; else a 422 problem naming the parameter."""
+    from fashionlens.service.settings import SettingsError, parse_precision
+
+    try:
+        return parse_precision(text, "precision")
+    except SettingsError as exc:
+        raise ApiProblem("invalid_request", str(exc), extra={"errors": [
+            {"field": "query.precision", "message": str(exc), "type": "value_error"}]}) from None

@@ -1,15 +1,18 @@
-// Sorting station: photos → POST /v1/grade (+ POST /v1/tag for the garment outline) → annotated photo,
-// facts, damage, route with reasons → one-tap corrections → POST /v1/corrections.
+// Sorting station: photos → POST /v1/grade (+ POST /v1/tag for the garment outline) → POST /v1/station/present
+// (one value per field with its source: label / model / person; unsure fields marked) → annotated photo,
+// facts, damage, route with its reasons → one-tap corrections → POST /v1/corrections.
 "use strict";
 
 (() => {
-  const { api, say, el, features, taxonomy, decodeRle, drawMask, percent } = FL;
+  const { api, say, el, features, decodeRle, drawMask, percent } = FL;
   const ROLES = ["front", "back", "label"];
   const photos = {};       // role → File
   const urls = {};         // role → object URL
-  let record = null;       // the item record (fashionlens/item/v1)
+  let record = null;       // the item record (fashionlens/item/v1 or v2)
   let tagged = {};         // role → fashionlens/result/v1 record (garment boxes / masks)
   let corrections = {};    // field → corrected value
+  let station = null;      // the station view of the record (fashionlens/station/v1: one value per field)
+  let categoryNames = {};  // category id → display name (the station view's vocabulary)
 
   const $ = (id) => document.getElementById(id);
 
@@ -27,7 +30,7 @@
       delete photos[role]; delete urls[role];
       $(role + "-chosen").textContent = "No photo yet.";
     }
-    record = null; tagged = {}; corrections = {};
+    record = null; station = null; tagged = {}; corrections = {};
     $("result").hidden = true; $("corrections").hidden = true;
     say("");
   }
@@ -56,6 +59,14 @@
     }
     corrections = {};
     tagged = {};
+    try {
+      station = await present(record);
+    } catch (e) {
+      say(`Graded, but the result could not be shown: ${e.message}`, "error");
+      button.disabled = false;
+      return;
+    }
+    categoryNames = Object.fromEntries(station.vocabulary.category.map((c) => [c.id, c.name]));
     showResult();
     button.disabled = false;
     // the item record has no per-view garment outline: ask /v1/tag (same detector) for it
@@ -82,41 +93,69 @@
     return typeof e === "object" && e !== null ? `${e.message} (${e.type})` : String(e);
   }
 
-  function showResult() {
+  /** The station view of the record (POST /v1/station/present: one value per field, with its source). */
+  async function present(rec, fixes) {
+    return api("/v1/station/present", { method: "POST", headers: { "Content-Type": "application/json" },
+                                        body: JSON.stringify({ item: rec, corrections: fixes || {} }) });
+  }
+
+  const SOURCE_WORDS = { label: "label", model: "model", person: "person" };
+
+  /** A field's source badge: "label", "model" or "person" (what the volunteer sees next to each value). */
+  function badge(source) {
+    return source ? el("span", { class: "source source-" + source, "data-source": source,
+                                 title: { label: "read from the care label", model: "from the models",
+                                          person: "set by a sorter" }[source], text: SOURCE_WORDS[source] }) : null;
+  }
+
+  /** "maybe: Blazers & formal jackets 57% · Cardigans 50%" (an unsure field's best guesses). */
+  function candidateText(f) {
+    return "maybe: " + f.candidates.map((c) => c.name + (c.score === null ? "" : " " + percent(c.score))).join(" · ");
+  }
+
+  function showResult(rebuildForm = true) {
     const r = record;
+    const v = station;
     $("result").hidden = false;
     say(r.error ? `Not graded: ${problemText(r.error)}` : `Graded item ${r.item_id}.`, r.error ? "error" : "ok");
-    const route = r.route;
+    const route = v.route;
     const routeEl = $("route");
-    routeEl.textContent = route ? route.decision : "no route (no sorting rules)";
-    routeEl.className = "route " + (route ? route.decision : "");
-    $("reasons").replaceChildren(...((route && route.reasons) || []).map((t) => el("li", { text: t })));
+    routeEl.textContent = route.decision || "no route (no sorting rules)";
+    routeEl.className = "route " + (route.decision || "");
+    $("route-source").replaceChildren(...(route.source ? [badge(route.source)] : []));
+    // the reasons are the routing decision's own; a sorter's route keeps the rules' reasons apart
+    $("reasons").replaceChildren(...route.reasons.map((t) => el("li", { text: t })));
+    const rulesNote = $("rules-reasons");
+    rulesNote.hidden = !(route.source === "person" && route.rules_decision && route.rules_decision !== route.decision);
+    if (!rulesNote.hidden) rulesNote.textContent = `The sorting rules suggested ${route.rules_decision}: `
+      + route.rules_reasons.join("; ");
     const facts = [];
-    const fact = (k, v) => facts.push(el("dt", { text: k }), el("dd", { text: v === null || v === undefined || v === "" ? "—" : v }));
-    fact("Category", r.category ? `${r.category.id} (${percent(r.category.score)})` : null);
-    fact("Object type", r.object_type);
-    const attrs = r.attributes || {};
-    for (const [name, a] of Object.entries(attrs)) {
-      if (Array.isArray(a)) fact(name, a.map((c) => c.share !== undefined ? `${c.id} ${percent(c.share)}` : c.id).join(", "));
-      else if (a && typeof a === "object") fact(name, a.id + (a.source === "label" ? " (from the label)" : ""));
+    for (const f of v.fields) {
+      if (f.name === "usage") continue;
+      const dd = el("dd", { "data-field": f.name, "data-source": f.source || "", class: f.uncertain ? "unsure" : null },
+        [el("span", { class: "value", text: f.display }), badge(f.source),
+         f.uncertain ? el("span", { class: "unsure-tag", text: "check" }) : null,
+         f.hint ? el("span", { class: "hint", text: f.hint }) : null,
+         f.note ? el("span", { class: "note", text: f.note }) : null,
+         f.uncertain && f.candidates.length ? el("span", { class: "candidates", text: candidateText(f) }) : null]);
+      facts.push(el("dt", { text: f.title, class: f.uncertain ? "unsure" : null }), dd);
     }
-    if (r.composition) fact("Composition", r.composition.text);
-    fact("Brand", r.brand);
-    for (const [head, g] of Object.entries(r.grades || {})) fact(`${head} (grading head)`, String(g.id));
-    for (const v of r.views || []) if (v.error) fact(`${v.role} photo`, "not used: " + problemText(v.error));
-    for (const w of r.warnings || []) fact("warning", w.message || String(w));
+    for (const vw of r.views || []) if (vw.error) facts.push(el("dt", { text: `${vw.role} photo` }),
+                                                             el("dd", { text: "not used: " + problemText(vw.error) }));
+    for (const w of r.warnings || []) facts.push(el("dt", { text: "warning" }), el("dd", { text: w.message || String(w) }));
     $("facts").replaceChildren(...facts);
     const regions = (r.damage && r.damage.regions) || [];
     $("damage").replaceChildren(...(regions.length
       ? regions.map((d) => el("li", { text: `${d.type} on the ${d.view}: ${percent(d.area_share)} of the garment (score ${d.score.toFixed(2)})` }))
       : [el("li", { text: r.model && Object.keys(r.model).some((k) => k.startsWith("damage")) ? "none found" : "none found (or no damage model on this server)" })]));
-    const views = ["front", "back"].filter((v) => photos[v]);
+    const views = ["front", "back"].filter((vw) => photos[vw]);
     currentView = views[0];
-    $("view-tabs").replaceChildren(...views.map((v) => el("button", {
-      type: "button", "aria-pressed": String(v === currentView), "data-view": v, text: v,
-      onclick: () => { drawView(v); },
+    $("view-tabs").replaceChildren(...views.map((vw) => el("button", {
+      type: "button", "aria-pressed": String(vw === currentView), "data-view": vw, text: vw,
+      onclick: () => { drawView(vw); },
     })));
     drawView(currentView);
+    if (!rebuildForm) return;
     showCorrections();
     $("result-heading").focus();
   }
@@ -137,15 +176,22 @@
       const origW = tag && tag.image && tag.image.width ? tag.image.width : img.naturalWidth;
       const s = cw / origW;
       let nGarments = 0, nDamage = 0;
-      for (const g of (tag && tag.garments) || []) {
+      // the main garment (largest box x score, as grading picks it) is labelled with the item's category
+      const garments = (tag && tag.garments) || [];
+      const size = (g) => g.bbox[2] * g.bbox[3] * ((g.category && g.category.score) || g.score || 1);
+      const main = garments.reduce((best, g) => (best === null || size(g) > size(best) ? g : best), null);
+      const catField = station && station.fields.find((f) => f.name === "type");
+      for (const g of garments) {
         // a light tint only (alpha 0.14), so the garment's own colours stay visible under it
         if (g.mask) drawMask(ctx, decodeRle(g.mask), [40, 110, 220, 36], cw, ch);
         const [x, y, w, h] = g.bbox;
         ctx.strokeStyle = "rgb(20, 90, 200)"; ctx.lineWidth = 3;
         ctx.strokeRect(x * s, y * s, w * s, h * s);
         // an unsure category (result v2: id null) reads "?" rather than a guess
-        label(ctx, g.category && g.category.id ? g.category.id : `${g.object_type || "garment"} ?`, x * s, y * s,
-              "rgb(20, 90, 200)");
+        const text = g === main && catField && catField.value ? catField.display
+          : g.category && g.category.id ? (categoryNames[g.category.id] || g.category.id)
+            : `${g.object_type || "garment"} ?`;
+        label(ctx, text + (g === main && catField && catField.uncertain ? " ?" : ""), x * s, y * s, "rgb(20, 90, 200)");
         nGarments++;
       }
       for (const d of (record.damage && record.damage.regions) || []) {
@@ -174,26 +220,11 @@
     ctx.fillStyle = "#fff"; ctx.fillText(text, x + 4, top + 14);
   }
 
-  function modelValues(r, tax) {
-    const head = (h) => (r.grades && r.grades[h] ? r.grades[h].id : null);
-    const attr = (a) => (r.attributes && r.attributes[a] && !Array.isArray(r.attributes[a]) ? r.attributes[a].id : null);
-    const colours = r.attributes && Array.isArray(r.attributes.colours) ? r.attributes.colours.map((c) => c.id) : [];
-    return {
-      usage: head("usage") || (r.route ? r.route.decision : null),
-      condition: head("condition"),
-      type: head("type") || (r.category ? r.category.id : null),
-      material: (r.composition && r.composition.main_fibre) || head("material") || attr("material"),
-      pattern: head("pattern") || attr("pattern"),
-      colors: colours.length ? colours[0] : null,
-      stains: head("stains"), holes: head("holes"), pilling: head("pilling"),
-    };
-  }
-
   async function showCorrections() {
     const section = $("corrections");
     section.hidden = false;
-    let tax, feats;
-    try { [tax, feats] = await Promise.all([taxonomy(), features()]); } catch (e) {
+    let feats;
+    try { feats = await features(); } catch (e) {
       $("correction-notice").textContent = `Corrections are unavailable: ${e.message}`;
       return;
     }
@@ -205,52 +236,65 @@
         + "(start it with `fashionlens serve --corrections-db FILE`). You can still review the result.";
       save.disabled = true;
     } else { notice.textContent = ""; save.disabled = false; }
-    const gv = tax.grading_values || {};
-    const attrValues = (a) => (tax.attributes[a] ? tax.attributes[a].values : []);
-    const fields = [
-      { name: "usage", label: "Route", kind: "buttons", values: tax.routes },
-      { name: "condition", label: "Condition (grade 1–5)", kind: "buttons", values: gv.condition || [] },
-      { name: "type", label: "Category", kind: "select", values: tax.categories.map((c) => c.id) },
-      { name: "material", label: "Main material", kind: "select", values: attrValues("material") },
-      { name: "pattern", label: "Pattern", kind: "select", values: attrValues("pattern") },
-      { name: "colors", label: "Main colour", kind: "select", values: attrValues("colours"), list: true },
-      { name: "stains", label: "Stains", kind: "buttons", values: gv.stains || [] },
-      { name: "holes", label: "Holes", kind: "buttons", values: gv.holes || [] },
-      { name: "pilling", label: "Pilling (grade 1–5)", kind: "buttons", values: gv.pilling || [] },
-    ];
-    const model = modelValues(record, tax);
-    $("correction-fields").replaceChildren(...fields.map((f) => fieldControl(f, model[f.name])));
+    // the form is built from the same station view as the result: same values, same words, same sources
+    const order = ["usage", "condition", "type", "material", "pattern", "colors", "damage", "stains", "holes", "pilling"];
+    const fields = order.map((n) => station.fields.find((f) => f.name === n && f.correctable)).filter(Boolean);
+    $("correction-fields").replaceChildren(...fields.map(fieldControl));
   }
 
-  function fieldControl(f, modelValue) {
-    const shown = modelValue === null || modelValue === undefined ? "no value" : String(modelValue);
-    const legend = el("legend", { text: `${f.label} — model: ${shown}` });
+  function fieldControl(f) {
+    const buttons = f.name !== "type" && f.choices.length <= 5;
+    const shown = f.value === null || f.value === undefined ? (f.uncertain ? f.display : "no value") : f.display;
+    const legend = el("legend", {}, [`${f.title}: ${shown} `, badge(f.source),
+                                     f.uncertain ? el("span", { class: "unsure-tag", text: "check" }) : null]);
     const box = el("div", { class: "choices" });
+    const fs = el("fieldset", { class: "field" + (f.uncertain ? " unsure" : ""), "data-field": f.name,
+                                "data-source": f.source || "" }, [legend]);
+    if (f.hint) fs.append(el("p", { class: "hint", text: f.hint }));
+    if (f.note) fs.append(el("p", { class: "note", text: f.note }));
+    if (f.uncertain && f.candidates.length) fs.append(el("p", { class: "note", text: candidateText(f) }));
     const set = (value) => {
       if (value === null) delete corrections[f.name];
-      else corrections[f.name] = f.list ? [value] : value;
+      else corrections[f.name] = f.name === "colors" ? [value] : value;
+      // the value shown is now the sorter's: its badge says so until saved
+      fs.dataset.source = value === null ? (f.source || "") : "person";
+      const b = legend.querySelector(".source");
+      const nb = badge(value === null ? f.source : "person");
+      if (b && nb) b.replaceWith(nb); else if (nb) legend.append(nb);
+      fs.classList.toggle("unsure", value === null && f.uncertain);
     };
-    if (f.kind === "buttons") {
-      for (const v of f.values) {
-        const b = el("button", { type: "button", "aria-pressed": "false", "data-field": f.name, "data-value": String(v),
-                                 text: String(v) + (String(v) === String(modelValue) ? " ✓" : "") });
+    if (buttons) {
+      for (const c of f.choices) {
+        const isModel = String(c.id) === String(f.value);
+        const b = el("button", { type: "button", "aria-pressed": "false", "data-field": f.name, "data-value": String(c.id),
+                                 text: c.name + (isModel ? " ✓" : "") });
         b.addEventListener("click", () => {
           const on = b.getAttribute("aria-pressed") !== "true";
           for (const other of box.querySelectorAll("button")) other.setAttribute("aria-pressed", "false");
           b.setAttribute("aria-pressed", String(on));
-          set(on ? v : null);
+          set(on ? c.id : null);
         });
         box.append(b);
       }
     } else {
       const id = "fix-" + f.name;
-      const select = el("select", { id, "data-field": f.name, "aria-label": f.label },
-        [el("option", { value: "", text: `keep the model's value (${shown})` }),
-         ...f.values.map((v) => el("option", { value: v, text: v }))]);
-      select.addEventListener("change", () => set(select.value === "" ? null : select.value));
+      const keep = f.value === null || f.value === undefined ? "no value: choose one" : `keep: ${f.display}`;
+      // an unsure field's candidates come first, then every value (the same words either way)
+      const suggested = f.uncertain ? f.candidates.filter((c) => f.choices.some((x) => String(x.id) === String(c.id))) : [];
+      const option = (c) => el("option", { value: String(c.id), text: c.name });
+      const select = el("select", { id, "data-field": f.name, "aria-label": f.title },
+        [el("option", { value: "", text: keep }),
+         ...(suggested.length ? [el("optgroup", { label: "best guesses" }, suggested.map(option)),
+                                 el("optgroup", { label: "all" }, f.choices.map(option))]
+           : f.choices.map(option))]);
+      select.addEventListener("change", () => {
+        const c = f.choices.find((x) => String(x.id) === select.value);
+        set(c ? c.id : null);
+      });
       box.append(select);
     }
-    return el("fieldset", { class: "field" }, [legend, box]);
+    fs.append(box);
+    return fs;
   }
 
   async function saveCorrections(ev) {
@@ -265,6 +309,7 @@
     $("save-button").disabled = true;
     try {
       const saved = await api("/v1/corrections", { method: "POST", body: form });
+      if (saved.station) { station = saved.station; showResult(false); }
       status.className = "notice ok";
       status.textContent = `Saved correction #${saved.id} of item ${saved.item_id}`
         + (saved.fields.length ? ` (${saved.fields.join(", ")}).` : " (the model's values confirmed).");
