@@ -15,15 +15,12 @@ from fashionlens.paths import runs_path
 
 def precision_arg(text: str) -> float | None:
     """``--precision`` of ``grade`` and ``serve``: a target in (0, 1], or ``off`` (None: every field as sure)."""
-    if text.strip().lower() == "off":
-        return None
+    from fashionlens.models.calibration import parse_precision
+
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'off'; got {text!r}")
-    return value
+        return parse_precision(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:

@@ -37,6 +37,21 @@ CALIBRATION_FORMAT = "fashionlens/calibration/v1"
 DEFAULT_PRECISION = 0.90
 _EPS = 1e-7
 
+
+def parse_precision(text: str) -> float | None:
+    """A ``--precision`` / ``?precision=`` / ``FASHIONLENS_PRECISION`` value: ``"0.9"`` → 0.9, ``"off"`` → None
+    (no operating point: every field emitted as sure). Anything else raises :class:`ValueError`."""
+    if str(text).strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"expected a target precision in (0, 1] or 'off'; got {text!r}")
+    return value
+
+
 Method = Literal["identity", "temperature", "isotonic"]
 
 

@@ -186,15 +186,12 @@ _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "fals
 
 def parse_precision(text: str, where: str = "precision") -> float | None:
     """``"0.9"`` → 0.9; ``"off"`` → None (no operating point); anything else is a :class:`SettingsError`."""
-    if text.strip().lower() == "off":
-        return None
+    from fashionlens.models.calibration import parse_precision as parse
+
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value <= 1.0:
-        raise SettingsError(f"{where}: expected a target precision in (0, 1] or 'off'; got {text!r}")
-    return value
+        return parse(text)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
 
 
 def parse_trends(text: str) -> dict[str, tuple[Path, ...]]:
