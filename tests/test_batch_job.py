@@ -27,11 +27,11 @@ from fashionlens.jobs.store import (
     iter_job_records,
     job_status,
     merge_job,
-    parquet_schema,
+    frame_to_rows,
     read_chunk_file,
     read_manifest,
     record_to_row,
-    records_to_table,
+    records_to_frame,
     resolve_inputs,
     row_to_record,
 )
@@ -159,14 +159,17 @@ def test_parquet_row_round_trip(record: dict[str, Any], tmp_path: Path) -> None:
     assert row["object_type"] == (record["garments"][0]["object_type"] if record["garments"] else None)
     assert (row["error_type"] is None) == (record["error"] is None)
     assert row_to_record(row) == record
-    table = records_to_table([record], first_index=7)
-    assert table.schema == parquet_schema() and table.num_rows == 1
-    assert row_to_record(table.to_pylist()[0]) == record
+    frame = records_to_frame([record], first_index=7)
+    assert list(frame.columns) == [c for c, _, _ in PARQUET_COLUMNS] and len(frame) == 1
+    assert frame_to_rows(frame) == [row]
+    assert row_to_record(frame_to_rows(frame)[0]) == record
 
 
-def test_empty_table_has_the_schema() -> None:
-    table = records_to_table([])
-    assert table.num_rows == 0 and table.schema.names == [c for c, _, _ in PARQUET_COLUMNS]
+def test_empty_frame_has_the_columns_and_types() -> None:
+    frame = records_to_frame([])
+    assert len(frame) == 0 and list(frame.columns) == [c for c, _, _ in PARQUET_COLUMNS]
+    assert {str(frame[c].dtype) for c, kind, _ in PARQUET_COLUMNS if kind == "string"} == {"object"}
+    assert [str(frame[c].dtype) for c in ("input_index", "width", "category_score")] == ["Int64", "Int32", "Float64"]
 
 
 # ------------------------------------------------------------------------------ the job format
@@ -206,9 +209,11 @@ def test_one_format_jobs_merge_into_both(formats: tuple[str, ...], tmp_path: Pat
     jsonl = read_chunk_file(tmp_path / "out.jsonl")
     assert [r["image"]["path"] for r in jsonl] == inputs
     assert read_chunk_file(tmp_path / "out.parquet") == jsonl
-    import pyarrow.parquet as pq
+    import fastparquet
 
-    assert pq.read_table(tmp_path / "out.parquet").column("input_index").to_pylist() == list(range(5))
+    merged = fastparquet.ParquetFile(str(tmp_path / "out.parquet"))
+    assert merged.to_pandas(index=False)["input_index"].tolist() == list(range(5))
+    assert len(merged.row_groups) == 3  # one row group per chunk
 
 
 def test_commit_refuses_wrong_records(tmp_path: Path) -> None:
@@ -507,12 +512,12 @@ def test_a_new_job_removes_chunk_files_left_without_a_manifest(tmp_path: Path) -
     assert job_status(tmp_path / "job").uncommitted_files == ["chunks/notes.txt"]
 
 
-def test_detection_job_records_its_detector_settings(upper_body_detector_weights: Path, one_thread: None,
+def test_detection_job_records_its_detector_settings(upper_body_detector: Any, one_thread: None,
                                                      tmp_path: Path) -> None:
     from fashionlens.detection.detector import DetectSettings
 
     inputs = [str(p) for p in photos(tmp_path / "in", 3)]
-    common = {"detector": str(upper_body_detector_weights), "detector_backend": "torch", "threads": 1,
+    common = {"detector": str(upper_body_detector.path), "detector_backend": upper_body_detector.backend, "threads": 1,
               "progress": False, "job_dir": tmp_path / "job", "chunk_size": 2}
     assert tag_job.run_tag_job(inputs, **common) == 0
     manifest = json.loads((tmp_path / "job" / "job.json").read_text())

@@ -25,11 +25,12 @@ from fashionlens.jobs.store import (
     iter_job_records,
     job_status,
     read_chunk_file,
-    records_to_table,
+    record_to_row,
 )
 from fashionlens.cli import main
 from fashionlens.pipeline import TaggerConfig
 from fashionlens.jobs.ray import (
+    arrow_schema,
     iter_ray_records,
     ray_session,
     run_ray_job,
@@ -104,12 +105,12 @@ def test_cli_ray_engine_matches_the_local_engine(local_ray: float, inputs: list[
     assert all(set(r["timing_ms"]) >= {"infer", "decode"} for r in records if r["error"] is None)
 
 
-def test_detection_mode_matches(local_ray: float, inputs: list[str], upper_body_detector_weights: Path) -> None:
+def test_detection_mode_matches(local_ray: float, inputs: list[str], upper_body_detector: Any) -> None:
     from fashionlens.detection.detector import DetectSettings
     from fashionlens.jobs.local import tag_paths
 
-    spec = TaggerConfig(backend="onnx", threads=1, detector=str(upper_body_detector_weights), detector_backend="torch",
-                      detect_settings=DetectSettings(rules=("duplicates",)))
+    spec = TaggerConfig(backend="onnx", threads=1, detector=str(upper_body_detector.path),
+                        detector_backend=upper_body_detector.backend, detect_settings=DetectSettings(rules=("duplicates",)))
     paths = inputs[:5]
     local = list(tag_paths(spec.build(), [Path(p) for p in paths], batch_size=4, progress=False))
     on_ray = list(iter_ray_records(paths, spec, batch_size=4, num_actors=1))
@@ -173,11 +174,11 @@ def test_parquet_rows_written_by_the_workers(local_ray: float, inputs: list[str]
     spec = TaggerConfig(backend="onnx", threads=1, whole_image=True, precision=0.9)  # as local_records
     to_parquet_rows(tag_dataset(inputs, spec, batch_size=4, num_actors=1)).write_parquet(str(tmp_path / "out"))
     table = pq.read_table(tmp_path / "out").sort_by("input_index")
-    expected = records_to_table(local_records)
-    assert table.schema.names == expected.schema.names
-    for name in expected.schema.names:
+    assert table.schema == arrow_schema()
+    expected = [record_to_row(r, i) for i, r in enumerate(local_records)]
+    for name in table.schema.names:
         if name != "timing_ms_json":
-            assert table.column(name).to_pylist() == expected.column(name).to_pylist(), name
+            assert table.column(name).to_pylist() == [row[name] for row in expected], name
 
 
 # ------------------------------------------------------------------------------ arguments

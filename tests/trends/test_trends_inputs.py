@@ -39,6 +39,21 @@ def meta_csv(tmp_path: Path) -> Path:
     return p
 
 
+def test_empty_likes_and_comments_are_missing_not_bad(tmp_path: Path):
+    """An empty count is a missing value, not a malformed one: the post is kept."""
+    from fashionlens.trends.inputs import ValidationReport
+
+    p = tmp_path / "posts.csv"
+    p.write_text("image,timestamp,likes,comments\n"
+                 "a.jpg,2024-01-05,,\n"
+                 "b.jpg,2024-01-06,3,\n"
+                 "c.jpg,2024-01-07,2.5,1\n")
+    rep = ValidationReport()
+    df = read_post_metadata(p, rep)
+    assert list(df["image"]) == ["a.jpg", "b.jpg"]
+    assert rep.rejected == {"bad likes (expected a non-negative integer)": 1}
+
+
 def test_metadata_bad_rows_are_counted_with_reasons(meta_csv: Path):
     from fashionlens.trends.inputs import ValidationReport
 

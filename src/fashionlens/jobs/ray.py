@@ -155,13 +155,24 @@ def tag_dataset(paths: Sequence[str | os.PathLike[str]], spec: TaggerConfig, *, 
                           udf_modifying_row_count=False)
 
 
+def arrow_schema() -> Any:
+    """The Arrow schema (``pyarrow.Schema``) of :data:`fashionlens.jobs.store.PARQUET_COLUMNS`: the
+    schema of the job's Parquet chunks. pyarrow comes with Ray Data (the ``ray`` extra); the core
+    install writes Parquet through fastparquet."""
+    import pyarrow as pa
+
+    from fashionlens.jobs.store import PARQUET_COLUMNS
+
+    return pa.schema([(name, getattr(pa, kind)()) for name, kind, _ in PARQUET_COLUMNS])
+
+
 def _parquet_rows(batch: Mapping[str, np.ndarray]) -> Any:
     import pyarrow as pa
 
-    from fashionlens.jobs.store import parquet_schema, record_to_row
+    from fashionlens.jobs.store import record_to_row
 
     rows = [record_to_row(json.loads(r), int(i)) for i, r in zip(batch["input_index"], batch["record_json"])]
-    return pa.Table.from_pylist(rows, schema=parquet_schema())
+    return pa.Table.from_pylist(rows, schema=arrow_schema())
 
 
 def to_parquet_rows(tagged: ray.data.Dataset) -> ray.data.Dataset:

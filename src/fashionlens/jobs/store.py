@@ -29,6 +29,7 @@ See ``docs/batch_jobs.md``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -37,6 +38,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,7 +50,7 @@ from fashionlens.io.atomic import TMP_PREFIX, atomic_write, atomic_write_bytes, 
 from fashionlens.result import TagResult
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pandas as pd
     from typing_extensions import Self
 
 
@@ -191,21 +193,26 @@ def _normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ Parquet rows
+#
+# Parquet goes through fastparquet (Snappy through cramjam) on pandas frames, so the core install needs
+# no pyarrow (only the `ray` extra brings it). The files are plain Parquet with the types of
+# PARQUET_COLUMNS, every column optional: the schema pyarrow wrote before, so chunks and merged files of
+# older jobs read unchanged, and pyarrow, DuckDB or Spark read the new ones.
+
+#: pandas dtype for each type name of :data:`PARQUET_COLUMNS` (nullable: ``None`` is a Parquet null)
+_PANDAS_DTYPES: dict[str, Any] = {"int64": "Int64", "int32": "Int32", "float64": "Float64", "string": object}
+_PARQUET_MAGIC = b"PAR1"
+_COMPRESSION = "SNAPPY"  # as pyarrow's default: every Parquet reader has it
 
 
-def _arrow():
+def _fastparquet() -> Any:
     try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
-        raise RuntimeError("Parquet output needs pyarrow (pip install 'pyarrow>=15')") from exc
-    return pa, pq
-
-
-def parquet_schema() -> pa.Schema:
-    """The Arrow schema of a Parquet chunk (see :data:`PARQUET_COLUMNS`)."""
-    pa, _ = _arrow()
-    return pa.schema([(name, getattr(pa, kind)()) for name, kind, _ in PARQUET_COLUMNS])
+        with warnings.catch_warnings():  # fastparquet reads a pandas option that pandas 3 deprecates
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import fastparquet
+    except ImportError as exc:  # pragma: no cover - fastparquet is a dependency
+        raise RuntimeError("Parquet chunks need fastparquet (pip install 'fastparquet>=2024.11')") from exc
+    return fastparquet
 
 
 def record_to_row(record: Mapping[str, Any], input_index: int) -> dict[str, Any]:
@@ -243,19 +250,109 @@ def row_to_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def records_to_table(records: Sequence[Mapping[str, Any]], *, first_index: int = 0) -> pa.Table:
-    """Result records as an Arrow table with :func:`parquet_schema`; row i is input ``first_index + i``."""
-    pa, _ = _arrow()
-    rows = [record_to_row(r, first_index + i) for i, r in enumerate(records)]
-    schema = parquet_schema()
-    return pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
+def records_to_frame(records: Sequence[Mapping[str, Any]], *, first_index: int = 0) -> pd.DataFrame:
+    """Result records as a pandas DataFrame with the columns of :data:`PARQUET_COLUMNS` in order, in
+    nullable dtypes (``Int64``, ``Int32``, ``Float64``; strings as ``object``); row i is input
+    ``first_index + i``. :func:`frame_to_rows` gives the rows back."""
+    return rows_to_frame([record_to_row(r, first_index + i) for i, r in enumerate(records)])
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    pa, pq = _arrow()
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
+def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Parquet rows (:func:`record_to_row`) as a DataFrame typed like :func:`records_to_frame`."""
+    import pandas as pd
+
+    return pd.DataFrame({name: pd.array([row[name] for row in rows], dtype=_PANDAS_DTYPES[kind])
+                         for name, kind, _ in PARQUET_COLUMNS})
+
+
+def frame_to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a DataFrame with the :data:`PARQUET_COLUMNS` (however a reader typed them) as dicts
+    of Python values, nulls (``None``, ``NaN``, ``pd.NA``) as ``None``: what :func:`row_to_record` takes.
+
+    Raises:
+        ValueError: a column is missing.
+    """
+    import pandas as pd
+
+    missing = [name for name, _, _ in PARQUET_COLUMNS if name not in frame.columns]
+    if missing:
+        raise ValueError(f"expected the Parquet columns {[c for c, _, _ in PARQUET_COLUMNS]}; missing {missing}")
+    columns = {}
+    for name, kind, _ in PARQUET_COLUMNS:
+        cast = int if kind.startswith("int") else float if kind.startswith("float") else str
+        columns[name] = [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else cast(v)
+                         for v in frame[name].tolist()]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+class _MemoryFile(io.BytesIO):
+    """A BytesIO that stays readable after fastparquet closes it."""
+
+    def close(self) -> None:
+        pass
+
+
+def _write_frame(path: Path | None, frame: pd.DataFrame) -> bytes:
+    """Write ``frame`` (:func:`records_to_frame`) as a Parquet file to ``path``, or, for ``None``,
+    to memory; returns the bytes written to memory (``b""`` for a path)."""
+    fastparquet = _fastparquet()
+    options = {"write_index": False, "has_nulls": True, "object_encoding": "utf8", "compression": _COMPRESSION}
+    if path is not None:
+        fastparquet.write(str(path), frame, **options)
+        return b""
+    memory = _MemoryFile()
+    fastparquet.write("memory.parquet", frame, open_with=lambda _path, _mode: memory, **options)
+    return memory.getvalue()
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    return _write_frame(None, frame)
+
+
+def _parquet_file(data: bytes, name: str) -> Any:
+    """``data`` opened as a ``fastparquet.ParquetFile`` after checking it is framed as Parquet
+    (``PAR1`` at both ends, a footer that fits), with the columns of :data:`PARQUET_COLUMNS`.
+
+    Raises:
+        ValueError: not a readable Parquet file of this format.
+    """
+    def unreadable(why: str) -> ValueError:
+        return ValueError(f"{name}: not a readable Parquet file: {' '.join(why.split())}")
+
+    if len(data) < 12 or data[:4] != _PARQUET_MAGIC or data[-4:] != _PARQUET_MAGIC:
+        raise unreadable(f"expected {_PARQUET_MAGIC!r} at the start and the end of {len(data)} bytes")
+    footer = int.from_bytes(data[-8:-4], "little")
+    if footer > len(data) - 12:
+        raise unreadable(f"footer of {footer} bytes in a file of {len(data)} bytes (truncated?)")
+    fastparquet = _fastparquet()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # fastparquet prints thrift decoding errors
+            parquet = fastparquet.ParquetFile(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - any failure to decode the footer means unreadable bytes
+        raise unreadable(f"{type(exc).__name__}: {exc}") from None
+    expected = [c for c, _, _ in PARQUET_COLUMNS]
+    if list(parquet.columns) != expected:
+        raise ValueError(f"{name}: expected Parquet columns {expected}, got {list(parquet.columns)}")
+    return parquet
+
+
+def _parquet_rows(data: bytes, name: str) -> list[dict[str, Any]]:
+    """The rows of a Parquet chunk (:func:`frame_to_rows`).
+
+    fastparquet decodes without bounds checks: damaged bytes usually raise, but can crash the
+    process (dask/fastparquet#666). Committed chunks reach it only after their size and SHA-256
+    matched ``job.json`` (:func:`_chunk_bytes`); give :func:`read_chunk_file` trusted files only.
+
+    Raises:
+        ValueError: not a readable Parquet file of this format.
+    """
+    parquet = _parquet_file(data, name)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return frame_to_rows(parquet.to_pandas(index=False))
+    except Exception as exc:  # noqa: BLE001 - damaged pages fail in the decoder, with any exception type
+        raise ValueError(f"{name}: not a readable Parquet file: {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())}") from None
 
 
 def _jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
@@ -264,7 +361,8 @@ def _jsonl_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
 
 def read_chunk_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The result records of one chunk file (``.jsonl`` or ``.parquet``), in input order. Not checked
-    against a job's checksums: :func:`iter_job_records` reads a job's chunks with the checks.
+    against a job's checksums: :func:`iter_job_records` reads a job's chunks with the checks. For
+    trusted files: a damaged Parquet file can crash the process (see :func:`_parquet_rows`).
 
     Raises:
         ValueError: the file is not valid JSONL / Parquet of this format.
@@ -282,7 +380,7 @@ def parse_chunk(data: bytes, fmt: str, name: str) -> list[dict[str, Any]]:
         ValueError: not valid JSONL (UTF-8, one JSON object per terminated line) / Parquet of this format.
     """
     if fmt == "parquet":
-        return [row_to_record(row) for row in _parquet_table(data, name).to_pylist()]
+        return [row_to_record(row) for row in _parquet_rows(data, name)]
     out = []
     try:
         for n, line in enumerate(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"), start=1):
@@ -295,17 +393,6 @@ def parse_chunk(data: bytes, fmt: str, name: str) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{name}: expected UTF-8 JSON lines, got {exc}") from None
     return out
-
-
-def _parquet_table(data: bytes, name: str) -> pa.Table:
-    pa, pq = _arrow()
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise ValueError(f"{name}: not a readable Parquet file: {' '.join(str(exc).split())}") from None
-    if table.schema.names != parquet_schema().names:
-        raise ValueError(f"{name}: expected Parquet columns {parquet_schema().names}, got {table.schema.names}")
-    return table
 
 
 def _json_digest(obj: Any) -> str:
@@ -573,7 +660,7 @@ class TagJob:
         start, stop = self.chunk_range(index)
         files = {}
         for fmt in self.formats:
-            data = _jsonl_bytes(records) if fmt == "jsonl" else _parquet_bytes(records_to_table(records, first_index=start))
+            data = _jsonl_bytes(records) if fmt == "jsonl" else _parquet_bytes(records_to_frame(records, first_index=start))
             name = _chunk_name(index, fmt)
             _write_atomic(self.folder / name, data, sync_dir=False)
             files[fmt] = {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
@@ -772,11 +859,7 @@ def _chunk_bytes(folder: Path, entry: ChunkEntry, fmt: str) -> bytes:
 def _count_records(data: bytes, fmt: str, name: str) -> int:
     if fmt == "jsonl":
         return data.count(b"\n")
-    pa, pq = _arrow()
-    try:
-        return int(pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
-    except (pa.ArrowException, OSError) as exc:
-        raise ValueError(f"{name}: not a readable Parquet file: {' '.join(str(exc).split())}") from None
+    return int(_parquet_file(data, name).count())
 
 
 def _check_chunks(folder: Path, entries: Sequence[ChunkEntry]) -> None:
@@ -803,20 +886,20 @@ def _chunk_records(folder: Path, entry: ChunkEntry, fmt: str, inputs: Sequence[s
     return records
 
 
-def _chunk_table(folder: Path, entry: ChunkEntry, fmt: str, inputs: Sequence[str]) -> pa.Table:
-    """A committed chunk as an Arrow table (:func:`parquet_schema`), checked like :func:`_chunk_records`."""
+def _chunk_frame(folder: Path, entry: ChunkEntry, fmt: str, inputs: Sequence[str]) -> pd.DataFrame:
+    """A committed chunk as a DataFrame (:func:`records_to_frame`), checked like :func:`_chunk_records`."""
     if fmt != "parquet":
-        return records_to_table(_chunk_records(folder, entry, fmt, inputs), first_index=entry.start)
+        return records_to_frame(_chunk_records(folder, entry, fmt, inputs), first_index=entry.start)
     name = entry.files[fmt]["name"]
     data = _chunk_bytes(folder, entry, fmt)
     try:
-        table = _parquet_table(data, name)
+        rows = _parquet_rows(data, name)
     except ValueError as exc:
         raise ChunkDamagedError(folder, entry.index, str(exc)) from None
-    _check_paths(folder, entry, name, table.column("path").to_pylist(), inputs)
-    if table.column("input_index").to_pylist() != list(range(entry.start, entry.stop)):
+    _check_paths(folder, entry, name, [row["path"] for row in rows], inputs)
+    if [row["input_index"] for row in rows] != list(range(entry.start, entry.stop)):
         raise ChunkDamagedError(folder, entry.index, f"{name}: expected input_index {entry.start}…{entry.stop - 1}")
-    return table
+    return rows_to_frame(rows)
 
 
 def _check_paths(folder: Path, entry: ChunkEntry, name: str, paths: Sequence[Any], inputs: Sequence[str]) -> None:
@@ -936,14 +1019,17 @@ def merge_job(folder: str | os.PathLike[str], output: str | os.PathLike[str] | I
 
     def write(tmp: Path) -> None:
         if out.suffix.lower() == ".parquet":
-            _, pq = _arrow()
             manifest, entries, inputs = _committed(Path(folder), partial=partial)
             source = "parquet" if "parquet" in manifest["formats"] else "jsonl"
-            with pq.ParquetWriter(tmp, parquet_schema()) as writer:
+
+            def frames() -> Iterator[pd.DataFrame]:
                 for e in entries:
-                    table = _chunk_table(Path(folder), e, source, inputs)
-                    writer.write_table(table)
-                    counted.append(table.num_rows)
+                    frame = _chunk_frame(Path(folder), e, source, inputs)
+                    counted.append(len(frame))
+                    yield frame
+            # the schema (a file without rows), then one row group per chunk, read one at a time
+            _write_frame(tmp, records_to_frame([]))
+            _fastparquet().ParquetFile(str(tmp)).write_row_groups(frames(), compression=_COMPRESSION)
         else:
             with open(tmp, "w", encoding="utf-8") as fh:
                 counted.append(merge_job(folder, fh, partial=partial))

@@ -23,6 +23,7 @@ long: one row per (post, attribute, value), ``post`` being the row position in `
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -414,7 +415,7 @@ def _validate_common(df: pd.DataFrame, where: str, report: ValidationReport, ts_
             continue
         raw = df[col]
         num = pd.to_numeric(raw, errors="coerce")
-        badn = (num.isna() & raw.notna()).to_numpy() | (num < 0).to_numpy() | (num % 1 != 0).fillna(False).to_numpy()
+        badn = (num.isna() & raw.notna()).to_numpy() | (num < 0).to_numpy() | ((num % 1).fillna(0) != 0).to_numpy()
         report.reject(f"bad {col} (expected a non-negative integer)", int((badn & good).sum()),
                       _examples(where, badn & good, raw, col, lines))
         good &= ~badn
@@ -498,6 +499,37 @@ def _labels_frame(parts: list[pd.DataFrame], dedupe: bool = True) -> pd.DataFram
     return labels.drop_duplicates(ignore_index=True) if dedupe else labels
 
 
+def _read_parquet(path: str) -> pd.DataFrame:
+    """``pd.read_parquet`` (fastparquet in the core install, pyarrow where the ``ray`` extra brought it),
+    with what fastparquet prints about undecodable footers kept off stdout. Runs in a child process."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return pd.read_parquet(path)
+
+
+def _read_parquet_isolated(path: Path) -> pd.DataFrame:
+    """A Parquet table read in a child process: fastparquet's decoders can crash the process (SIGSEGV)
+    on damaged or hostile bytes (dask/fastparquet#666), which must cost the file, not the run.
+
+    Raises:
+        TrendInputError: no Parquet engine, or not a readable Parquet file (an error or a crash).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(max_workers=1) as ex:
+            return ex.submit(_read_parquet, str(path)).result()
+    except ImportError as exc:
+        raise TrendInputError(f"{path}: reading Parquet needs fastparquet or pyarrow ({exc}); "
+                              "install one, or pass the metadata as CSV") from exc
+    except BrokenProcessPool:
+        raise TrendInputError(f"{path}: not a readable Parquet file (the Parquet reader crashed on it); "
+                              "expected a post-metadata table") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in either engine's decoder, any type
+        raise TrendInputError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
+                              f"{_clip(str(exc))}); expected a post-metadata table") from None
+
+
 def read_post_metadata(path: str | Path, report: ValidationReport | None = None) -> pd.DataFrame:
     """Read and validate a post-metadata table (CSV or Parquet); bad rows are rejected into ``report``."""
     path = Path(path)
@@ -505,14 +537,7 @@ def read_post_metadata(path: str | Path, report: ValidationReport | None = None)
     if not path.is_file():
         raise FileNotFoundError(f"post metadata not found: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            df = pd.read_parquet(path)
-        except ImportError as exc:
-            raise TrendInputError(f"{path}: reading Parquet needs pyarrow or fastparquet ({exc}); "
-                                  "install one, or pass the metadata as CSV") from exc
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise TrendInputError(f"{path}: not a readable Parquet file ({_clip(str(exc))}); "
-                                  "expected a post-metadata table") from None
+        df = _read_parquet_isolated(path)
         df = df.astype("object").where(lambda d: d.notna(), None)
         df = df.astype({c: str for c in df.columns if c in ("image", "timestamp")})
     else:
