@@ -4,9 +4,13 @@
 overwritten so that every location predicts that type with a score ≈ 1, a box of ± one anchor
 size around it and a semantic map that is that type everywhere (so each mask fills its box).
 ``save_detector_weights(path, force=...)`` writes such a detector with :func:`save_detector`.
+The builder lives in tests/fixtures/make_tiny_models.py.
 
 These fixtures build PyTorch models, so they need the ``train`` extra: where torch is not installed (the
 light environment) a test that uses one is skipped, saying so. Nothing here imports torch at collection.
+A test that only needs a detector to *run* takes ``upper_body_detector_onnx`` (the committed ONNX export
+of the ``upper-body`` detector: no torch) or ``upper_body_detector`` (that export, and the PyTorch weights
+as a second case marked ``train``), and runs in the light environment too.
 
 Test modules that need the ``train`` extra say so with ``pytestmark = pytest.mark.train`` (or a list that
 holds it). ``-m "not train"`` (the light environment's run, where such modules cannot even be imported)
@@ -16,11 +20,13 @@ leaves them uncollected instead of failing on their imports.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,9 +53,23 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True if _TRAIN_MODULE.search(source) else None
 
 
+def _load_tiny_models() -> ModuleType:
+    """tests/fixtures/make_tiny_models.py (the tiny detectors' builder), imported by its path under its own
+    name: ``tests/fixtures`` is not a package, and the name ``conftest`` is shared by several modules."""
+    name = "make_tiny_models"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "fixtures" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+tiny_models = _load_tiny_models()
 #: builder kwargs of the tiny detector: 128 px, narrow FPN and mask head, few candidates
-TINY_KWARGS: dict[str, Any] = {"min_size": 128, "max_size": 128, "fpn_channels": 64, "seg_channels": 16,
-                               "topk_candidates": 50, "detections_per_img": 10}
+TINY_KWARGS: dict[str, Any] = tiny_models.TINY_KWARGS
+TinyDetector = tiny_models.TinyDetector
 
 
 def _torch() -> Any:
@@ -58,42 +78,14 @@ def _torch() -> Any:
 
 
 def _make_detector(force: str | None = None, *, seed: int = 0, **overrides: Any) -> FCOSSeg:
-    torch = _torch()
-    from fashionlens.models.detector import create_detector, detector_class_names
-
-    torch.manual_seed(seed)
-    model = create_detector("fcos-seg-lite0-fpn", pretrained_backbone=False, **{**TINY_KWARGS, **overrides})
-    if force is not None:
-        c = detector_class_names().index(force)
-        with torch.no_grad():
-            cls = model.head.classification_head.cls_logits
-            cls.weight.zero_()
-            cls.bias.fill_(-10.0)
-            cls.bias[c] = 10.0
-            reg = model.head.regression_head.bbox_reg
-            reg.weight.zero_()
-            reg.bias.fill_(1.0)
-            ctr = model.head.regression_head.bbox_ctrness
-            ctr.weight.zero_()
-            ctr.bias.fill_(10.0)
-            seg = model.seg_head.classifier
-            seg.weight.zero_()
-            seg.bias.fill_(-10.0)
-            seg.bias[c] = 10.0
-    return model.eval()
+    _torch()
+    return tiny_models.make_tiny_detector(force, seed=seed, **overrides)
 
 
 def _save(path: Path, force: str | None = None, *, defaults: dict[str, float] | None = None,
           **overrides: Any) -> Path:
     _torch()
-    from fashionlens.models.detector import detector_class_names
-    from fashionlens.models.detector_weights import DetectorMeta, save_detector
-
-    meta = DetectorMeta(name="tiny-detector", version="test", arch="fcos-seg-lite0-fpn",
-                        class_names=tuple(detector_class_names()), builder_kwargs={**TINY_KWARGS, **overrides},
-                        extra={"defaults": defaults} if defaults else {})
-    save_detector(_make_detector(force, **overrides), meta, path)
-    return path
+    return tiny_models.save_tiny_detector(path, force, defaults=defaults, **overrides)
 
 
 @pytest.fixture
@@ -131,6 +123,25 @@ def random_detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def upper_body_detector_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny detector that finds ``upper-body`` garments everywhere with score ≈ 1."""
     return _save(tmp_path_factory.mktemp("weights") / "upper.pt", "upper-body")
+
+
+@pytest.fixture(scope="session")
+def upper_body_detector_onnx() -> Path:
+    """The committed ONNX export of the tiny ``upper-body`` detector (tests/fixtures/make_tiny_models.py): it
+    finds what ``upper_body_detector_weights`` finds and runs on ONNX Runtime, so it needs no torch."""
+    path: Path = tiny_models.UPPER_BODY_ONNX
+    if not path.is_file():
+        pytest.fail(f"missing test fixture {path}; regenerate it: python tests/fixtures/make_tiny_models.py")
+    return path
+
+
+@pytest.fixture(scope="session", params=["onnx", pytest.param("torch", marks=pytest.mark.train)])
+def upper_body_detector(request: pytest.FixtureRequest, upper_body_detector_onnx: Path) -> Any:
+    """The tiny ``upper-body`` detector on each backend, as a ``TinyDetector`` (path, backend): its committed ONNX
+    export (every environment) and its PyTorch weights (marked ``train``: the light environment's ``-m "not train"`` deselects that case)."""
+    if request.param == "onnx":
+        return TinyDetector(upper_body_detector_onnx, "onnx")
+    return TinyDetector(request.getfixturevalue("upper_body_detector_weights"), "torch")
 
 
 class FakeTextEncoder:

@@ -91,13 +91,14 @@ def test_tagger_stores_embeddings_only_when_asked() -> None:
         assert ga == gb
 
 
-def test_detected_garments_each_get_an_embedding(upper_body_detector_weights, one_thread) -> None:
+def test_detected_garments_each_get_an_embedding(upper_body_detector, one_thread) -> None:
     from fashionlens.detection.detector import GarmentDetector
     from fashionlens.pipeline import Tagger
 
     rng = np.random.default_rng(1)
     image = _decoded(rng.integers(0, 256, (160, 120, 3), dtype=np.uint8))
-    tagger = Tagger(backend="onnx", threads=1, embed=True, detector=GarmentDetector(upper_body_detector_weights))
+    tagger = Tagger(backend="onnx", threads=1, embed=True,
+                    detector=GarmentDetector(upper_body_detector.path, backend=upper_body_detector.backend))
     [rec] = tagger.tag_batch([image], ["x.png"])
     assert rec["mode"] == "detect" and rec["garments"]
     for g in rec["garments"]:

@@ -37,9 +37,9 @@ def _image(w: int, h: int, seed: int = 0) -> DecodedImage:
 
 
 @pytest.fixture(scope="module")
-def tiny_tagger(tmp_path_factory: pytest.TempPathFactory, save_detector_weights) -> Tagger:
-    weights = save_detector_weights(tmp_path_factory.mktemp("w") / "upper.pt", "upper-body")
-    detector = GarmentDetector(weights, backend="torch", threads=1)
+def tiny_tagger(upper_body_detector) -> Tagger:
+    """The Tagger with the tiny upper-body detector, on each backend (tests/conftest.py)."""
+    detector = GarmentDetector(upper_body_detector.path, backend=upper_body_detector.backend, threads=1)
     return Tagger(backend="onnx", threads=1, detector=detector)
 
 

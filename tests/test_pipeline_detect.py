@@ -1,11 +1,12 @@
 """The Tagger with a detector: detect → crop → classify (``mode: detect``), the whole-image fallback
 when nothing is detected, and ``crop_garment``. The shipped classifier is loaded once per module;
-detectors are the tiny ones of tests/conftest.py, or a stub ``detect`` with known garments."""
+detectors are the tiny ones of tests/conftest.py (the ONNX export, and PyTorch weights where torch
+is installed), or a stub ``detect`` with known garments."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ from fashionlens.io.records import decode_mask
 from fashionlens.pipeline import Tagger, box_share, crop_garment
 from fashionlens.taxonomy import load_taxonomy
 from fashionlens.detection.type_fusion import TypeFusion
+
+if TYPE_CHECKING:
+    from make_tiny_models import TinyDetector  # tests/fixtures
 
 TAX = load_taxonomy()
 
@@ -53,12 +57,12 @@ def _probs(tagger: Tagger, n: int, **values: dict[str, float]) -> dict[str, np.n
     return out
 
 
-def _check_detected(rec: dict[str, Any], width: int, height: int, tol: float = 1.0) -> None:
-    """``tol``: how far (px) a mask may reach past its box: one reduced-decode pixel."""
+def _check_detected(rec: dict[str, Any], width: int, height: int, backend: str, tol: float = 1.0) -> None:
+    """``backend``: the detector's; ``tol``: how far (px) a mask may reach past its box: one reduced-decode pixel."""
     assert rec["mode"] == "detect" and rec["error"] is None
     assert rec["image"]["width"] == width and rec["image"]["height"] == height
     assert rec["model"]["detector"] == "tiny-detector" and rec["model"]["detector_version"] == "test"
-    assert rec["model"]["detector_backend"] == "torch"
+    assert rec["model"]["detector_backend"] == backend
     assert {"detect", "classify"} <= set(rec["timing_ms"])
     assert rec["garments"]
     for g in rec["garments"]:
@@ -77,27 +81,31 @@ def _check_detected(rec: dict[str, Any], width: int, height: int, tol: float = 1
 # ------------------------------------------------------------------------------ detect → crop → classify
 
 
-def test_detect_mode(tagger: Tagger, upper_body_detector_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_weights,
+def test_detect_mode(tagger: Tagger, upper_body_detector: TinyDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector.path,
                                                             settings=DetectSettings(max_detections=3)))
     [rec] = tagger.tag_batch([_decoded(_noise(64, 96))], ["a.jpg"], decode_ms=[1.5])
-    _check_detected(rec, 96, 64)
+    _check_detected(rec, 96, 64, upper_body_detector.backend)
     assert 1 <= len(rec["garments"]) <= 3 and rec["timing_ms"]["decode"] == 1.5
 
 
-def test_detect_mode_at_reduced_decode_scale(tagger: Tagger, upper_body_detector_weights: Path,
+def test_detect_mode_at_reduced_decode_scale(tagger: Tagger, upper_body_detector: TinyDetector,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Boxes and masks of a photo decoded at 1/4 scale are in its full-resolution pixels."""
-    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_weights,
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector.path,
                                                             settings=DetectSettings(max_detections=3)))
     [rec] = tagger.tag_batch([_decoded(_noise(40, 60), width=240, height=160)], ["a.jpg"])
-    _check_detected(rec, 240, 160, tol=4.0)
-    assert max(g["bbox"][0] + g["bbox"][2] for g in rec["garments"]) > 60  # not in reduced pixels
+    _check_detected(rec, 240, 160, upper_body_detector.backend, tol=4.0)
+    # not in reduced pixels: each box is 4 × one the network finds in them (the tiny detector's scores are all
+    # equal, so which boxes are kept is the backend's tie-break: compare with the same detector's)
+    reduced = tagger.detector.detect_rgb(_noise(40, 60)).xyxy
+    full = {tuple(np.round(np.asarray(g["bbox"]) / 4, 2)) for g in rec["garments"]}
+    assert full == {tuple(np.round([x0, y0, x1 - x0, y1 - y0], 2)) for x0, y0, x1, y1 in reduced}
 
 
-def test_nothing_detected_falls_back_to_the_whole_image(tagger: Tagger, upper_body_detector_weights: Path,
+def test_nothing_detected_falls_back_to_the_whole_image(tagger: Tagger, upper_body_detector: TinyDetector,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_weights,
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector.path,
                                                             settings=DetectSettings(score_thresh=1.0)))
     [rec] = tagger.tag_batch([_decoded(_noise(48, 64))], ["a.jpg"])
     assert rec["mode"] == "whole_image_fallback" and rec["error"] is None
@@ -115,11 +123,11 @@ def _stub(weights: Path, *garments: Garments) -> GarmentDetector:
     return detector
 
 
-def test_batch_mixes_detected_and_fallback_photos(tagger: Tagger, random_detector_weights: Path,
+def test_batch_mixes_detected_and_fallback_photos(tagger: Tagger, upper_body_detector_onnx: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     two = Garments(xyxy=[[0, 0, 20, 30], [30, 10, 60, 40]], object_type=["lower-body", "footwear"],
                    confidence=[0.8, 0.6])
-    stub = _stub(random_detector_weights, Garments.empty(), two, Garments.empty())
+    stub = _stub(upper_body_detector_onnx, Garments.empty(), two, Garments.empty())
     monkeypatch.setattr(tagger, "detector", stub)
     batches: list[int] = []
     monkeypatch.setattr(tagger.backend, "run", lambda b: (batches.append(len(b)), _probs(tagger, len(b)))[1])
@@ -134,10 +142,10 @@ def test_batch_mixes_detected_and_fallback_photos(tagger: Tagger, random_detecto
     assert recs[0]["garments"][0]["bbox"] == [0.0, 0.0, 64.0, 40.0]
 
 
-def test_category_is_the_best_one_of_the_detected_type(tagger: Tagger, random_detector_weights: Path,
+def test_category_is_the_best_one_of_the_detected_type(tagger: Tagger, upper_body_detector_onnx: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     g = Garments(xyxy=[[0, 0, 20, 20]], object_type=["upper-body"], confidence=[0.7])
-    monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+    monkeypatch.setattr(tagger, "detector", _stub(upper_body_detector_onnx, g))
     monkeypatch.setattr(tagger.backend, "run",
                         lambda b: _probs(tagger, len(b), category={"jeans": 0.6, "hoodies": 0.2, "dresses": 0.1}))
     [rec] = tagger.tag_batch([_decoded(_noise(32, 32))], ["a.jpg"])
@@ -147,14 +155,14 @@ def test_category_is_the_best_one_of_the_detected_type(tagger: Tagger, random_de
     assert garment["category_top"][0]["id"] == "jeans"
 
 
-def test_colour_shares_come_from_the_mask(tagger: Tagger, random_detector_weights: Path,
+def test_colour_shares_come_from_the_mask(tagger: Tagger, upper_body_detector_onnx: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     rgb = np.full((60, 80, 3), 240, np.uint8)
     rgb[20:40, 20:60] = (200, 30, 35)  # red garment on white
     mask = np.zeros((1, 60, 80), bool)
     mask[0, 20:40, 20:60] = True
     g = Garments(xyxy=[[10, 10, 70, 50]], object_type=["upper-body"], confidence=[0.9], mask=mask)  # box: half white
-    monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+    monkeypatch.setattr(tagger, "detector", _stub(upper_body_detector_onnx, g))
     monkeypatch.setattr(tagger, "colour_model", None)  # the head's colours, so both are listed
     thr = tagger.meta.thresholds.get("colours", 0.5)
     monkeypatch.setattr(tagger.backend, "run",
@@ -166,9 +174,9 @@ def test_colour_shares_come_from_the_mask(tagger: Tagger, random_detector_weight
     assert decode_mask(garment["mask"]).sum() == 800
 
 
-def test_paths_must_match_images(tagger: Tagger, random_detector_weights: Path,
+def test_paths_must_match_images(tagger: Tagger, upper_body_detector_onnx: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tagger, "detector", GarmentDetector(random_detector_weights))
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_onnx))
     with pytest.raises(ValueError, match="one path per image"):
         tagger.tag_batch([_decoded(_noise(8, 8))], [])
     assert tagger.tag_batch([], []) == []
@@ -228,12 +236,12 @@ def test_crop_garment_empty_mask_falls_back_to_the_box() -> None:
     (0.3, [0, 0, 32, 32], TypeFusion(), "upper-body"),   # but never below a majority
     (0.9, [0, 0, 10, 10], None, "upper-body"),           # fusion off
 ])
-def test_a_confident_classifier_overrides_the_detected_type(tagger: Tagger, random_detector_weights: Path,
+def test_a_confident_classifier_overrides_the_detected_type(tagger: Tagger, upper_body_detector_onnx: Path,
                                                             monkeypatch: pytest.MonkeyPatch, jeans: float,
                                                             box: list[float], fusion: TypeFusion | None,
                                                             expected: str) -> None:
     g = Garments(xyxy=[box], object_type=["upper-body"], confidence=[0.7])
-    monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+    monkeypatch.setattr(tagger, "detector", _stub(upper_body_detector_onnx, g))
     monkeypatch.setattr(tagger, "type_fusion", fusion)
     monkeypatch.setattr(tagger.backend, "run", lambda b: _probs(tagger, len(b), category={"jeans": jeans}))
     [rec] = tagger.tag_batch([_decoded(_noise(32, 32))], ["a.jpg"])
@@ -283,13 +291,13 @@ def test_object_type_probs_keeps_leading_axes(tagger: Tagger) -> None:
     assert types.sum(-1) == pytest.approx(np.ones((2, 3)))
 
 
-def test_model_info_says_how_object_types_were_decided(tagger: Tagger, random_detector_weights: Path,
+def test_model_info_says_how_object_types_were_decided(tagger: Tagger, upper_body_detector_onnx: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from fashionlens.jobs.ray import _model_of
 
     assert "object_types" not in tagger.model_info  # whole-image: the classifier decides anyway
     assert tagger.model_info["colours"] == "head+pixels (w=0.5)"
-    monkeypatch.setattr(tagger, "detector", GarmentDetector(random_detector_weights))
+    monkeypatch.setattr(tagger, "detector", GarmentDetector(upper_body_detector_onnx))
     info = tagger.model_info
     assert info["object_types"].startswith("detector+classifier (TypeFusion(")
     assert _model_of({"model": {**info, "detector": "d"}}) == info  # the Ray engine binds jobs to the same
@@ -297,7 +305,7 @@ def test_model_info_says_how_object_types_were_decided(tagger: Tagger, random_de
     assert "object_types" not in tagger.model_info
 
 
-def test_pixel_colours_join_detections_only_on_a_plain_backdrop(tagger: Tagger, random_detector_weights: Path,
+def test_pixel_colours_join_detections_only_on_a_plain_backdrop(tagger: Tagger, upper_body_detector_onnx: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """A detected garment's mask pixels feed the pixel colour model on a plain-backdrop photo, not on a
     busy (street-like) one, where the head decides alone."""
@@ -310,7 +318,7 @@ def test_pixel_colours_join_detections_only_on_a_plain_backdrop(tagger: Tagger, 
     for backdrop in ("plain", "busy"):
         rgb = np.full((120, 100, 3), 244, np.uint8) if backdrop == "plain" else _noise(120, 100)
         rgb[20:100, 25:75] = (190, 25, 30)  # a red garment
-        monkeypatch.setattr(tagger, "detector", _stub(random_detector_weights, g))
+        monkeypatch.setattr(tagger, "detector", _stub(upper_body_detector_onnx, g))
         [rec] = tagger.tag_batch([_decoded(rgb)], ["a.jpg"])
         names[backdrop] = [c["id"] for c in rec["garments"][0]["attributes"]["colours"]]
     assert names["plain"][0] == "red"  # the pixels outvote the unsure head

@@ -1,12 +1,13 @@
 """``fashionlens tag`` with a detector: detect → crop → classify per photo, ``--render`` pictures,
 the whole-image fallback, ``--whole-image`` as before, and argument errors. Photos are generated
-JPEGs; the detectors are the tiny ones of tests/conftest.py (never the shipped default)."""
+JPEGs; the detectors are the tiny ones of tests/conftest.py (never the shipped default): the committed
+ONNX export, and the PyTorch weights where torch is installed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ from fashionlens.cli import main
 from fashionlens.io.records import decode_mask
 from fashionlens.pipeline import RESULT_SCHEMA
 from fashionlens.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    from make_tiny_models import TinyDetector  # tests/fixtures
 
 TAX = load_taxonomy()
 
@@ -39,7 +43,12 @@ def _photos(d: Path, sizes: tuple[tuple[int, int], ...] = ((160, 120), (120, 160
 
 
 def _tag(*args: str) -> int:
-    return main(["tag", *args, "-q", "--backend", "onnx", "--threads", "1", "--detector-backend", "torch"])
+    return main(["tag", *args, "-q", "--backend", "onnx", "--threads", "1"])
+
+
+def _detector(tiny: TinyDetector) -> list[str]:
+    """The ``tag`` options that pick the tiny detector and its backend."""
+    return ["--detector", str(tiny.path), "--detector-backend", tiny.backend]
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -65,12 +74,12 @@ def _check(rec: dict[str, Any], path: Path) -> None:
             assert g["bbox"] == [0.0, 0.0, float(w), float(h)] and g["mask"] is None
 
 
-def test_tag_with_detector_and_render(upper_body_detector_weights: Path, tmp_path: Path,
+def test_tag_with_detector_and_render(upper_body_detector: TinyDetector, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     paths = _photos(tmp_path / "in")
     out, render = tmp_path / "res.jsonl", tmp_path / "render"
 
-    code = _tag(str(tmp_path / "in"), "--detector", str(upper_body_detector_weights), "--render", str(render),
+    code = _tag(str(tmp_path / "in"), *_detector(upper_body_detector), "--render", str(render),
                 "-o", str(out))
 
     assert code == 0
@@ -88,14 +97,14 @@ def test_tag_with_detector_and_render(upper_body_detector_weights: Path, tmp_pat
     assert "tagged 2/2 images (0 failed)" in capsys.readouterr().err
 
 
-def test_parallel_streams_give_the_same_lines_in_order(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+def test_parallel_streams_give_the_same_lines_in_order(upper_body_detector: TinyDetector, tmp_path: Path) -> None:
     """--streams 2 (two batches through the shared detector and classifier at once) = --streams 1."""
     sizes = ((160, 120), (120, 160), (150, 150), (140, 100), (100, 140))
     paths = _photos(tmp_path / "in", sizes)
     outs = {}
     for streams in ("1", "2"):
         outs[streams] = tmp_path / f"res{streams}.jsonl"
-        assert _tag(str(tmp_path / "in"), "--detector", str(upper_body_detector_weights), "--batch-size", "2",
+        assert _tag(str(tmp_path / "in"), *_detector(upper_body_detector), "--batch-size", "2",
                     "--streams", streams, "-o", str(outs[streams])) == 0
     one, two = _lines(outs["1"]), _lines(outs["2"])
     assert [r["image"]["path"] for r in two] == [str(p) for p in paths]
@@ -106,10 +115,10 @@ def test_parallel_streams_give_the_same_lines_in_order(upper_body_detector_weigh
         assert a == b
 
 
-def test_nothing_detected_falls_back_per_photo(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+def test_nothing_detected_falls_back_per_photo(upper_body_detector: TinyDetector, tmp_path: Path) -> None:
     paths = _photos(tmp_path / "in")
     out, render = tmp_path / "res.jsonl", tmp_path / "render"
-    code = _tag(*map(str, paths), "--detector", str(upper_body_detector_weights), "--score-thresh", "1.0",
+    code = _tag(*map(str, paths), *_detector(upper_body_detector), "--score-thresh", "1.0",
                 "--render", str(render), "-o", str(out))
     assert code == 0
     records = _lines(out)
@@ -120,11 +129,11 @@ def test_nothing_detected_falls_back_per_photo(upper_body_detector_weights: Path
     assert len(list(render.iterdir())) == 2
 
 
-def test_large_jpeg_is_decoded_reduced_but_reported_in_full_resolution(upper_body_detector_weights: Path,
+def test_large_jpeg_is_decoded_reduced_but_reported_in_full_resolution(upper_body_detector: TinyDetector,
                                                                        tmp_path: Path) -> None:
     [path] = _photos(tmp_path / "in", ((1200, 1100),))  # decoded at 1/2 for detection (shorter side ≥ 512)
     out, render = tmp_path / "res.jsonl", tmp_path / "render"
-    assert _tag(str(path), "--detector", str(upper_body_detector_weights), "--render", str(render),
+    assert _tag(str(path), *_detector(upper_body_detector), "--render", str(render),
                 "-o", str(out)) == 0
     [rec] = _lines(out)
     _check(rec, path)
@@ -134,10 +143,10 @@ def test_large_jpeg_is_decoded_reduced_but_reported_in_full_resolution(upper_bod
     assert cv2.imread(str(render / "photo0.jpg")).shape == (550, 600, 3)  # drawn on the reduced decode
 
 
-def test_rules_option(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+def test_rules_option(upper_body_detector: TinyDetector, tmp_path: Path) -> None:
     paths = _photos(tmp_path / "in")
     out = tmp_path / "res.jsonl"
-    assert _tag(*map(str, paths), "--detector", str(upper_body_detector_weights), "--rules",
+    assert _tag(*map(str, paths), *_detector(upper_body_detector), "--rules",
                 "duplicates,sparse_mask", "--nms-thresh", "0.3", "-o", str(out)) == 0
     assert [r["mode"] for r in _lines(out)] == ["detect", "detect"]
 
@@ -162,10 +171,10 @@ def test_whole_image_keeps_the_old_behaviour(tmp_path: Path) -> None:
     (["--nms-thresh", "-1"], "nms_thresh"),
     (["--rules", "duplicates,nope"], "nope"),
 ])
-def test_bad_detection_options(args: list[str], message: str, upper_body_detector_weights: Path, tmp_path: Path,
+def test_bad_detection_options(args: list[str], message: str, upper_body_detector: TinyDetector, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     [path] = _photos(tmp_path, ((32, 32),))
-    assert _tag(str(path), "--detector", str(upper_body_detector_weights), *args) == 2
+    assert _tag(str(path), *_detector(upper_body_detector), *args) == 2
     err = capsys.readouterr().err
     assert err.startswith("fashionlens: error: ") and message in err
 
@@ -193,14 +202,14 @@ def test_missing_or_wrong_detector_weights(tmp_path: Path, capsys: pytest.Captur
     assert "detector-weights" in capsys.readouterr().err
 
 
-def test_type_fusion_off_keeps_the_detectors_types(upper_body_detector_weights: Path, tmp_path: Path) -> None:
+def test_type_fusion_off_keeps_the_detectors_types(upper_body_detector: TinyDetector, tmp_path: Path) -> None:
     """The tiny detector only knows upper-body; with fusion off every garment keeps that type, and the
     records say how object types were decided (a resumed job cannot mix the two)."""
     _photos(tmp_path / "in")
     runs = {}
     for fusion in ("off", "on"):
         out = tmp_path / f"{fusion}.jsonl"
-        assert _tag(str(tmp_path / "in"), "--detector", str(upper_body_detector_weights), "--type-fusion", fusion,
+        assert _tag(str(tmp_path / "in"), *_detector(upper_body_detector), "--type-fusion", fusion,
                     "-o", str(out)) == 0
         runs[fusion] = _lines(out)
     for rec in runs["off"]:

@@ -1,5 +1,6 @@
-"""Service fixtures: the real shipped classifier (whole-image tagging is cheap), a tiny generated
-detector, an item grader without OCR/damage heads, a small index of generated photos with toy
+"""Service fixtures: the real shipped classifier (whole-image tagging is cheap), the tiny detector's
+committed ONNX export (tests/fixtures/make_tiny_models.py: no torch, so the service is tested in the light
+environment too), an item grader without OCR/damage heads, a small index of generated photos with toy
 alignment heads and a fake caption encoder, and a generated trends dataset."""
 
 from __future__ import annotations
@@ -34,10 +35,8 @@ class _FakeTextEncoder:
 
 
 @pytest.fixture(scope="session")
-def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_weights: Path) -> Iterator[dict[str, Any]]:
+def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_onnx: Path) -> Iterator[dict[str, Any]]:
     """Built once: models, index and trends inputs (the fake text encoder stays patched meanwhile)."""
-    import torch
-
     from fashionlens.detection.detector import GarmentDetector
     from fashionlens.grading.grade import ItemGrader
     from fashionlens.grading.routing import load_rules
@@ -47,7 +46,6 @@ def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_w
     from fashionlens.search.catalogue import GarmentSearcher, TagOptions, build_index
     from fashionlens.trends.synthetic import write_tagged_posts
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("service")
     photos = root / "photos"
     photos.mkdir()
@@ -64,10 +62,10 @@ def service_data(tmp_path_factory: pytest.TempPathFactory, upper_body_detector_w
         build_index([photos], root / "index", alignment=heads, options=TagOptions(whole_image=True, threads=1),
                     progress=False)
         tagger = Tagger(threads=1)
-        detector = GarmentDetector(upper_body_detector_weights, threads=1)
+        detector = GarmentDetector(upper_body_detector_onnx, threads=1)
         grade_tagger = Tagger(threads=1, detector=detector)
         searcher = GarmentSearcher(root / "index", alignment=heads)
-        yield {"tagger": tagger, "detector": detector, "detector_weights": upper_body_detector_weights,
+        yield {"tagger": tagger, "detector": detector, "detector_weights": upper_body_detector_onnx,
                "grader": ItemGrader(tagger=grade_tagger, rules=load_rules()), "searcher": searcher,
                "trends_inputs": (results, posts), "photos": photos, "root": root}
         searcher.close()

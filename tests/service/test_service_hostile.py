@@ -94,6 +94,10 @@ class _FailOn:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.tagger, name)
 
+    def variant(self, **kwargs: Any) -> _FailOn:
+        """The tagger at another operating point (what ``ItemGrader`` runs the views with) fails alike."""
+        return _FailOn(self.tagger.variant(**kwargs), *self.names)
+
     def tag(self, images: list[Any], paths: list[str], *args: Any, **kwargs: Any) -> list[Any]:
         if any(n in Path(p).name for p in paths for n in self.names):
             raise ValueError("detection failed on this photo")
