@@ -73,7 +73,7 @@ def test_tag_refuses_a_precision_out_of_range(tmp_path: Path, capsys: pytest.Cap
     with pytest.raises(SystemExit) as exc:
         main(["tag", "--whole-image", str(_photo(tmp_path)), "--precision", "1.5"])
     assert exc.value.code == 2
-    assert "--precision: expected a number in (0, 1] or 'off'" in capsys.readouterr().err
+    assert "--precision: expected a target precision in (0, 1] or 'off'" in capsys.readouterr().err
 
 
 def test_evaluate_calibration_is_registered(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,9 @@ classify: every detected garment is cropped with a margin and classified; its ob
 from the detector unless the classifier, summing its category probabilities per object type, is
 sure enough of another (:class:`~fashionlens.detection.type_fusion.TypeFusion`; ``type_fusion=None`` turns it
 off); its category is the classifier's best category *of that type*, and its colour shares come
-from the pixels of its mask. Without a detector (``--whole-image``) each photo is one
+from the pixels of its mask; of garments whose boxes overlap with IoU > 0.7 only the higher-scored is kept, on the
+final object types (:class:`~fashionlens.detection.cross_type.CrossTypeRule`; ``cross_type=None`` turns it off).
+Without a detector (``--whole-image``) each photo is one
 garment: the photo is classified as a whole, its object type is the category head's probabilities
 summed per object type, and colour shares come from the garment's pixels when it lies on a plain
 backdrop (:func:`~fashionlens.colours.naming.whole_image_pixels`), else from the central region's pixels.
@@ -41,6 +43,7 @@ from fashionlens.colours.naming import (
     on_plain_backdrop,
     whole_image_pixels,
 )
+from fashionlens.detection.cross_type import DEFAULT_CROSS_TYPE, CrossTypeRule
 from fashionlens.detection.settings import DetectSettings
 from fashionlens.detection.type_fusion import DEFAULT_TYPE_FUSION, TypeFusion
 from fashionlens.imageio import DecodedImage
@@ -74,6 +77,8 @@ DEFAULT_CALIBRATION = "default"
 UNCALIBRATED_CATEGORY = "category_uncalibrated"
 #: candidates listed with an unsure single-valued field
 UNSURE_CANDIDATES = 3
+#: whether ``Tagger``/``TaggerConfig`` drop cross-type duplicates by default (:mod:`fashionlens.detection.cross_type`)
+CROSS_TYPE_DEFAULT_ON = True
 
 
 #: attributes reported only for garments of these object types
@@ -126,6 +131,8 @@ class TaggerConfig:
     score threshold drops detections).
     ``street_priors``: move the pattern head of detected (street) crops to the pattern priors of street photos
     (the sidecar ``<weights>.street-priors.json``, :mod:`fashionlens.models.prior_shift`; ``docs/street_labels.md``).
+    ``cross_type``: one garment per region — of detected garments whose boxes overlap with IoU > 0.7 (final object
+    types) only the higher-scored is kept (:mod:`fashionlens.detection.cross_type`; ``docs/detection.md``).
 
     >>> tagger = TaggerConfig(whole_image=True).build()
     """
@@ -144,6 +151,7 @@ class TaggerConfig:
     keep_uncertain: bool = False
     detection_precision: float | None = None
     street_priors: bool = True
+    cross_type: bool = CROSS_TYPE_DEFAULT_ON
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "onnx", "torch"):
@@ -170,7 +178,8 @@ class TaggerConfig:
         priors = {} if self.street_priors else {"street_priors": None}
         return Tagger(self.weights, backend=self.backend, threads=self.threads, detector=detector, embed=self.embed,
                       precision=self.precision, keep_uncertain=self.keep_uncertain,
-                      detection_precision=self.detection_precision, **fusion, **colours, **priors)
+                      detection_precision=self.detection_precision,
+                      cross_type=DEFAULT_CROSS_TYPE if self.cross_type else None, **fusion, **colours, **priors)
 
     def job_settings(self, *, max_pixels: int) -> dict[str, Any]:
         """The ``settings`` of a :class:`~fashionlens.jobs.store.TagJob` (what changes results), the same
@@ -184,6 +193,8 @@ class TaggerConfig:
             operating["detection_precision"] = self.detection_precision
         if not self.street_priors and not self.whole_image:
             operating["street_priors"] = False
+        if self.cross_type != CROSS_TYPE_DEFAULT_ON and not self.whole_image:
+            operating["cross_type"] = self.cross_type
         return {**operating, "weights": None if self.weights is None else str(self.weights), "backend": self.backend,
                 "whole_image": self.whole_image, "embed": self.embed, "max_pixels": max_pixels,
                 "detector": None if self.whole_image or self.detector is None else str(self.detector),
@@ -223,6 +234,8 @@ class Tagger:
     ``street_priors``: ``"default"`` moves the heads of detected (street) crops named in the weights' sidecar
     (``<weights>.street-priors.json``: the pattern head) to their street-photo priors before calibration
     (whole-image tagging and whole-photo fallbacks are untouched); a :class:`PriorShift` or a path; ``None``: off.
+    ``cross_type``: the :class:`~fashionlens.detection.cross_type.CrossTypeRule` applied to each photo's classified
+    detections (final object types; default: one garment per region at box IoU > 0.7); ``None``: every detection kept.
     """
 
     def __init__(self, weights: str | Path | None = None, *, backend: BackendName = "auto",
@@ -233,14 +246,18 @@ class Tagger:
                  calibration: Calibration | str | Path | None = DEFAULT_CALIBRATION,
                  precision: float | None = None, keep_uncertain: bool = False,
                  detection_precision: float | None = None,
-                 street_priors: PriorShift | str | Path | None = DEFAULT_CALIBRATION) -> None:
+                 street_priors: PriorShift | str | Path | None = DEFAULT_CALIBRATION,
+                 cross_type: CrossTypeRule | None = DEFAULT_CROSS_TYPE if CROSS_TYPE_DEFAULT_ON else None) -> None:
         if type_fusion is not None and not isinstance(type_fusion, TypeFusion):
             raise TypeError(f"type_fusion: expected a TypeFusion or None, got {type(type_fusion).__name__}")
+        if cross_type is not None and not isinstance(cross_type, CrossTypeRule):
+            raise TypeError(f"cross_type: expected a CrossTypeRule or None, got {type(cross_type).__name__}")
         for name, value in (("precision", precision), ("detection_precision", detection_precision)):
             if value is not None and not 0.0 < value <= 1.0:
                 raise ValueError(f"{name}: expected a number in (0, 1] or None, got {value}")
         self.backend: ClassifierBackend = create_backend(weights, backend=backend, threads=threads)
         self.type_fusion = type_fusion
+        self.cross_type = cross_type
         self.embed = embed  # store each garment's embedding (see fashionlens.result.encode_embedding) in its result
         self.detector = detector
         self.detect_settings: DetectSettings | None = None  # None: the detector's own settings
@@ -530,6 +547,8 @@ class Tagger:
                                              else "none (uncalibrated)")
             if det_cal is not None and self.detection_precision is not None:
                 model["detection_operating_point"] = f"precision {self.detection_precision:g}"
+            if self.cross_type is not None:
+                model["duplicates"] = f"one garment per region ({self.cross_type})"
         return model
 
     def tag(self, images: Sequence[DecodedImage], paths: Sequence[str],
@@ -665,6 +684,8 @@ class Tagger:
         for k, (im, path, garments) in enumerate(zip(images, paths, detected)):
             if len(garments):
                 mode, result = "detect", self._classified(im, garments, probs, first, jobs)
+                if self.cross_type is not None:  # on the final (fused) object types
+                    result = self.cross_type.apply(result)
             else:
                 mode = "whole_image_fallback"
                 result = self._whole_image_garments(probs, first, jobs[first][1], im.width, im.height)

@@ -44,7 +44,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                        formats=None if args.format is None else args.format.split(","),
                        type_fusion=args.type_fusion == "on", pixel_colours=args.pixel_colours == "on",
                        precision=_precision(args), keep_uncertain=args.keep_uncertain,
-                       detection_precision=_detection_precision(args))
+                       detection_precision=_detection_precision(args), cross_type=args.cross_type == "on")
 
 
 def _detection_precision(args: argparse.Namespace) -> float | None:
@@ -59,15 +59,12 @@ def _detection_precision(args: argparse.Namespace) -> float | None:
 
 def _precision(args: argparse.Namespace) -> float | None:
     """``--precision``: a target in (0, 1], or ``off`` (None: every field emitted as sure, as in result v1)."""
-    if args.precision == "off":
-        return None
+    from fashionlens.models.calibration import parse_precision
+
     try:
-        value = float(args.precision)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value <= 1.0:
-        args.tag_parser.error(f"--precision: expected a number in (0, 1] or 'off'; got {args.precision!r}")
-    return value
+        return parse_precision(args.precision)
+    except ValueError as exc:
+        args.tag_parser.error(f"--precision: {exc}")
 
 
 def _tag_on_ray(args: argparse.Namespace, settings: Any, output: str | None) -> int:
@@ -80,7 +77,8 @@ def _tag_on_ray(args: argparse.Namespace, settings: Any, output: str | None) -> 
                       detector=args.detector, detect_settings=settings, detector_backend=args.detector_backend,
                       embed=args.embed, type_fusion=args.type_fusion == "on",
                       pixel_colours=args.pixel_colours == "on", precision=_precision(args),
-                      keep_uncertain=args.keep_uncertain, detection_precision=_detection_precision(args))
+                      keep_uncertain=args.keep_uncertain, detection_precision=_detection_precision(args),
+                      cross_type=args.cross_type == "on")
     return run_ray_tag_job(args.inputs, spec=spec, output=output, ray_address=args.ray_address,
                            num_actors=args.ray_actors, batch_size=args.batch_size, max_pixels=args.max_pixels,
                            progress=not args.quiet,
@@ -116,6 +114,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     tag.add_argument("--type-fusion", choices=["on", "off"], default="on",
                      help="on: a confident classifier's object type replaces the detector's (docs/detection.md); "
                           "off: the detector's types (street photos: +1.3 box AP, product photos: -4.5 points top-1)")
+    tag.add_argument("--cross-type", choices=["on", "off"], default="on",
+                     help="on: of two garments whose boxes overlap with IoU > 0.7 (different object types, or one "
+                          "type twice after type fusion) only the higher-scored is kept, and a footwear box spanning "
+                          "two shoes found one by one is dropped (docs/detection.md, 'Duplicates and footwear pairs'); "
+                          "off: every detection is kept")
     tag.add_argument("--pixel-colours", choices=["on", "off"], default="on",
                      help="on: colour names average the colour head with a model of the garment's own pixels where "
                           "they are known (mask or plain backdrop; garment-colours-pixels); off: the head alone")

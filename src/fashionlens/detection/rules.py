@@ -5,7 +5,9 @@ threshold) and returns the ones it keeps. Whether a rule helps is measured on th
 (``experiments/README.md``); none is on by default unless it measurably helped.
 
 * ``duplicates``: one garment detected as two object types (a dress as ``full-body`` and
-  ``upper-body``): boxes of *different* types overlapping with IoU > 0.7 keep only the higher score.
+  ``upper-body``): boxes of *different* types overlapping with IoU > 0.7 keep only the higher score. This runs on
+  the detector's own types, before type fusion; ``tag`` applies the same rule to the final (fused) object types
+  after classification (:mod:`fashionlens.detection.cross_type`, ``docs/detection.md``).
 * ``hand_footwear``: hands detected as footwear: footwear whose box centre lies above the vertical
   middle of the best-scoring ``lower-body``/``full-body`` box is dropped (kept when there is none).
 * ``sparse_mask``: bare legs detected as ``lower-body`` (and similar): a detection whose mask fills
@@ -18,24 +20,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fashionlens.detection.cross_type import CROSS_TYPE_IOU, CrossTypeRule
 from fashionlens.detection.settings import RULE_NAMES
 from fashionlens.result import Garments
-from fashionlens.runtime.detector_postprocess import box_iou
 
-DUPLICATE_IOU = 0.7
+DUPLICATE_IOU = CROSS_TYPE_IOU
 SPARSE_MASK_FILL = 0.25
 
 
 def duplicates(g: Garments, **_: object) -> Garments:
-    if len(g) < 2:
-        return g
-    order = np.argsort(-g.confidence, kind="stable")
-    iou = box_iou(g.xyxy, g.xyxy)
-    keep: list[int] = []
-    for i in order:
-        if all(not (iou[i, j] > DUPLICATE_IOU and g.object_type[i] != g.object_type[j]) for j in keep):
-            keep.append(int(i))
-    return g.select(sorted(keep))
+    return CrossTypeRule(DUPLICATE_IOU, footwear_pairs=False, same_type=False).apply(g)
 
 
 def hand_footwear(g: Garments, **_: object) -> Garments:

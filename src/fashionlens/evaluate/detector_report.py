@@ -13,7 +13,8 @@ keeping every candidate scoring ≥ 0.05 (the COCO convention for AP). From thos
 * with a Tagger whose ``type_fusion`` is set, the object types of the candidates kept by the rules
   are fused as ``fashionlens tag`` does (:class:`~fashionlens.detection.type_fusion.TypeFusion`: the
   classifier's type on the candidate's crop may replace the detector's), so AP and the rest measure
-  the pipeline's types;
+  the pipeline's types; with its ``cross_type`` rule set, one garment per region is then kept as ``tag``
+  keeps it (:class:`~fashionlens.detection.cross_type.CrossTypeRule`);
 * with a Tagger, end-to-end metrics at the operating threshold: predictions are matched to ground
   truth class-agnostically (IoU ≥ 0.5), each matched crop is classified, and the report gives the
   share of ground truth found, and among matches the share with the right object type and with
@@ -143,6 +144,9 @@ def evaluate_detector(detector: GarmentDetector, records: Sequence[ImageRecord],
             kept = apply_rules(candidates, rules, size=image.rgb.shape[:2], nms_thresh=detector.nms_thresh)
             if tagger is not None and tagger.type_fusion is not None:
                 kept = fused_object_types(tagger, image, kept)
+            if tagger is not None and tagger.cross_type is not None:  # one garment per region, as tag does
+                kept = kept.select(tagger.cross_type.keep(kept.xyxy, kept.object_type, kept.confidence,
+                                                          min_score=detector.score_thresh))
             preds[rules] += _predictions(image_id, kept, names)
             first = kept if first is None else first
         if tagger is None or first is None:

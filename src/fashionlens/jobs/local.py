@@ -181,7 +181,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                 manifest: str | Path | None = None, job_dir: str | Path | None = None, chunk_size: int | None = None,
                 formats: Sequence[str] | None = None, resume: bool = False, streams: int = 1,
                 type_fusion: bool = True, pixel_colours: bool = True, precision: float | None = None,
-                keep_uncertain: bool = False, detection_precision: float | None = None) -> int:
+                keep_uncertain: bool = False, detection_precision: float | None = None, cross_type: bool = True) -> int:
     """Tag ``inputs`` (files, folders, globs) into JSONL; return 0 (all tagged) or 1 (some failed).
 
     Detect → crop → classify with the shipped detector (or ``detector`` weights) unless
@@ -200,7 +200,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     (:mod:`fashionlens.detection.type_fusion`); False keeps the detector's. ``pixel_colours``: average the shipped
     pixel colour model (:mod:`fashionlens.models.pixel_colours`) into colour names; False: the colour head alone.
     ``precision`` / ``keep_uncertain`` / ``detection_precision``: the operating points
-    (:class:`~fashionlens.pipeline.TaggerConfig`).
+    (:class:`~fashionlens.pipeline.TaggerConfig`). ``cross_type``: drop the lower-scored of two garments of different
+    object types covering the same region (:mod:`fashionlens.detection.cross_type`).
     """
     if job_dir is not None:
         return _run_job_dir(inputs, job_dir=job_dir, manifest=manifest, chunk_size=chunk_size, formats=formats,
@@ -210,7 +211,7 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
                             detector_backend=detector_backend, max_pixels=max_pixels, progress=progress,
                             on_summary=on_summary, embed=embed, streams=streams, type_fusion=type_fusion,
                             pixel_colours=pixel_colours, precision=precision, keep_uncertain=keep_uncertain,
-                            detection_precision=detection_precision)
+                            detection_precision=detection_precision, cross_type=cross_type)
     if manifest is not None:
         from fashionlens.jobs.store import resolve_inputs
 
@@ -220,7 +221,8 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
     tagger = _config(weights=weights, backend=backend, threads=threads, whole_image=whole_image,
                      detector=detector, detect_settings=detect_settings, detector_backend=detector_backend,
                      embed=embed, type_fusion=type_fusion, pixel_colours=pixel_colours, precision=precision,
-                     keep_uncertain=keep_uncertain, detection_precision=detection_precision).build()
+                     keep_uncertain=keep_uncertain, detection_precision=detection_precision,
+                     cross_type=cross_type).build()
     on_image = _renderer(render_dir)
     t0 = time.perf_counter()
     failed = 0
@@ -241,11 +243,12 @@ def run_tag_job(inputs: Sequence[str], *, output: str | Path | IO[str] | None = 
 def _config(*, weights: str | None, backend: BackendName, threads: int | None, whole_image: bool,
             detector: str | None, detect_settings: DetectSettings | None, detector_backend: str,
             embed: bool, type_fusion: bool = True, pixel_colours: bool = True, precision: float | None = None,
-            keep_uncertain: bool = False, detection_precision: float | None = None) -> TaggerConfig:
+            keep_uncertain: bool = False, detection_precision: float | None = None,
+            cross_type: bool = True) -> TaggerConfig:
     return TaggerConfig(weights=weights, backend=backend, threads=threads, whole_image=whole_image, detector=detector,
                         detect_settings=detect_settings, detector_backend=detector_backend, embed=embed,
                         type_fusion=type_fusion, pixel_colours=pixel_colours, precision=precision,
-                        keep_uncertain=keep_uncertain, detection_precision=detection_precision)
+                        keep_uncertain=keep_uncertain, detection_precision=detection_precision, cross_type=cross_type)
 
 
 def _renderer(render_dir: str | Path | None) -> Callable[[DecodedImage, TagResult], None] | None:
@@ -268,7 +271,7 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
                  detector_backend: str, max_pixels: int, progress: bool, on_summary: Callable[[str], None] | None,
                  embed: bool, streams: int = 1, type_fusion: bool = True, pixel_colours: bool = True,
                  precision: float | None = None, keep_uncertain: bool = False,
-                 detection_precision: float | None = None) -> int:
+                 detection_precision: float | None = None, cross_type: bool = True) -> int:
     """``run_tag_job`` with ``job_dir``: inputs and settings are checked against the job before any model loads."""
     from fashionlens.jobs.store import TagJob, merge_job, resolve_inputs
 
@@ -276,7 +279,7 @@ def _run_job_dir(inputs: Sequence[str], *, job_dir: str | Path, manifest: str | 
     config = _config(weights=weights, backend=backend, threads=threads, whole_image=whole_image, detector=detector,
                      detect_settings=detect_settings, detector_backend=detector_backend, embed=embed,
                      type_fusion=type_fusion, pixel_colours=pixel_colours, precision=precision,
-                     keep_uncertain=keep_uncertain, detection_precision=detection_precision)
+                     keep_uncertain=keep_uncertain, detection_precision=detection_precision, cross_type=cross_type)
     settings = config.job_settings(max_pixels=max_pixels)
     with TagJob.open(job_dir, inputs=paths, settings=settings, chunk_size=chunk_size, formats=formats,
                      resume=resume) as job:
