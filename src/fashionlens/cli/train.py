@@ -7,11 +7,46 @@ import argparse
 import json
 from typing import Any
 
+#: the recipe ``train classifier --corrections`` uses when no ``--config`` is given
+CORRECTIONS_RECIPE = "configs/classifier_lite0_cpu.yaml"
+
+
+def _cmd_train_corrections(args: argparse.Namespace) -> int:
+    """``train classifier --corrections REVIEW.sqlite``: heads fine-tuned on train + reviewed labels, recalibrated."""
+    import sys
+
+    from fashionlens.review.errors import ReviewStoreError
+    from fashionlens.train.config import load_config, parse_override
+    from fashionlens.train.corrections import (
+        HeadRecipe,
+        NoCorrectionsError,
+        retrain_from_corrections,
+    )
+
+    config_path = args.config or CORRECTIONS_RECIPE
+    overrides = dict(parse_override(s) for s in args.set or [])
+    config = load_config(config_path, overrides)
+    out_dir = args.out or (config.out_dir + "-corrections")
+    try:
+        summary = retrain_from_corrections(
+            args.corrections, config, base_weights=args.base_weights, out_dir=out_dir,
+            recipe=HeadRecipe(epochs=args.head_epochs, correction_weight=args.correction_weight),
+            config_path=config_path, recalibrate=not args.no_recalibrate)
+    except (ReviewStoreError, NoCorrectionsError, FileNotFoundError) as exc:
+        print(f"fashionlens: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    print(json.dumps(summary, indent=2, default=float))
+    return 0
+
 
 def _cmd_train_classifier(args: argparse.Namespace) -> int:
     from fashionlens.train.classifier import train_classifier
     from fashionlens.train.config import load_config, parse_override
 
+    if args.corrections:
+        return _cmd_train_corrections(args)
+    if not args.config:
+        args.parser.error("--config is required (unless --corrections is given)")
     overrides = dict(parse_override(s) for s in args.set or [])
     config = load_config(args.config, overrides)
     result = train_classifier(config, resume=not args.restart)
@@ -45,10 +80,23 @@ def _box_mask(result: dict[str, Any] | None) -> dict[str, Any] | None:
 def register_train(train_sub: argparse._SubParsersAction) -> None:
     """Add ``classifier`` and ``detector`` to the ``train`` group's sub-commands ``train_sub``."""
     tc = train_sub.add_parser("classifier", help="train the garment classifier")
-    tc.add_argument("--config", required=True, help="YAML config (see configs/)")
+    tc.add_argument("--config", help="YAML config (see configs/); required unless --corrections is given, "
+                    f"which defaults to {CORRECTIONS_RECIPE}")
     tc.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config option")
     tc.add_argument("--restart", action="store_true", help="ignore an existing checkpoint instead of resuming")
-    tc.set_defaults(func=_cmd_train_classifier)
+    corr = tc.add_argument_group("retraining from review corrections (docs/review.md)")
+    corr.add_argument("--corrections", metavar="REVIEW.sqlite",
+                      help="fine-tune the heads of --base-weights on the recipe's training split plus the accepted/"
+                      "corrected labels of this review store (frozen backbone, cached features), then recalibrate")
+    corr.add_argument("--base-weights", metavar="MODEL.pt", help="the weights to start from (default: the shipped "
+                      "classifier)")
+    corr.add_argument("--out", metavar="DIR", help="where model.pt, its calibration sidecar and the reports go "
+                      "(default: the config's out_dir + '-corrections')")
+    corr.add_argument("--head-epochs", type=int, default=12, metavar="N", help="epochs of the heads fine-tune")
+    corr.add_argument("--correction-weight", type=float, default=1.0, metavar="W",
+                      help="a reviewed garment's loss weight relative to an original training sample")
+    corr.add_argument("--no-recalibrate", action="store_true", help="skip the calibration refit on validation")
+    tc.set_defaults(func=_cmd_train_classifier, parser=tc)
 
     td = train_sub.add_parser("detector", help="train the garment detector (CPU-friendly: cached frozen stem)")
     td.add_argument("--config", required=True, help="YAML config (see configs/detector_*.yaml)")

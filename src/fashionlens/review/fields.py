@@ -80,7 +80,8 @@ class QueueEntry:
     """One garment (of a tag result) or item (of a grade record) to queue for review.
 
     ``source``/``line``/``index`` identify it (the absolute path of the JSONL file, the 1-based line, the
-    garment's index on that line; 0 for items): building twice from one file finds the same keys."""
+    garment's index on that line; 0 for items): building twice from one file finds the same keys. The review
+    store keeps it as it is queued: a :class:`~fashionlens.review.store.Task` holds one."""
 
     kind: EntryKind
     source: str

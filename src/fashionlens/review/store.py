@@ -147,30 +147,42 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _entry_attribute(name: str, doc: str) -> property:
+    return property(lambda self: getattr(self.entry, name), doc=doc)
+
+
 @dataclass(frozen=True)
 class Task:
-    """One queued garment/item with the model's fields and the answers given so far."""
+    """One queued garment/item: the :class:`~fashionlens.review.fields.QueueEntry` it was queued from (as
+    stored; its ``embedding`` is not read back) with its place in the queue, its status and the answers given
+    so far. The entry's attributes (``kind``, ``photo``, ``bbox``, ``fields``...) read through."""
 
     id: int
-    kind: str
-    source: str
-    line: int
-    index: int
-    photo: str | None
-    width: int | None
-    height: int | None
-    bbox: list[float] | None
-    mask: dict[str, Any] | None
-    object_type: str | None
-    item_id: str | None
-    group: str | None
-    record: dict[str, Any]
+    entry: QueueEntry
     uncertainty: float
     priority: int | None
     status: str
-    fields: tuple[FieldState, ...]
     answers: dict[str, FieldValue]
     photo_roles: tuple[str, ...] = ()   # photos kept in the store (sorting-station corrections)
+
+    kind = _entry_attribute("kind", "garment | item")
+    source = _entry_attribute("source", "the JSONL file it was queued from ('station' for station corrections)")
+    line = _entry_attribute("line", "its 1-based line in ``source``")
+    index = _entry_attribute("index", "the garment's index on that line (0 for items)")
+    photo = _entry_attribute("photo", "the photo's path (None: kept in the store, or unknown)")
+    width = _entry_attribute("width", "the photo's width in pixels, when the result gave it")
+    height = _entry_attribute("height", "the photo's height in pixels, when the result gave it")
+    bbox = _entry_attribute("bbox", "the garment's box [x, y, w, h] in photo pixels")
+    mask = _entry_attribute("mask", "the garment's mask (COCO RLE)")
+    object_type = _entry_attribute("object_type", "the model's object type")
+    item_id = _entry_attribute("item_id", "a graded item's id")
+    group = _entry_attribute("group", "the sender/folder group the diversity term reads")
+    record = _entry_attribute("record", "the garment or item as read from the JSONL line")
+
+    @property
+    def fields(self) -> tuple[FieldState, ...]:
+        """The model's fields, in queue order."""
+        return tuple(self.entry.fields)
 
     def field(self, name: str) -> FieldState:
         for f in self.fields:
@@ -383,10 +395,12 @@ class ReviewStore:
         answers = {r[0]: json.loads(r[1]) for r in
                    conn.execute("SELECT field, value_json FROM answers WHERE task_id = ?", (tid,))}
         roles = tuple(r[0] for r in conn.execute("SELECT role FROM photos WHERE task_id = ? ORDER BY role", (tid,)))
-        return Task(id=tid, kind=kind, source=source, line=line, index=index, photo=photo, width=width, height=height,
-                    bbox=json.loads(bbox) if bbox else None, mask=json.loads(mask) if mask else None,
-                    object_type=otype, item_id=item_id, group=group, record=json.loads(record), uncertainty=u,
-                    priority=priority, status=status, fields=fields, answers=answers, photo_roles=roles)
+        entry = QueueEntry(kind=kind, source=source, line=line, index=index, photo=photo, width=width,
+                           height=height, bbox=json.loads(bbox) if bbox else None,
+                           mask=json.loads(mask) if mask else None, object_type=otype, item_id=item_id, group=group,
+                           fields=list(fields), record=json.loads(record))
+        return Task(id=tid, entry=entry, uncertainty=u, priority=priority, status=status, answers=answers,
+                    photo_roles=roles)
 
     _TASK_COLUMNS = ("id, kind, source, line, garment_index, photo, width, height, bbox_json, mask_json, object_type,"
                      " item_id, group_key, record_json, uncertainty, priority, status")
