@@ -24,7 +24,7 @@ import math
 import random
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -347,11 +347,15 @@ def run_calibration(weights: str | Path | None = None, *, recipe: str | Path = D
                     data_root: str | None = None, backend: str = "auto", out_dir: str | Path | None = None,
                     precision: float = DEFAULT_PRECISION, seed: int = 0, save: bool = False,
                     save_to: str | Path | None = None, batch_size: int = 64, progress: bool = True,
-                    argv: Sequence[str] | None = None) -> dict[str, Any]:
+                    argv: Sequence[str] | None = None, precomputed: Mapping[str, np.ndarray] | None = None,
+                    precomputed_files: Sequence[str] | None = None) -> dict[str, Any]:
     """Fit and measure the calibration of a classifier on its recipe's validation split; see the module doc.
 
     ``save``: write the calibration fitted on the whole validation split next to the weights
-    (:func:`~fashionlens.models.calibration.calibration_path`), or to ``save_to``."""
+    (:func:`~fashionlens.models.calibration.calibration_path`), or to ``save_to``. ``precomputed``: the heads'
+    probabilities on the validation samples whose files are ``precomputed_files`` (in that order), when the
+    caller already has them (``train classifier --corrections``); used only when those files are exactly the
+    recipe's validation samples, otherwise the network runs over them as usual."""
     from fashionlens.models.registry import default_weights_path
     from fashionlens.runtime.backends import create_backend
     from fashionlens.taxonomy import load_taxonomy
@@ -361,7 +365,13 @@ def run_calibration(weights: str | Path | None = None, *, recipe: str | Path = D
     be = create_backend(weights_path, backend=backend)  # type: ignore[arg-type]
     meta = be.meta
     samples, config = validation_samples(recipe, data_root)
-    raw = _predictions(be, weights_path, config.cache_dir, samples, Path(out_dir), batch_size, progress)
+    if precomputed is not None and list(precomputed_files or ()) == [s.file for s in samples]:
+        raw = {k: np.asarray(v, np.float64) for k, v in precomputed.items()}
+    else:
+        if precomputed is not None:
+            log.warning("precomputed predictions are for other samples than the recipe's validation split; "
+                        "predicting them again")
+        raw = _predictions(be, weights_path, config.cache_dir, samples, Path(out_dir), batch_size, progress)
     heads = {h.name: h for h in meta.heads}
     tax = load_taxonomy()
     type_index = np.array([tax.object_type_index(tax.object_type_of(c)) for c in heads["category"].values])

@@ -321,20 +321,6 @@ def _colour_thresholds(model: Any, probs: dict[str, np.ndarray], samples: Sequen
     return out
 
 
-def _seed_calibration_predictions(weights: Path, samples: Sequence[Sample], probs: Mapping[str, np.ndarray],
-                                  out: Path) -> None:
-    """Hand the validation probabilities already computed (the saved heads on the cached pooled features) to
-    ``run_calibration``, which keeps its backend's predictions in ``out/predictions.npz`` under a key of the
-    weights file (path, size, time), the backend and the sample files: written here under that key, the
-    calibration does not run the network over the validation split a second time. Should that key's recipe
-    change, the calibration simply predicts again (slower, same result up to float rounding)."""
-    st = weights.stat()
-    key = hashlib.sha256(json.dumps([str(weights.resolve()), st.st_size, st.st_mtime_ns, "torch",
-                                     [s.file for s in samples]]).encode()).hexdigest()
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "predictions.npz", key=np.array(key), **{k: np.asarray(v) for k, v in probs.items()})
-
-
 def retrain_from_corrections(store_path: str | Path, config: Any, *, base_weights: str | Path | None = None,
                              out_dir: str | Path | None = None, recipe: HeadRecipe = HeadRecipe(),
                              config_path: str | Path | None = None, recalibrate: bool = True,
@@ -413,12 +399,14 @@ def retrain_from_corrections(store_path: str | Path, config: Any, *, base_weight
 
         t1 = time.perf_counter()
         saved = load_classifier(out / "model.pt")  # the fp16-stored heads the calibration must describe
-        _seed_calibration_predictions(out / "model.pt", by_split["val"], head_probs(saved, feats["val"]),
-                                      out / "calibration")
         cal = run_calibration(out / "model.pt", recipe=config_path or "configs/classifier_lite0.yaml",
                               data_root=config.data_root, backend="torch", out_dir=out / "calibration", save=True,
                               batch_size=config.batch_size, progress=progress,
-                              argv=["--weights", str(out / "model.pt"), "--backend", "torch", "--save"])
+                              argv=["--weights", str(out / "model.pt"), "--backend", "torch", "--save"],
+                              # the saved heads' probabilities on the cached validation features: the network
+                              # does not run over the validation photos a second time
+                              precomputed=head_probs(saved, feats["val"]),
+                              precomputed_files=[s.file for s in by_split["val"]])
         summary["calibration"] = {"saved": cal.get("saved"),
                                   "ece_after": {k: v.get("ece_after") for k, v in cal["fields"].items()}}
         summary["seconds"]["calibration"] = round(time.perf_counter() - t1, 1)
