@@ -7,9 +7,13 @@ Columns, run interleaved (light, torch, [before], light, torch, ...) so that mac
 
 * ``light``: the light environment (``pip install ".[test]"``, no torch: ``--light-venv``), default options;
 * ``torch``: the full environment (``[train,test]``: ``--full-venv``) with ``--backend torch`` where the
-  command has that option (``serve`` has none: the same command in the full environment);
+  command has that option (``serve`` has none: the same command in the full environment); ``--no-torch``
+  leaves it out;
 * ``before`` (``--before REF``, e.g. the commit before issue 26): that commit's ``src/`` (``git archive``,
-  read-only) run by the full environment's Python with default options — today's behaviour.
+  read-only) run by the full environment's Python with default options — today's behaviour;
+* ``NAME`` (``--src-column NAME=DIR``, repeatable): the ``fashionlens`` package in folder ``DIR`` (e.g. a copy of
+  ``src/`` taken before a change) run by the light environment's Python with default options, to compare
+  a change with the code before it side by side.
 
 Commands (the photos are real where ``../shared/datasets`` is present, else generated, and say so):
 
@@ -28,6 +32,10 @@ Usage (from the project root)::
     .venv-light/bin/python benchmarks/bench_startup.py --json runs/bench_startup.json
     .venv-light/bin/python benchmarks/bench_startup.py --before 42c9fd2 --plain-venv /tmp/light
     .venv-light/bin/python benchmarks/bench_startup.py --repeats 1 --commands tag,serve     # a quick check
+    .venv-light/bin/python benchmarks/bench_startup.py --commands grade --src-column unchanged=/tmp/src-copy
+
+The light install keeps each model's optimised ONNX graph in a per-machine cache
+(:mod:`fashionlens.runtime.session_cache`); the unmeasured first start fills it, as a user's first start does.
 """
 
 from __future__ import annotations
@@ -166,7 +174,8 @@ def check_output(command: str, stdout: bytes) -> None:
 
 def time_command(command: str, argv: list[str], env: dict[str, str], timeout: float = 300) -> dict[str, float]:
     """Seconds from the start of ``argv`` to its first line on stdout and to its exit (which must be 0 with a
-    real result: :func:`check_output`)."""
+    real result: :func:`check_output`), and the CPU seconds (user + system) the process used: less
+    sensitive than wall time to other load on the machine."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env, cwd=ROOT)
@@ -174,13 +183,18 @@ def time_command(command: str, argv: list[str], env: dict[str, str], timeout: fl
         first_line = proc.stdout.readline()
         t_first = time.perf_counter() - t0
         rest = proc.stdout.read()
-        rc = proc.wait(timeout=timeout)
+        if hasattr(os, "wait4"):  # the exit status and the child's CPU time
+            _, status, usage = os.wait4(proc.pid, 0)
+            rc = proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+        else:
+            rc, cpu = proc.wait(timeout=timeout), float("nan")
         t_exit = time.perf_counter() - t0
         if rc != 0 or not first_line:
             err.seek(0)
             raise RuntimeError(f"{' '.join(argv[:4])} ... exited {rc}: {err.read().decode()[-600:]}")
     check_output(command, first_line + rest)
-    return {"first_s": t_first, "exit_s": t_exit}
+    return {"first_s": t_first, "exit_s": t_exit, "cpu_s": cpu}
 
 
 def time_serve(argv: list[str], env: dict[str, str], timeout: float = 180) -> dict[str, float]:
@@ -268,6 +282,9 @@ def main() -> int:
     ap.add_argument("--plain-venv", type=Path, default=None,
                     help="a venv with only `pip install .` (no test tools): its size is reported too")
     ap.add_argument("--before", default=None, metavar="REF", help="also time this commit's code (a git ref)")
+    ap.add_argument("--no-torch", action="store_true", help="leave out the torch column (a quicker light-only run)")
+    ap.add_argument("--src-column", action="append", default=[], metavar="NAME=DIR",
+                    help="also time the fashionlens package in DIR (PYTHONPATH=DIR) with the light environment")
     ap.add_argument("--commands", default=",".join(COMMANDS), help=f"comma-separated, of {', '.join(COMMANDS)}")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--index-size", type=int, default=1000)
@@ -289,10 +306,20 @@ def main() -> int:
         "light": {"fashionlens": [str(args.light_venv / "bin" / "fashionlens")], "env": base_env, "torch": False},
         "torch": {"fashionlens": [str(args.full_venv / "bin" / "fashionlens")], "env": base_env, "torch": True},
     }
+    if args.no_torch:
+        del columns["torch"]
     if args.before:
         src = before_tree(args.before, args.work)
         columns["before"] = {"fashionlens": [str(args.full_venv / "bin" / "python"), "-m", "fashionlens.cli"],
                              "env": {**base_env, "PYTHONPATH": str(src)}, "torch": False}
+
+    for spec in args.src_column:
+        name, sep, folder = spec.partition("=")
+        src_dir = Path(folder).resolve()
+        if not sep or not name or name in columns or not (src_dir / "fashionlens" / "__init__.py").is_file():
+            ap.error(f"--src-column: expected NAME=DIR with a new NAME and DIR/fashionlens/__init__.py; got {spec!r}")
+        columns[name] = {"fashionlens": [str(args.light_venv / "bin" / "python"), "-m", "fashionlens.cli"],
+                         "env": {**base_env, "PYTHONPATH": str(src_dir)}, "torch": False}
 
     photo, photo_source = query_photo(args.work)
     item, item_source = grade_item(args.work)
@@ -345,7 +372,9 @@ def main() -> int:
                     row[f"{key}_median"] = round(statistics.median(values), 3)
                     row[f"{key}_all"] = [round(v, 3) for v in values]
             results[command][name] = row
-        log(f"{command}: " + ", ".join(f"{n} {r.get('first_s_median', 'error')}" for n, r in results[command].items()))
+        log(f"{command}: " + ", ".join(f"{n} {r.get('first_s_median', 'error')}"
+                                       + (f" (cpu {r['cpu_s_median']})" if "cpu_s_median" in r else "")
+                                       for n, r in results[command].items()))
         write_json(args.json, make_report(args, results, {}, photo_source, item_source, index_source))  # so far
 
     report = make_report(args, results, du_sizes(args), photo_source, item_source, index_source)

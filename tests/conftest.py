@@ -19,11 +19,14 @@ leaves them uncollected instead of failing on their imports.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -34,6 +37,12 @@ import pytest
 
 if TYPE_CHECKING:
     from fashionlens.models.fcos_seg import FCOSSeg
+
+# The ONNX session cache (fashionlens.runtime.session_cache) of this test run: a fresh folder, removed at exit, so
+# the tests neither read the user's ~/.cache/fashionlens/onnx nor fill it with their temporary models' graphs.
+if "FASHIONLENS_ONNX_CACHE" not in os.environ:
+    os.environ["FASHIONLENS_ONNX_CACHE"] = _onnx_cache = tempfile.mkdtemp(prefix="fashionlens-onnx-cache-")
+    atexit.register(shutil.rmtree, _onnx_cache, ignore_errors=True)
 
 #: a module-level ``pytestmark`` that holds the ``train`` mark
 _TRAIN_MODULE = re.compile(r"^pytestmark\s*=.*\bpytest\.mark\.train\b", re.MULTILINE)

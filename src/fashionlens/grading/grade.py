@@ -495,16 +495,17 @@ class ItemGrader:
         from fashionlens.grading.routing import load_rules
         from fashionlens.pipeline import TaggerConfig
 
-        tagger = TaggerConfig(threads=threads, backend=backend, detector_backend=backend).build()  # type: ignore[arg-type]
         finder = labels = grader = None
+        if ocr:  # the OCR engine loads in a thread while the garment models load here
+            from fashionlens.grading.care_label import LabelReader
+
+            labels = LabelReader(num_threads=threads or 1)
+            labels.preload()
+        tagger = TaggerConfig(threads=threads, backend=backend, detector_backend=backend).build()  # type: ignore[arg-type]
         if damage:
             from fashionlens.grading.damage import DamageFinder
 
             finder = DamageFinder(threads=threads, backend=backend)
-        if ocr:
-            from fashionlens.grading.care_label import LabelReader
-
-            labels = LabelReader(num_threads=threads or 1)
         if grades:
             from fashionlens.grading.grader import Grader
 
@@ -767,8 +768,6 @@ def run_grade_job(inputs: Sequence[str | Path], *, output: str | Path = "-", rul
     ``on_message`` (the CLI prints them), else to the log. ``precision``, ``keep_uncertain``: the operating
     point (:class:`ItemGrader`; ``fashionlens grade`` passes 0.90 unless ``--precision off``).
     """
-    from tqdm import tqdm
-
     say = on_message or log.warning
     found = discover_items(inputs)
     for note in found.notes:
@@ -785,7 +784,12 @@ def run_grade_job(inputs: Sequence[str | Path], *, output: str | Path = "-", rul
     failed: list[str] = []
     warned = 0
     try:
-        for item in tqdm(found.items, desc="grade", unit="item", disable=not progress, file=sys.stderr):
+        items: Any = found.items
+        if progress:  # tqdm only where a bar is shown: its import is a start-up cost
+            from tqdm import tqdm
+
+            items = tqdm(found.items, desc="grade", unit="item", file=sys.stderr)
+        for item in items:
             rec = _grade_one(grader, item, pictures)
             if rec["error"] is not None:
                 failed.append(item.item_id)

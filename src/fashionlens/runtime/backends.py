@@ -47,14 +47,11 @@ ONNX_FORMAT_KEY = "fashionlens_format"
 
 def onnx_session(onnx_path: str | Path, *, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session of ``onnx_path``: ``threads`` intra-op threads (None: the cores this
-    process may use), one inter-op thread, every graph optimisation."""
-    import onnxruntime as ort
+    process may use), one inter-op thread, every graph optimisation — the optimised graph loaded from the
+    per-machine cache after the first use (:mod:`fashionlens.runtime.session_cache`)."""
+    from fashionlens.runtime.session_cache import cached_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or default_threads()
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return cached_session(onnx_path, threads=threads or default_threads())
 
 
 def onnx_stored_meta(session: Any) -> dict[str, Any] | None:

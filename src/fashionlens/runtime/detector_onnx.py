@@ -61,14 +61,9 @@ def roi_mask_onnx_path(onnx_path: str | Path) -> Path:
 
 
 def _session(path: Path, threads: int | None) -> Any:
-    import onnxruntime as ort
+    from fashionlens.runtime.backends import onnx_session
 
-    from fashionlens.runtime.backends import default_threads
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or default_threads()
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return onnx_session(path, threads=threads)
 
 
 class OnnxDetector:

@@ -24,30 +24,19 @@ def store_weights_fp16(proto: Any, *, min_elements: int = 1024) -> Any:
     stay as they are. Values outside float16's range raise ``ValueError`` instead of silently
     becoming ``inf``.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    graph = proto.graph
-    casts = []
-    kept = []
-    for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT:
-            kept.append(init)
-            continue
+    from fashionlens.runtime.onnx_initializers import (
+        Replacement,
+        rewrite_float_initializers,
+    )
+
+    def as_fp16(init: Any) -> Replacement:
         values = numpy_helper.to_array(init)
-        if values.size < min_elements:
-            kept.append(init)
-            continue
         if np.abs(values).max(initial=0.0) > np.finfo(np.float16).max:
             raise ValueError(f"initializer {init.name!r} has values beyond float16's range")
         half = numpy_helper.from_array(values.astype(np.float16), name=f"{init.name}__fp16")
-        kept.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                      name=f"{init.name}__cast"))
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    onnx.checker.check_model(proto)
-    return proto
+        cast = helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=f"{init.name}__cast")
+        return [half], [cast]
+
+    return rewrite_float_initializers(proto, as_fp16, min_elements=min_elements)

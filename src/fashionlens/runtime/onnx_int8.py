@@ -50,31 +50,28 @@ def store_weights_int8(proto: Any, *, block: int = 64, table_block: int | None =
     than a ``MatMul``'s second input or a ``Gather``'s table stay as they are. ``block`` must be
     positive; a matrix whose input size it does not divide gets one scale per column.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    from fashionlens.runtime.onnx_initializers import (
+        Replacement,
+        rewrite_float_initializers,
+    )
 
     if block < 1 or (table_block is not None and table_block < 1):
         raise ValueError(f"block sizes: expected positive numbers; got block={block}, table_block={table_block}")
-    graph = proto.graph
-    uses = _consumers(graph)
-    kept = []
-    prelude = []
-    for init in graph.initializer:
+    uses = _consumers(proto.graph)
+
+    def as_int8(init: Any) -> Replacement | None:
         used = uses.get(init.name, [])
-        if init.data_type != TensorProto.FLOAT or len(init.dims) != 2 or not used:
-            kept.append(init)
-            continue
+        if len(init.dims) != 2 or not used:
+            return None
         if all(op == "MatMul" and i == 1 for op, i in used):
             role = "matmul"
         elif all(op == "Gather" and i == 0 for op, i in used):
             role = "table"
         else:
-            kept.append(init)
-            continue
+            return None
         values = numpy_helper.to_array(init)
-        if values.size < min_elements:
-            kept.append(init)
-            continue
         blocks, axis = _blocks(values, role, block, table_block)
         amax = np.abs(blocks).max(axis=axis, keepdims=True)
         if not np.isfinite(amax).all() or float(amax.max(initial=0.0)) > float(np.finfo(np.float16).max) * 127:
@@ -86,8 +83,7 @@ def store_weights_int8(proto: Any, *, block: int = 64, table_block: int | None =
         q = numpy_helper.from_array(codes, f"{name}__int8")
         s = numpy_helper.from_array(scale, f"{name}__scale")
         shape = numpy_helper.from_array(np.array(values.shape, np.int64), f"{name}__shape")
-        kept += [q, s, shape]
-        prelude += [
+        return [q, s, shape], [
             helper.make_node("Cast", [q.name], [f"{name}__codes"], to=TensorProto.FLOAT, name=f"{name}__cast"),
             helper.make_node("Cast", [s.name], [f"{name}__scale32"], to=TensorProto.FLOAT,
                              name=f"{name}__cast_scale"),
@@ -95,10 +91,5 @@ def store_weights_int8(proto: Any, *, block: int = 64, table_block: int | None =
                              name=f"{name}__dequantise"),
             helper.make_node("Reshape", [f"{name}__blocks", shape.name], [name], name=f"{name}__reshape"),
         ]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(prelude + nodes)
-    onnx.checker.check_model(proto)
-    return proto
+
+    return rewrite_float_initializers(proto, as_int8, min_elements=min_elements)
