@@ -26,10 +26,13 @@ Skips are counted in :attr:`DetectionDataset.skipped` (reason → count) and log
 in ``target["mask_from_box"]`` (bool ``(N,)``).
 
 Geometry: the image is resized to ``size × size`` (``keep_aspect=False``, the default, stretches;
-``keep_aspect=True`` scales the longer side to ``size`` and pads right/bottom with zeros); boxes
-and masks follow. With ``hflip_prob > 0`` the image, boxes and masks are flipped together
-(``x' = S - x``). Transforms are albumentations; a box that the resize makes thinner than
-``min_box_side`` px is dropped together with its mask.
+``keep_aspect=True`` scales the longer side to ``size`` and pads right/bottom with zeros, or leaves the
+other side as it is with ``pad=False``); boxes and masks follow. With ``hflip_prob > 0`` the image, boxes
+and masks are flipped together (``x' = S - x``). ``augment`` (:class:`Augment`, online training) adds
+random crops from the borders and brightness/contrast jitter (hue and saturation untouched, so garment
+colours stay what they are). Transforms are albumentations; a box that the resize makes thinner than
+``min_box_side`` px is dropped together with its mask, and with crops a garment with less than
+``Augment.min_visibility`` of its box left in the crop is dropped.
 """
 
 from __future__ import annotations
@@ -51,6 +54,25 @@ from fashionlens.io.records import GarmentAnnotation, ImageRecord, decode_mask
 from fashionlens.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Online augmentation of :class:`DetectionDataset` (the GPU recipe; scale jitter is the trainer's).
+
+    ``crop``: up to this share of each side is cut away (``crop_prob`` of the time);
+    ``brightness_contrast``: ± this brightness and contrast change (``0`` = off)."""
+
+    crop: float = 0.15
+    crop_prob: float = 0.5
+    brightness_contrast: float = 0.2
+    min_visibility: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("crop", "crop_prob", "brightness_contrast", "min_visibility"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= (0.45 if name == "crop" else 1.0):
+                raise ValueError(f"augment.{name}: expected a number in [0, {0.45 if name == 'crop' else 1}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +118,8 @@ class DetectionDataset(Dataset):
 
     def __init__(self, records: Sequence[ImageRecord], *, size: int = 512, keep_aspect: bool = False,
                  hflip_prob: float = 0.0, with_masks: bool = True, keep_negatives: bool = True,
-                 min_box_side: float = 1.0, max_pixels: int = 40_000_000, seed: int | None = None) -> None:
+                 min_box_side: float = 1.0, max_pixels: int = 40_000_000, seed: int | None = None,
+                 pad: bool = True, augment: Augment | None = None) -> None:
         if size < 16:
             raise ValueError(f"expected size >= 16, got {size}")
         if not 0.0 <= hflip_prob <= 1.0:
@@ -110,18 +133,26 @@ class DetectionDataset(Dataset):
         self.items, self.skipped = select_detection_items(self.records, keep_negatives=keep_negatives)
         if self.skipped:
             log.info("detection data: %d records kept, skipped %s", len(self.items), dict(self.skipped))
-        geometry: list[A.BasicTransform] = (
-            [A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_LINEAR),
-             A.PadIfNeeded(min_height=size, min_width=size, position="top_left",
-                           border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0)]
+        geometry: list[A.BasicTransform] = []
+        if augment is not None and augment.crop > 0 and augment.crop_prob > 0:
+            c = augment.crop
+            geometry.append(A.RandomCropFromBorders(crop_left=c, crop_right=c, crop_top=c, crop_bottom=c,
+                                                    p=augment.crop_prob))
+        geometry += (
+            [A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_LINEAR)]
+            + ([A.PadIfNeeded(min_height=size, min_width=size, position="top_left",
+                              border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0)] if pad else [])
             if keep_aspect else [A.Resize(size, size, interpolation=cv2.INTER_LINEAR)]
         )
         if hflip_prob > 0:
             geometry.append(A.HorizontalFlip(p=hflip_prob))
+        if augment is not None and augment.brightness_contrast > 0:
+            bc = augment.brightness_contrast
+            geometry.append(A.RandomBrightnessContrast(brightness_limit=bc, contrast_limit=bc, p=0.8))
         self.transform = A.Compose(
             geometry,
-            bbox_params=A.BboxParams(format="pascal_voc", label_fields=["garment_index"], clip=True,
-                                     min_area=0.0, min_visibility=0.0),
+            bbox_params=A.BboxParams(format="pascal_voc", label_fields=["garment_index"], clip=True, min_area=0.0,
+                                     min_visibility=augment.min_visibility if augment is not None else 0.0),
             seed=seed,
         )
 

@@ -20,6 +20,12 @@ The recipe (``configs/detector_*.yaml``; ``fashionlens train detector --config �
 5. the best model is evaluated on the test split and saved fp16 with its metadata (``model.pt``,
    ``eval.json``, a PR-curve PNG).
 
+Two additions (issue 28): ``pseudo_labels`` adds tag-filtered pseudo-labelled photos to the training split
+(:mod:`fashionlens.train.pseudo_labels`; each photo's ignored types are masked out of the focal loss,
+:func:`~fashionlens.train.losses.fcos_losses_ignoring`), and ``augment`` (with ``freeze_stem: false``)
+replaces step 3's cached views by online augmentation through the whole network, on ``device``
+(``auto``: CUDA when available) — the GPU recipe, ``configs/detector_v3_gpu.yaml``.
+
 Caching the stem is what makes CPU training fit: the stem runs at the highest resolution and
 costs about half of the backbone's forward pass; with it frozen, one epoch over CCP's ~610
 training photos takes minutes, not tens of minutes.
@@ -46,8 +52,8 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from tqdm import tqdm
 
-from fashionlens.io.atomic import atomic_write
 from fashionlens.imageio import load_image
+from fashionlens.io.atomic import atomic_write
 from fashionlens.io.records import ImageRecord
 from fashionlens.io.splits import group_split
 from fashionlens.models.detector import DETECTORS, detector_class_names
@@ -69,6 +75,11 @@ class DetectorTrainConfig:
     sources: tuple[str, ...] = ("ccp",)
     data: list[dict[str, Any]] = field(default_factory=list)  # user data: {format, ..., split?}
     flatlay: dict[str, Any] = field(default_factory=dict)  # {sources: [clothing, rise], max_per_source: N}
+    # pseudo-labelled photos (`fashionlens annotate pseudo-labels`, issue 28): COCO files added to *train* only;
+    # each photo's ignore_types are masked out of the classification loss (pseudo_ignore: false trains them
+    # as background instead, for the ablation)
+    pseudo_labels: list[str] = field(default_factory=list)
+    pseudo_ignore: bool = True
     arch: str = "fcos-seg-lite0-fpn"
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     init_from: str | None = None  # start from a trained detector's weights (model.pt), e.g. to fine-tune
@@ -92,8 +103,13 @@ class DetectorTrainConfig:
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     cache_dir: str = field(default_factory=lambda: runs_path("cache", "detector"))
     out_dir: str = field(default_factory=lambda: runs_path("detector"))
-    device: str = "cpu"
+    device: str = "cpu"  # cpu, cuda, or auto (cuda when available)
     threads: int | None = None
+    # online augmentation (the GPU recipe, needs freeze_stem: false): each step decodes and augments photos
+    # (train.detection_data.Augment: crops from the borders, brightness/contrast) and trains at a random
+    # input size in scale x size (multiple of 32); {} = the cached-view recipe
+    augment: dict[str, Any] = field(default_factory=dict)
+    num_workers: int = 0  # DataLoader workers of the online path
     limit: int | None = None  # cap records per split (smoke tests)
     evaluate_test: bool = True  # False for comparison runs: the test split stays untouched
     roi_mask_epochs: int = 0  # > 0: then train the RoI mask head (builder_kwargs roi_masks: true), detector frozen
@@ -113,6 +129,7 @@ class DetectorTrainConfig:
         unknown = set(self.sources) - {"ccp", "clothing", "rise"}
         if unknown:
             raise ConfigError(f"sources: unknown {sorted(unknown)}; expected data sets with boxes or masks (ccp)")
+        self.pseudo_labels = [str(p) for p in self.pseudo_labels]
         for entry in self.data:
             if not isinstance(entry, dict) or entry.get("format") not in DATA_FORMATS:
                 raise ConfigError(f"data: each entry needs format: one of {list(DATA_FORMATS)}, got {entry!r}")
@@ -133,12 +150,48 @@ class DetectorTrainConfig:
             raise ConfigError(f"zoom_min_scale: expected a number in [0.2, 1], got {self.zoom_min_scale!r}")
         if self.size < 64:
             raise ConfigError(f"size: expected >= 64 px, got {self.size}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ConfigError(f"device: expected cpu, cuda or auto, got {self.device!r}")
+        if self.augment:
+            if self.freeze_stem:
+                raise ConfigError("augment: online augmentation trains the whole backbone; set freeze_stem: false")
+            unknown_aug = set(self.augment) - {"scale", "crop", "crop_prob", "brightness_contrast", "min_visibility"}
+            if unknown_aug:
+                raise ConfigError(f"augment: unknown {sorted(unknown_aug)}; expected scale, crop, crop_prob, "
+                                  "brightness_contrast, min_visibility")
+            scale = self.augment.get("scale", [1.0, 1.0])
+            if (not isinstance(scale, (list, tuple)) or len(scale) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scale)
+                    or not 0.25 <= scale[0] <= scale[1] <= 4.0):
+                raise ConfigError(f"augment.scale: expected [low, high] with 0.25 <= low <= high <= 4, got {scale!r}")
+            try:
+                augment_options(self)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ConfigError(f"num_workers: expected a non-negative integer, got {self.num_workers!r}")
         if self.roi_mask_only and (not self.init_from or self.roi_mask_epochs < 1):
             raise ConfigError("roi_mask_only: expected init_from (a trained detector) and roi_mask_epochs >= 1, "
                               f"got init_from={self.init_from!r}, roi_mask_epochs={self.roi_mask_epochs!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def augment_options(config: DetectorTrainConfig) -> Any:
+    """The :class:`~fashionlens.train.detection_data.Augment` of ``config.augment`` (its scale excluded)."""
+    from fashionlens.train.detection_data import Augment
+
+    return Augment(**{k: v for k, v in config.augment.items() if k != "scale"})
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error without CUDA), or ``auto``: CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda asked for, but torch sees no CUDA device (use device: auto to fall back)")
+    return torch.device(name)
 
 
 # ------------------------------------------------------------------------------ data
@@ -197,6 +250,23 @@ def flatlay_records(config: DetectorTrainConfig) -> list[ImageRecord]:
     return out
 
 
+def pseudo_label_records(config: DetectorTrainConfig, splits: dict[str, list[ImageRecord]]) -> list[ImageRecord]:
+    """The pseudo-labelled photos of ``config.pseudo_labels`` (training only); raises if one of them is also
+    a validation or test photo (CCP's tag-only photos are not among the masked photos that are split)."""
+    from fashionlens.train.pseudo_labels import read_pseudo_coco
+
+    held_out = {Path(r.path).resolve() for name in ("val", "test") for r in splits[name]}
+    out: list[ImageRecord] = []
+    for path in config.pseudo_labels:
+        records = read_pseudo_coco(path, config.data_root)
+        clash = [str(r.path) for r in records if Path(r.path).resolve() in held_out]
+        if clash:
+            raise ConfigError(f"pseudo_labels: {path} labels {len(clash)} validation/test photos, e.g. {clash[:3]}")
+        log.info("pseudo-labels %s: %d photos, %d boxes", path, len(records), sum(len(r.garments) for r in records))
+        out += records
+    return out
+
+
 def split_records(config: DetectorTrainConfig) -> dict[str, list[ImageRecord]]:
     """Train/val/test records: dev sources and unsplit user data by group; flat-lay photos train only."""
     from fashionlens.io.datasets import read_dataset
@@ -214,6 +284,8 @@ def split_records(config: DetectorTrainConfig) -> dict[str, list[ImageRecord]]:
         splits[name] += records
     if config.flatlay:
         splits["train"] += flatlay_records(config)
+    if config.pseudo_labels:
+        splits["train"] += pseudo_label_records(config, splits)
     if config.limit:
         splits = {k: v[: config.limit] for k, v in splits.items()}
     if not splits["train"] or not splits["val"]:
@@ -232,6 +304,7 @@ class CachedView:
     original_size: tuple[int, int]
     target: dict[str, torch.Tensor]  # boxes, labels, masks (uint8, padded size), mask_from_box
     semantic: torch.Tensor  # (H/4, W/4) uint8
+    ignore_labels: tuple[int, ...] = ()  # classes (detector labels) neither positive nor negative in this photo
 
 
 def _cache_key(config: DetectorTrainConfig, split: str, n: int) -> str:
@@ -239,6 +312,9 @@ def _cache_key(config: DetectorTrainConfig, split: str, n: int) -> str:
                                               "freeze_stem", "hflip", "seed", "split_fractions", "limit")}
     if split == "train" and config.zoom_views:
         fields.update(zoom_views=config.zoom_views, zoom_min_scale=config.zoom_min_scale)
+    if split == "train" and config.pseudo_labels:  # the files' contents: regenerated labels make a new cache
+        fields["pseudo_labels"] = [hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in config.pseudo_labels]
+        fields["pseudo_ignore"] = config.pseudo_ignore
     fields["builder_kwargs"] = {k: v for k, v in config.builder_kwargs.items() if k in ("fpn_channels",)}
     blob = json.dumps({"split": split, "n": n, **fields}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
@@ -284,10 +360,18 @@ def zoom_crop(image: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor, fro
 
 @torch.no_grad()
 def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequence[bool], freeze_stem: bool,
-                desc: str = "cache", zooms: int = 0, zoom_min_scale: float = 0.6, seed: int = 0) -> list[CachedView]:
-    """Resize with the model's transform, run the frozen stem, keep targets (see module docstring)."""
-    from fashionlens.models.fcos_seg import semantic_targets
+                desc: str = "cache", zooms: int = 0, zoom_min_scale: float = 0.6, seed: int = 0,
+                pseudo_ignore: bool = True) -> list[CachedView]:
+    """Resize with the model's transform, run the frozen stem, keep targets (see module docstring).
 
+    A pseudo-labelled photo (``meta["ignore_types"]``, :mod:`fashionlens.train.pseudo_labels`) gets its
+    ignored types as ``ignore_labels`` (unless ``pseudo_ignore`` is off) and an all-ignored semantic map
+    (it has no masks: background there is unknown)."""
+    from fashionlens.models.fcos_seg import IGNORE_INDEX, semantic_targets
+    from fashionlens.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    device = _device_of(model)
     ds = DetectionDataset(records, size=16, with_masks=True, keep_negatives=True)
     views: list[CachedView] = []
     model.eval()
@@ -299,6 +383,9 @@ def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequ
             log.warning("skipping %s: %s", record.path, exc)
             continue
         h, w = rgb.shape[:2]
+        pseudo = "ignore_types" in record.meta
+        ignore = (tuple(sorted(tax.object_type_index(t) + 1 for t in record.meta["ignore_types"]))
+                  if pseudo and pseudo_ignore else ())
         boxes, labels, masks, from_box = ds.full_size_targets(item, h, w)
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
         variants = [(image, boxes, labels, masks, from_box, flip) for flip in flips]
@@ -322,9 +409,13 @@ def build_views(model: nn.Module, records: Sequence[ImageRecord], *, flips: Sequ
                 t["masks"] = pm
             keep = (t["boxes"][:, 2] - t["boxes"][:, 0] >= 1) & (t["boxes"][:, 3] - t["boxes"][:, 1] >= 1)
             t = {k: v[keep] for k, v in t.items()}
-            inputs = model.backbone.forward_stem(image_list.tensors) if freeze_stem else image_list.tensors
+            inputs = (model.backbone.forward_stem(image_list.tensors.to(device)).cpu() if freeze_stem
+                      else image_list.tensors)
+            semantic = semantic_targets([t], padded)[0].to(torch.uint8)
+            if pseudo:
+                semantic.fill_(IGNORE_INDEX)
             views.append(CachedView(item.record_index, inputs[0].half(), tuple(image_list.image_sizes[0]), padded,
-                                    tuple(img.shape[-2:]), t, semantic_targets([t], padded)[0].to(torch.uint8)))
+                                    tuple(img.shape[-2:]), t, semantic, ignore))
     return views
 
 
@@ -337,7 +428,8 @@ def cached_views(model: nn.Module, config: DetectorTrainConfig, split: str, reco
         return [CachedView(**v) for v in torch.load(path, weights_only=False)]
     zooms = config.zoom_views if split == "train" else 0
     views = build_views(model, records, flips=flips, freeze_stem=config.freeze_stem, desc=f"cache {split}",
-                        zooms=zooms, zoom_min_scale=config.zoom_min_scale, seed=config.seed)
+                        zooms=zooms, zoom_min_scale=config.zoom_min_scale, seed=config.seed,
+                        pseudo_ignore=config.pseudo_ignore)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: torch.save([dataclasses.asdict(v) for v in views], tmp), fsync=False)
     return views
@@ -346,14 +438,20 @@ def cached_views(model: nn.Module, config: DetectorTrainConfig, split: str, reco
 # ------------------------------------------------------------------------------ model steps
 
 
-def _batch(views: Sequence[CachedView]) -> tuple[ImageList, torch.Tensor, list[dict[str, torch.Tensor]], torch.Tensor]:
-    inputs = torch.stack([v.inputs.float() for v in views])
+def _batch(views: Sequence[CachedView], device: torch.device | None = None
+           ) -> tuple[ImageList, torch.Tensor, list[dict[str, torch.Tensor]], torch.Tensor]:
+    device = device or torch.device("cpu")
+    inputs = torch.stack([v.inputs.float() for v in views]).to(device)
     h, w = views[0].padded_size
-    dummy = torch.zeros((1, 1, h, w)).expand(len(views), 3, h, w)
+    dummy = torch.zeros((1, 1, h, w), device=device).expand(len(views), 3, h, w)
     image_list = ImageList(dummy, [v.image_size for v in views])
-    targets = [{k: t for k, t in v.target.items()} for v in views]
-    semantic = torch.stack([v.semantic.long() for v in views])
+    targets = [{k: t.to(device) for k, t in v.target.items()} for v in views]
+    semantic = torch.stack([v.semantic.long() for v in views]).to(device)
     return image_list, inputs, targets, semantic
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def features_of(model: nn.Module, inputs: torch.Tensor, freeze_stem: bool):
@@ -365,9 +463,12 @@ def features_of(model: nn.Module, inputs: torch.Tensor, freeze_stem: bool):
 def losses_of(model: nn.Module, views: Sequence[CachedView], freeze_stem: bool) -> dict[str, torch.Tensor]:
     from fashionlens.models.fcos_seg import FCOSSeg
 
-    image_list, inputs, targets, semantic = _batch(views)
+    image_list, inputs, targets, semantic = _batch(views, _device_of(model))
     features = features_of(model, inputs, freeze_stem)
     if isinstance(model, FCOSSeg):
+        if any(v.ignore_labels for v in views) or _all_ignored(semantic):
+            return _fcos_seg_losses_ignoring(model, image_list, features, targets, semantic,
+                                             [v.ignore_labels for v in views])
         return model.losses_from_features(image_list, features, targets, semantic)
     if hasattr(model, "roi_heads"):  # Mask R-CNN
         proposals, proposal_losses = model.rpn(image_list, features, targets)
@@ -376,19 +477,54 @@ def losses_of(model: nn.Module, views: Sequence[CachedView], freeze_stem: bool) 
     raise TypeError(f"cannot train {type(model).__name__} from cached features")
 
 
+def _all_ignored(semantic: torch.Tensor) -> bool:
+    """Whether no pixel of a batch's semantic targets is labelled (a batch of pseudo-labelled photos only:
+    the plain cross-entropy would be 0/0)."""
+    from fashionlens.models.fcos_seg import IGNORE_INDEX
+
+    return bool((semantic == IGNORE_INDEX).all())
+
+
+def _fcos_seg_losses_ignoring(model: nn.Module, images: ImageList, features: dict[str, torch.Tensor],
+                              targets: list[dict[str, torch.Tensor]], semantic: torch.Tensor,
+                              ignore_labels: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+    """``FCOSSeg.losses_from_features`` with per-image ignored classes (:func:`~fashionlens.train.losses.fcos_losses_ignoring`);
+    a batch whose semantic pixels are all ignored contributes a zero ``seg`` loss."""
+    import torch.nn.functional as F
+
+    from fashionlens.models.fcos_seg import IGNORE_INDEX
+    from fashionlens.train.losses import fcos_losses_ignoring, ignore_mask
+
+    feats = list(features.values())
+    head_outputs = model.head(feats)
+    anchors = model.anchor_generator(images, feats)
+    num_anchors_per_level = [x.size(2) * x.size(3) for x in feats]
+    ignore = ignore_mask(ignore_labels, head_outputs["cls_logits"].shape[-1])
+    losses = fcos_losses_ignoring(model, targets, head_outputs, anchors, num_anchors_per_level, ignore)
+    logits = model.seg_head(features["0"])
+    logits = F.interpolate(logits, size=semantic.shape[-2:], mode="bilinear", align_corners=False)
+    if bool((semantic != IGNORE_INDEX).any()):
+        losses["seg"] = model.seg_loss_weight * F.cross_entropy(logits, semantic, ignore_index=IGNORE_INDEX)
+    else:
+        losses["seg"] = logits.sum() * 0.0
+    return losses
+
+
 @torch.no_grad()
 def detect_views(model: nn.Module, views: Sequence[CachedView], freeze_stem: bool) -> list[dict[str, torch.Tensor]]:
     """Detections at the original image sizes for cached views (eval mode)."""
     from fashionlens.models.fcos_seg import FCOSSeg
 
-    image_list, inputs, _, _ = _batch(views)
+    image_list, inputs, _, _ = _batch(views, _device_of(model))
     features = features_of(model, inputs, freeze_stem)
     originals = [v.original_size for v in views]
     if isinstance(model, FCOSSeg):
-        return model.detect_from_features(image_list, features, originals)
-    proposals, _ = model.rpn(image_list, features)
-    detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
-    return model.transform.postprocess(detections, image_list.image_sizes, originals)
+        out = model.detect_from_features(image_list, features, originals)
+    else:
+        proposals, _ = model.rpn(image_list, features)
+        detections, _ = model.roi_heads(features, proposals, image_list.image_sizes)
+        out = model.transform.postprocess(detections, image_list.image_sizes, originals)
+    return [{k: v.cpu() for k, v in d.items()} for d in out]
 
 
 def _batches(views: Sequence[CachedView], batch_size: int, rng: random.Random | None) -> list[list[CachedView]]:
@@ -560,6 +696,85 @@ def _train_epoch(run: _BoxRun, by_record: dict[int, list[CachedView]]) -> dict[s
             "loss": {k: round(v, 4) for k, v in sums.items()}}
 
 
+def online_dataset(config: DetectorTrainConfig, records: Sequence[ImageRecord]) -> DetectionDataset:
+    """The augmenting training set of the online path: photos shrunk to the largest training size (aspect
+    kept, not padded), crops, mirror, brightness/contrast (:func:`augment_options`)."""
+    high = float(config.augment.get("scale", [1.0, 1.0])[1])
+    return DetectionDataset(records, size=int(math.ceil(config.size * high / 32) * 32), keep_aspect=True, pad=False,
+                            hflip_prob=0.5 if config.hflip else 0.0, with_masks=True, keep_negatives=True,
+                            seed=config.seed, augment=augment_options(config))
+
+
+def _online_losses(model: nn.Module, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]],
+                   records: Sequence[ImageRecord], pseudo_ignore: bool) -> dict[str, torch.Tensor]:
+    """Losses of one augmented batch through the whole network (transform, backbone, heads); pseudo-labelled
+    photos as in :func:`build_views` (ignored types, ignored semantic map)."""
+    from fashionlens.models.fcos_seg import IGNORE_INDEX, semantic_targets
+    from fashionlens.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    device = _device_of(model)
+    ids = [int(t["image_id"]) for t in targets]
+    keys = ("boxes", "labels", "masks", "mask_from_box")
+    image_list, moved = model.transform([im.to(device) for im in images],
+                                        [{k: t[k].to(device) for k in keys} for t in targets])
+    padded = tuple(image_list.tensors.shape[-2:])
+    semantic = semantic_targets([{k: v.cpu() for k, v in t.items()} for t in moved], padded)
+    ignore: list[tuple[int, ...]] = []
+    for b, i in enumerate(ids):
+        meta = records[i].meta
+        if "ignore_types" in meta:
+            semantic[b] = IGNORE_INDEX
+        ignore.append(tuple(tax.object_type_index(t) + 1 for t in meta.get("ignore_types", []))
+                      if pseudo_ignore else ())
+    features = model.backbone(image_list.tensors)
+    semantic = semantic.to(device)
+    if any(ignore) or _all_ignored(semantic):
+        return _fcos_seg_losses_ignoring(model, image_list, features, moved, semantic, ignore)
+    return model.losses_from_features(image_list, features, moved, semantic)
+
+
+def _train_epoch_online(run: _BoxRun, dataset: DetectionDataset) -> dict[str, Any]:
+    """One epoch of the online path: every training photo once, augmented, in seeded order; each batch at a
+    random input size in ``augment.scale`` × ``size`` (a multiple of 32)."""
+    from torch.utils.data import DataLoader
+
+    from fashionlens.train.detection_data import collate_detection
+
+    config, model, optimizer, state = run.config, run.model, run.optimizer, run.state
+    epoch = state["epoch"]
+    rng = random.Random(f"{config.seed}/{epoch}")
+    generator = torch.Generator().manual_seed(rng.randrange(2**31))
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
+                        num_workers=config.num_workers, collate_fn=collate_detection,
+                        persistent_workers=False, pin_memory=_device_of(model).type == "cuda")
+    low, high = (float(v) for v in config.augment.get("scale", [1.0, 1.0]))
+    transform = model.transform
+    sizes = (transform.min_size, transform.max_size)
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    t0 = time.perf_counter()
+    try:
+        for images, targets in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
+            side = max(64, round(config.size * rng.uniform(low, high) / 32) * 32)
+            transform.min_size, transform.max_size = (side,), side
+            for g, base in zip(optimizer.param_groups, run.base_lrs):
+                g["lr"] = base * run.lr_factor(state["step"])
+            losses = _online_losses(model, images, targets, dataset.records, config.pseudo_ignore)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+            optimizer.step()
+            state["step"] += 1
+            for k, v in losses.items():
+                sums[k] += float(v.detach()) / len(loader)
+    finally:
+        transform.min_size, transform.max_size = sizes
+    return {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
+            "loss": {k: round(v, 4) for k, v in sums.items()}}
+
+
 def _validate(run: _BoxRun, views: Sequence[CachedView], records: Sequence[ImageRecord],
               record: dict[str, Any]) -> None:
     """Validation box/mask AP into ``record``; ``best.pt`` when the box AP improves."""
@@ -584,15 +799,17 @@ def _checkpoint(run: _BoxRun, record: dict[str, Any]) -> None:
 
 
 def _train_boxes(run: _BoxRun, splits: dict[str, list[ImageRecord]], views: dict[str, list[CachedView]]) -> None:
-    """Box epochs until ``epochs`` or ``patience`` evaluations without improvement; then the best weights."""
+    """Box epochs until ``epochs`` or ``patience`` evaluations without improvement; then the best weights.
+    With ``augment`` the epochs run on augmented photos (:func:`_train_epoch_online`), else on cached views."""
     config = run.config
     _resume(run)
     state = run.state
     by_record: dict[int, list[CachedView]] = defaultdict(list)
-    for v in views["train"]:
+    for v in views.get("train", []):
         by_record[v.record_index].append(v)
+    dataset = online_dataset(config, splits["train"]) if config.augment else None
     while state["epoch"] < config.epochs and state["evals_since_best"] < config.patience:
-        record = _train_epoch(run, by_record)
+        record = _train_epoch_online(run, dataset) if dataset is not None else _train_epoch(run, by_record)
         state["epoch"] += 1
         if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:
             _validate(run, views["val"], splits["val"], record)
@@ -606,8 +823,15 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
     out = _start(config, resume)
     splits = split_records(config)
     log.info("detector data: %s", {k: len(v) for k, v in splits.items()})
-    model = _initial_model(config)
-    views = {name: cached_views(model, config, name, splits[name]) for name in ("train", "val")}
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    log.info("training on %s", device)
+    model = _initial_model(config).to(device)
+    # the online path (augment) needs cached training views only for the RoI mask stage: built after the boxes
+    names = ("val",) if config.augment and not config.roi_mask_only else ("train", "val")
+    views = {name: cached_views(model, config, name, splits[name]) for name in names}
     if config.roi_mask_only:
         return _retrain_roi_masks(model, config, splits, views)
     run = _new_box_run(model, config, out, len(splits["train"]))
@@ -615,6 +839,8 @@ def train_detector(config: DetectorTrainConfig, *, resume: bool = True) -> dict[
     if config.roi_mask_epochs:
         if getattr(model, "roi_mask", None) is None:
             raise ConfigError("roi_mask_epochs > 0 needs an fcos-seg detector with builder_kwargs: {roi_masks: true}")
+        if "train" not in views:
+            views["train"] = cached_views(model, config, "train", splits["train"])
         train_roi_masks(model, mask_training_views(views["train"], splits["train"], config), config)
     return finish(model, config, splits, views["val"], run.state)
 
@@ -691,7 +917,7 @@ def train_roi_masks(model: nn.Module, views: Sequence[CachedView], config: Detec
         total = 0.0
         batches = _batches(chosen, config.batch_size, rng)
         for batch in tqdm(batches, desc=f"mask head {epoch + 1}/{config.roi_mask_epochs}", unit="batch", leave=False):
-            image_list, inputs, targets, _ = _batch(batch)
+            image_list, inputs, targets, _ = _batch(batch, _device_of(model))
             targets = [{k: v[~t["mask_from_box"]] for k, v in t.items()} for t in targets]
             if not any(len(t["boxes"]) for t in targets):
                 continue
@@ -736,6 +962,6 @@ def finish(model: nn.Module, config: DetectorTrainConfig, splits: dict[str, list
                         builder_kwargs={"min_size": config.size, "max_size": config.size, **config.builder_kwargs},
                         metrics={"val": _summary(val), "test": _summary(test) if test else None},
                         extra={"config": config.to_dict(), **({"defaults": defaults} if defaults else {})})
-    save_detector(model, meta, out / "model.pt")
+    save_detector(model.cpu(), meta, out / "model.pt")
     (out / "eval.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
