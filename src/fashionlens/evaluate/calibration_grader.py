@@ -52,19 +52,13 @@ def grader_split(weights: Path, data: str | Path, split: str, *, embedding_cache
     """``(uncalibrated probabilities per head, truth per head (index, -1 = unlabelled), items, model)`` of the
     ``split`` items of ``data`` (the split stored with the weights), as :func:`fashionlens.evaluate.grading.evaluate_grader`
     computes them."""
-    from fashionlens.io.rise_release import read_items
-    from fashionlens.io.splits import group_split
+    from fashionlens.evaluate.grading import grader_split_items
     from fashionlens.models.grader import fuse_views, load_grader
     from fashionlens.train.grader_data import embed_items, encode_targets
 
     model = load_grader(weights)
     meta = model.meta
-    items, _ = read_items(data)
-    cfg = meta.extra.get("split", {"seed": 0, "fractions": [0.7, 0.15, 0.15]})
-    chosen = [it for it in group_split(items, fractions=tuple(cfg["fractions"]), seed=int(cfg["seed"]))[split]
-              if "front" in it.views or "back" in it.views]
-    if not chosen:
-        raise ValueError(f"{data}: the {split} split has no items with a front or back photo")
+    chosen, _ = grader_split_items(data, meta, split)
     emb, present = embed_items(chosen, classifier=None, cache=embedding_cache, threads=threads, progress=progress,
                                expect=meta.classifier)
     fused = fuse_views(emb, present, fusion=meta.fusion)

@@ -96,6 +96,21 @@ def write_confusion_pngs(metrics: Mapping[str, Mapping[str, Any]], out_dir: str 
     return paths
 
 
+def grader_split_items(data: str | Path, meta: Any, split: str) -> tuple[list[Any], Any]:
+    """``(items, read summary)``: the ``split`` items of the RISE release at ``data`` with a front or back photo,
+    split with the seed and fractions stored in the grading heads' ``meta``."""
+    from fashionlens.io.rise_release import read_items
+    from fashionlens.io.splits import group_split
+
+    items, summary = read_items(data)
+    cfg = meta.extra.get("split", {"seed": 0, "fractions": [0.7, 0.15, 0.15]})
+    chosen = [it for it in group_split(items, fractions=tuple(cfg["fractions"]), seed=int(cfg["seed"]))[split]
+              if "front" in it.views or "back" in it.views]
+    if not chosen:
+        raise ValueError(f"{data}: the {split} split has no items with a front or back photo")
+    return chosen, summary
+
+
 def evaluate_grader(weights: str | Path | None, data: str | Path, *, split: str = "test",
                     out_dir: str | Path = runs_path("eval-grader"), classifier: str | Path | None = None,
                     embedding_cache: str | Path | None = runs_path("cache", "grader"), threads: int | None = 1,
@@ -104,8 +119,7 @@ def evaluate_grader(weights: str | Path | None, data: str | Path, *, split: str 
 
     Writes ``metrics.json`` and ``confusion_<head>.png`` to ``out_dir`` and returns the metrics.
     """
-    from fashionlens.io.rise_release import read_items
-    from fashionlens.io.splits import SPLIT_NAMES, group_split
+    from fashionlens.io.splits import SPLIT_NAMES
     from fashionlens.models.grader import fuse_views, load_grader
     from fashionlens.models.registry import DEFAULT_GRADER, default_weights_path
     from fashionlens.train.grader_data import embed_items, encode_targets
@@ -115,12 +129,7 @@ def evaluate_grader(weights: str | Path | None, data: str | Path, *, split: str 
     weights = Path(weights) if weights else default_weights_path(DEFAULT_GRADER)
     model = load_grader(weights)
     meta = model.meta
-    items, summary = read_items(data)
-    split_cfg = meta.extra.get("split", {"seed": 0, "fractions": [0.7, 0.15, 0.15]})
-    chosen = [it for it in group_split(items, fractions=tuple(split_cfg["fractions"]), seed=int(split_cfg["seed"]))[split]
-              if "front" in it.views or "back" in it.views]
-    if not chosen:
-        raise ValueError(f"{data}: the {split} split has no items with a front or back photo")
+    chosen, summary = grader_split_items(data, meta, split)
     emb, present = embed_items(chosen, classifier=classifier, cache=embedding_cache, threads=threads,
                                progress=progress, expect=meta.classifier)
     fused = fuse_views(emb, present, fusion=meta.fusion)

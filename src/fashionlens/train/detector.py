@@ -670,6 +670,22 @@ def _resume(run: _BoxRun) -> None:
         log.info("resumed from %s at epoch %d", run.last, run.state["epoch"])
 
 
+def _optimise(optimizer: Any, run: Any, state: dict[str, Any], losses: dict[str, Any], grad_clip: float,
+              sums: dict[str, float], n_batches: int) -> None:
+    """One optimisation step on ``losses``: the scheduled learning rate, backward, gradient clipping, step;
+    each loss added to ``sums`` as its share of the epoch's mean over ``n_batches``."""
+    for g, base in zip(optimizer.param_groups, run.base_lrs):
+        g["lr"] = base * run.lr_factor(state["step"])
+    loss = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    optimizer.step()
+    state["step"] += 1
+    for k, v in losses.items():
+        sums[k] += float(v.detach()) / n_batches
+
+
 def _train_epoch(run: _BoxRun, by_record: dict[int, list[CachedView]]) -> dict[str, Any]:
     """One epoch over one seeded view per training image; returns the epoch's log record (losses, time)."""
     config, model, optimizer, state = run.config, run.model, run.optimizer, run.state
@@ -681,17 +697,8 @@ def _train_epoch(run: _BoxRun, by_record: dict[int, list[CachedView]]) -> dict[s
     t0 = time.perf_counter()
     batches = _batches(chosen, config.batch_size, rng)
     for batch in tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
-        for g, base in zip(optimizer.param_groups, run.base_lrs):
-            g["lr"] = base * run.lr_factor(state["step"])
         losses = losses_of(model, batch, config.freeze_stem)
-        loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
-        optimizer.step()
-        state["step"] += 1
-        for k, v in losses.items():
-            sums[k] += float(v.detach()) / len(batches)
+        _optimise(optimizer, run, state, losses, config.grad_clip, sums, len(batches))
     return {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
             "loss": {k: round(v, 4) for k, v in sums.items()}}
 
@@ -758,17 +765,8 @@ def _train_epoch_online(run: _BoxRun, dataset: DetectionDataset) -> dict[str, An
         for images, targets in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
             side = max(64, round(config.size * rng.uniform(low, high) / 32) * 32)
             transform.min_size, transform.max_size = (side,), side
-            for g, base in zip(optimizer.param_groups, run.base_lrs):
-                g["lr"] = base * run.lr_factor(state["step"])
             losses = _online_losses(model, images, targets, dataset.records, config.pseudo_ignore)
-            loss = sum(losses.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
-            optimizer.step()
-            state["step"] += 1
-            for k, v in losses.items():
-                sums[k] += float(v.detach()) / len(loader)
+            _optimise(optimizer, run, state, losses, config.grad_clip, sums, len(loader))
     finally:
         transform.min_size, transform.max_size = sizes
     return {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
