@@ -259,6 +259,30 @@ def _crash(path: str) -> pd.DataFrame:
     raise AssertionError("unreachable")
 
 
+def _hang(path: str) -> pd.DataFrame:
+    import time
+
+    time.sleep(60)  # a decoder that loops on hostile bytes
+    raise AssertionError("unreachable")
+
+
+def test_a_parquet_reader_that_hangs_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    import fastparquet
+
+    from fashionlens.trends import inputs
+
+    fastparquet.write(str(tmp_path / "posts.parquet"), pd.DataFrame({"image": ["a.jpg"], "timestamp": ["2024-05-01"]}),
+                      write_index=False)
+    monkeypatch.setattr(inputs, "_read_parquet", _hang)
+    monkeypatch.setattr(inputs, "PARQUET_READ_TIMEOUT_S", 1.0)
+    t0 = time.monotonic()
+    with pytest.raises(TrendInputError, match=r"posts\.parquet: not a readable Parquet file \(reading it took over 1 s"):
+        read_post_metadata(tmp_path / "posts.parquet")
+    assert time.monotonic() - t0 < 30  # the child was killed, not waited for
+
+
 def test_a_crashing_parquet_reader_costs_the_file_not_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fastparquet
 

@@ -151,6 +151,17 @@ def test_nothing_matched_gives_the_default():
         "decision": "export", "reasons": ["no x7 rule"], "rules": "t/1"}
 
 
+def test_the_default_says_which_unsure_grades_no_rule_could_use():
+    rules = validate_rules(_rules(_rule("a", "recycle"), default={"route": "reuse", "reason": "fit for reuse"}))
+    unsure = {"id": None, "score": 0.41, "uncertain": True, "candidates": [{"id": "good", "score": 0.41}]}
+    item = {"item_id": "x8", "damage": {"any": False},
+            "grades": {"condition": unsure, "usage": dict(unsure), "season": {"id": "all", "score": 0.95}}}
+    assert rules.route(item)["reasons"] == [
+        "fit for reuse", "unsure, so no rule could use them: condition, usage — a person should check"]
+    item["grades"] = {"season": {"id": "all", "score": 0.95}}
+    assert rules.route(item)["reasons"] == ["fit for reuse"]
+
+
 # --- missing values, paths, operators ----------------------------------------------------------------
 @pytest.mark.parametrize(("path", "expected"), [
     ("composition.fibres.wool", 60.0),

@@ -110,6 +110,37 @@ def test_the_least_recently_used_entries_go_when_the_cache_is_full(model: Path, 
     assert [p.name.startswith("text-det-") for p in _entries(cache)] == [True]
 
 
+def test_trimming_touches_only_cache_entries(model: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FASHIONLENS_ONNX_CACHE may point at a folder that holds other files: they are never removed."""
+    from fashionlens.runtime import session_cache
+
+    cache.mkdir()
+    mine = cache / "my_model.onnx"
+    shutil.copyfile(model, mine)
+    os.utime(mine, ns=(0, 10**18))  # older than any entry
+    stale = cache / ".x.onnx.1.abcd.tmp"
+    stale.write_bytes(b"left by a killed writer")
+    os.utime(stale, ns=(0, 10**18))
+    monkeypatch.setattr(session_cache, "MAX_CACHE_BYTES", 1)  # everything over the limit
+    cached_session(model, threads=1)
+    assert mine.is_file() and not stale.exists()
+
+
+def test_a_replaced_model_of_the_same_size_and_time_gets_a_new_entry(tmp_path: Path) -> None:
+    from fashionlens.runtime.session_cache import _entry
+
+    a, b = tmp_path / "a" / "m[1].onnx", tmp_path / "b" / "m[1].onnx"
+    for path, byte in ((a, b"\x00"), (b, b"\x01")):
+        path.parent.mkdir()
+        path.write_bytes(b"x" * 3_000_000 + byte)
+        os.utime(path, ns=(10**18, 10**18))
+    entry_a, _ = _entry(tmp_path / "cache", a, "ORT_ENABLE_ALL")
+    b.replace(a)  # same path, size and time stamp; other content
+    os.utime(a, ns=(10**18, 10**18))
+    entry_b, prefix = _entry(tmp_path / "cache", a, "ORT_ENABLE_ALL")
+    assert entry_a != entry_b and entry_a.name.startswith(prefix) and entry_b.name.startswith(prefix)
+
+
 def test_no_cache_or_an_unusable_one_still_gives_a_session(model: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(CACHE_ENV, "off")

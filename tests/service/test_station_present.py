@@ -114,6 +114,31 @@ def test_present_refuses_a_body_that_is_not_an_item_object(client: Any, body: di
     assert r.status_code == 422, r.text
 
 
+def test_a_record_with_odd_field_shapes_is_shown_or_refused_never_a_server_error(client: Any) -> None:
+    odd_fibres = {**RECORD, "composition": {"text": "abc", "fibres": [{"fibre": "cotton", "percent": "abc"}]}}
+    r = client.post("/v1/station/present", json={"item": odd_fibres})
+    assert r.status_code == 200, r.text
+    assert _fields(r.json())["composition"]["display"] == "cotton"  # the percent that is not one is left out
+    numeric_category = {**RECORD, "category": {"id": 3, "score": 0.9}}
+    assert client.post("/v1/station/present", json={"item": numeric_category}).status_code in (200, 422)
+
+
+def test_a_correction_the_station_cannot_show_is_refused_before_it_is_saved(client: Any,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from fashionlens.grading import presentation
+
+    def broken(record: Any, corrections: Any = None) -> Any:
+        raise AttributeError("'int' object has no attribute 'replace'")
+
+    monkeypatch.setattr(presentation, "present_item", broken)
+    data = {"item": json.dumps(RECORD), "corrections": json.dumps({"usage": "repair"})}
+    for _ in range(2):  # a client retrying after the error stores nothing twice
+        r = client.post("/v1/corrections", data=data)
+        assert r.status_code == 422 and "cannot be shown" in r.json()["detail"], r.text
+    assert client.get("/v1/corrections").json()["total"] == 0
+    assert client.post("/v1/station/present", json={"item": RECORD}).status_code == 422
+
+
 def test_saving_corrections_answers_the_station_view_with_the_persons_values(client: Any) -> None:
     r = client.post("/v1/corrections", data={"item": json.dumps(RECORD), "sorter": "anna",
                                              "corrections": json.dumps({"usage": "repair", "stains": "major"})},

@@ -56,7 +56,8 @@ def _cmd_annotate_pseudo_labels(args: argparse.Namespace) -> int:
     check_outside_masked_split(photos, masked)
     above = [pid for pid in photos if pid.isdigit() and int(pid) <= CCP_LAST_MASKED_ID]
     if above and tags_path.parent.name == "ccp":
-        raise SystemExit(f"annotate pseudo-labels: CCP tag-only photos must have ids > {CCP_LAST_MASKED_ID}, got {above[:5]}")
+        raise SystemExit(f"annotate pseudo-labels: CCP tag-only photos must have ids > {CCP_LAST_MASKED_ID}, "
+                         f"got {above[:5]}")
     if args.limit:
         photos = dict(sorted(photos.items())[: args.limit])
     detector = GarmentDetector(args.teacher, threads=args.threads)
@@ -65,6 +66,11 @@ def _cmd_annotate_pseudo_labels(args: argparse.Namespace) -> int:
         raise SystemExit(f"annotate pseudo-labels: {detector.path} has no calibration sidecar; "
                          "pass --uncalibrated to threshold its raw scores")
     curve = calibration.operating.get("detection") if calibration is not None else None
+    if curve is None and (args.check_val or args.keep_score is None or args.uncertain_score is None):
+        why = ("--uncalibrated" if calibration is None
+               else f"{detector.path}'s calibration sidecar has no detection operating curve")
+        raise SystemExit(f"annotate pseudo-labels: {why}: expected --keep-score and --uncertain-score (raw scores); "
+                         "the precision targets and --check-val need the calibration's operating curve")
     keep = (args.keep_score if args.keep_score is not None
             else finite_threshold(curve.threshold_for(args.keep_precision), f"--keep-precision {args.keep_precision}"))
     uncertain = (args.uncertain_score if args.uncertain_score is not None
@@ -163,7 +169,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--uncertain-precision", type=float, default=0.50,
                     help="unmatched candidates from this precision up to the keep threshold make their type "
                          "ignored (default 0.50)")
-    pl.add_argument("--keep-score", type=float, default=None, help="calibrated score threshold (overrides --keep-precision)")
+    pl.add_argument("--keep-score", type=float, default=None,
+                    help="calibrated score threshold (overrides --keep-precision)")
     pl.add_argument("--uncertain-score", type=float, default=None, help="overrides --uncertain-precision")
     pl.add_argument("--match-iou", type=float, default=0.5, help="IoU at which an uncertain box duplicates a kept one")
     pl.add_argument("--hflip-tta", action="store_true", help="also run the mirrored photo and merge (2x time)")

@@ -94,7 +94,7 @@ def run_test_operating_points(weights: str | Path | None = None, *, calibration:
             continue
         t = thresholds.get(name, float("inf"))
         multi = name in heads and heads[name].kind == "multi" and not top
-        row = {"threshold": t, **field_operating_point(after, t),
+        row = {"threshold": _json_threshold(t), **field_operating_point(after, t),
                "ece_before": round(expected_calibration_error(before.score, before.correct), 4),
                "ece_after": round(expected_calibration_error(after.score, after.correct), 4),
                "accuracy": None if multi else round(float(after.correct.mean()), 4)}
@@ -103,7 +103,7 @@ def run_test_operating_points(weights: str | Path | None = None, *, calibration:
     fw = _footwear(single, samples, cal["category"], tuple(heads["category"].values))
     if fw.n_items:
         t = thresholds.get("category", float("inf"))
-        report["footwear_type"] = {"threshold": t, **field_operating_point(fw, t),
+        report["footwear_type"] = {"threshold": _json_threshold(t), **field_operating_point(fw, t),
                                    "ece_after": round(expected_calibration_error(fw.score, fw.correct), 4),
                                    "accuracy": round(float(fw.correct.mean()), 4)}
     summary = {"model": {"name": be.meta.name, "version": be.meta.version, "backend": be.name},
@@ -113,3 +113,8 @@ def run_test_operating_points(weights: str | Path | None = None, *, calibration:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(summary, indent=2), "utf-8")
     return summary
+
+
+def _json_threshold(t: float) -> float | None:
+    """A threshold as JSON: None where the field never reached the target precision (no value is emitted)."""
+    return t if np.isfinite(t) else None

@@ -113,6 +113,7 @@ class FieldView:
 # ----------------------------------------------------------------------------------------- words
 def category_name(category: str) -> str:
     """The display name of a taxonomy category (``coats-jackets`` → ``Coats & jackets``)."""
+    category = str(category)
     return CATEGORY_NAMES.get(category) or category.replace("-", " ").capitalize()
 
 
@@ -136,9 +137,19 @@ def composition_display(composition: Mapping[str, Any]) -> str:
     when no fibre was parsed."""
     fibres = [f for f in composition.get("fibres") or [] if isinstance(f, Mapping) and f.get("fibre")]
     if fibres:
-        fibres = sorted(fibres, key=lambda f: -float(f.get("percent") or 0))
-        return ", ".join(f"{float(f.get('percent') or 0):g}% {_word(f['fibre'])}" for f in fibres)
+        shares = [(_percent(f.get("percent")), _word(f["fibre"])) for f in fibres]
+        shares.sort(key=lambda p: -(p[0] or 0.0))
+        return ", ".join(word if pct is None else f"{pct:g}% {word}" for pct, word in shares)
     return spaced_composition_text(str(composition.get("text") or ""))
+
+
+def _percent(value: Any) -> float | None:
+    """A fibre's percentage as a number in [0, 100]; None when missing or not one (a record is shown, never refused)."""
+    try:
+        pct = float(value)
+    except (TypeError, ValueError):
+        return None
+    return pct if 0.0 <= pct <= 100.0 else None
 
 
 @lru_cache(maxsize=1)

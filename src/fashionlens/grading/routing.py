@@ -602,7 +602,7 @@ class Rules:
 
         Raises:
             TypeError: ``item`` is not a mapping.
-            ValueError: ``item`` has another ``schema`` than ``fashionlens/item/v1``.
+            ValueError: ``item`` has another ``schema`` than ``fashionlens/item/v1`` or ``v2``.
             RuleEvaluationError: a rule compares a value the record holds in an unusable type.
         """
         matched = self.matches(item)
@@ -611,6 +611,9 @@ class Rules:
             below = damage_below_rules(item)
             if below:  # the page shows these regions: the reason must not read as if there were none
                 reasons.append(below)
+            unsure = unsure_grades(item)
+            if unsure:  # a rule on these grades could not fire: the default is a guess a person should confirm
+                reasons.append(unsure)
             return {"decision": self.default_route, "reasons": reasons, "rules": self.label}
         if self.strategy == "most_severe":
             decider = min(matched, key=lambda r: self.severity.index(r.route))
@@ -632,6 +635,18 @@ class Rules:
         return {"rules": self.label, "source": self.source, "strategy": self.strategy,
                 "severity": list(self.severity), "n_rules": len(self.rules), "rules_per_route": per_route,
                 "default": self.default_route, "rule_names": [r.name for r in self.rules]}
+
+
+def unsure_grades(item: Mapping[str, Any]) -> str | None:
+    """The reason added when no rule matched while some grades are unsure (item schema v2: ``id`` null, below
+    the operating point): ``"unsure, so no rule could use them: condition, usage — a person should check"``;
+    None when every grade is sure or absent."""
+    grades = item.get("grades")
+    if not isinstance(grades, Mapping):
+        return None
+    names = sorted(k for k, v in grades.items()
+                   if isinstance(v, Mapping) and v.get("uncertain") is True and v.get("id") is None)
+    return f"unsure, so no rule could use them: {', '.join(names)} — a person should check" if names else None
 
 
 def damage_below_rules(item: Mapping[str, Any]) -> str | None:

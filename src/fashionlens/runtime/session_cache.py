@@ -28,6 +28,8 @@ import hashlib
 import logging
 import os
 import platform
+import re
+import time
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -86,6 +88,26 @@ def _machine() -> str:
     return f"{platform.machine()}|{platform.processor()}|{flags}"
 
 
+#: the name of a cache entry: ``<model stem>-<12 hex: the model's path>-<16 hex: its content and the runtime>.onnx``;
+#: only files named so are ever replaced or trimmed (the folder may hold other files)
+_ENTRY_NAME = re.compile(r"^.+-[0-9a-f]{12}-[0-9a-f]{16}\.onnx$")
+#: a write interrupted (process killed) leaves ``.<entry>.<pid>.<hex>.tmp``; removed by the next trim after an hour
+_STALE_TMP_SECONDS = 3600
+_EDGE_BYTES = 1 << 20
+
+
+def _content_digest(path: Path, size: int) -> str:
+    """SHA-256 of the model file's first and last MiB: a file replaced by another of the same size and time stamp
+    (``cp -p``, ``tar x``) still gets a new entry. The whole file is not hashed, to keep start-up short."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        h.update(fh.read(_EDGE_BYTES))
+        if size > _EDGE_BYTES:
+            fh.seek(max(_EDGE_BYTES, size - _EDGE_BYTES))
+            h.update(fh.read(_EDGE_BYTES))
+    return h.hexdigest()
+
+
 def _entry(folder: Path, model: Path, level: str) -> tuple[Path, str]:
     """``(the cache entry of model, the prefix every entry of that model path has)``."""
     import onnxruntime as ort
@@ -93,10 +115,19 @@ def _entry(folder: Path, model: Path, level: str) -> tuple[Path, str]:
     resolved = model.resolve()
     stat = resolved.stat()
     where = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
-    what = hashlib.sha256("\n".join([ort.__version__, str(stat.st_size), str(stat.st_mtime_ns), level, _machine()])
+    what = hashlib.sha256("\n".join([ort.__version__, str(stat.st_size), str(stat.st_mtime_ns),
+                                     _content_digest(resolved, stat.st_size), level, _machine()])
                           .encode()).hexdigest()[:16]
     prefix = f"{model.stem}-{where}-"
     return folder / f"{prefix}{what}.onnx", prefix
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The cache entries in ``folder`` (files named as :data:`_ENTRY_NAME` says; nothing else is touched)."""
+    try:
+        return [p for p in folder.iterdir() if _ENTRY_NAME.match(p.name)]
+    except OSError:
+        return []
 
 
 def _write_entry(model: Path, entry: Path, prefix: str, options: Any) -> Any:
@@ -114,18 +145,28 @@ def _write_entry(model: Path, entry: Path, prefix: str, options: Any) -> Any:
         os.replace(tmp, entry)
     finally:
         tmp.unlink(missing_ok=True)
-    for old in entry.parent.glob(f"{prefix}*.onnx"):
-        if old != entry:
-            old.unlink(missing_ok=True)
-    _trim(entry.parent, keep=entry)
+    try:  # housekeeping: a failure here (another user's files, a read-only folder) costs nothing but space
+        for old in _entries(entry.parent):
+            if old != entry and old.name.startswith(prefix):
+                old.unlink(missing_ok=True)
+        _trim(entry.parent, keep=entry)
+    except OSError as exc:
+        log.debug("ONNX cache %s not tidied (%s)", entry.parent, exc)
     return session
 
 
 def _trim(folder: Path, *, keep: Path) -> None:
     """Remove the least recently used entries (oldest modification time: :func:`_used` renews it) until
     the folder holds at most :data:`MAX_CACHE_BYTES`; ``keep`` stays."""
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):  # left by a process killed while writing
+        try:
+            if now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+                tmp.unlink(missing_ok=True)
+        except OSError:
+            continue
     entries = []
-    for path in folder.glob("*.onnx"):
+    for path in _entries(folder):
         try:
             stat = path.stat()
         except OSError:  # removed meanwhile by another process
@@ -174,7 +215,7 @@ def cached_session(model: str | Path, *, threads: int, level: str = "ORT_ENABLE_
                 return ort.InferenceSession(str(_used(entry)), session_options(threads=threads, level="ORT_DISABLE_ALL",
                                                                          cpu_mem_arena=cpu_mem_arena),
                                             providers=_PROVIDERS)
-            except Exception as exc:  # noqa: BLE001 - a damaged entry: drop it and optimise again
+            except Exception as exc:  # noqa: BLE001 - damaged, or removed meanwhile: drop it and optimise again
                 log.warning("ONNX cache entry %s not loaded (%s); optimising %s again", entry, exc, path)
                 entry.unlink(missing_ok=True)
         try:

@@ -506,19 +506,34 @@ def _read_parquet(path: str) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
-def _read_parquet_isolated(path: Path) -> pd.DataFrame:
+#: seconds a Parquet post-metadata file may take to read before it counts as unreadable (a decoder that loops)
+PARQUET_READ_TIMEOUT_S = 600.0
+
+
+def _read_parquet_isolated(path: Path, timeout: float | None = None) -> pd.DataFrame:
     """A Parquet table read in a child process: fastparquet's decoders can crash the process (SIGSEGV)
-    on damaged or hostile bytes (dask/fastparquet#666), which must cost the file, not the run.
+    on damaged or hostile bytes (dask/fastparquet#666), which must cost the file, not the run. The child is
+    killed after ``timeout`` seconds (default :data:`PARQUET_READ_TIMEOUT_S`): a decoder that loops, or a forked
+    child stuck on a lock another thread of this process held, costs the file too. (The default start method
+    is kept: a fork server or spawn would re-run a caller's unguarded script in the child.)
 
     Raises:
-        TrendInputError: no Parquet engine, or not a readable Parquet file (an error or a crash).
+        TrendInputError: no Parquet engine, or not a readable Parquet file (an error, a crash or a timeout).
     """
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
     from concurrent.futures.process import BrokenProcessPool
 
+    limit = PARQUET_READ_TIMEOUT_S if timeout is None else timeout
+    ex = ProcessPoolExecutor(max_workers=1)
     try:
-        with ProcessPoolExecutor(max_workers=1) as ex:
-            return ex.submit(_read_parquet, str(path)).result()
+        return ex.submit(_read_parquet, str(path)).result(timeout=limit)
+    except FutureTimeout:
+        # no public way to stop a running worker before Python 3.14's terminate_workers(): kill it by its process
+        for proc in list(getattr(ex, "_processes", {}).values()):
+            proc.kill()
+        raise TrendInputError(f"{path}: not a readable Parquet file (reading it took over {limit:g} s); "
+                              "expected a post-metadata table") from None
     except ImportError as exc:
         raise TrendInputError(f"{path}: reading Parquet needs fastparquet or pyarrow ({exc}); "
                               "install one, or pass the metadata as CSV") from exc
@@ -528,6 +543,8 @@ def _read_parquet_isolated(path: Path) -> pd.DataFrame:
     except Exception as exc:  # noqa: BLE001 - a damaged file fails in either engine's decoder, any type
         raise TrendInputError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
                               f"{_clip(str(exc))}); expected a post-metadata table") from None
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def read_post_metadata(path: str | Path, report: ValidationReport | None = None) -> pd.DataFrame:

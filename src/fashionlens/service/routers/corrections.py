@@ -111,8 +111,9 @@ async def add_correction(
                           min_side=64)
             images[role] = data
 
-    def job() -> int:
+    def job() -> tuple[int, dict[str, Any]]:
         who = (sorter or "").strip() or None
+        station = _present(record, fields)  # before saving: a record the station cannot show is refused unsaved
         try:
             cid = int(store.add(record, images, fields, sorter=who))
         except (TypeError, ValueError) as exc:
@@ -123,17 +124,22 @@ async def add_correction(
             record_station_correction(request.app, record, fields, reference=cid, sorter=who, images=images)
         except ReviewStoreError as exc:
             log.warning("correction %s saved, but not copied to the review store: %s", cid, exc)
-        return cid
+        return cid, station
 
-    cid = await state.queue.run(job)
+    cid, station = await state.queue.run(job)
     return JSONResponse({"id": cid, "item_id": record.get("item_id"), "fields": sorted(fields),
-                         "roles": sorted(images), "station": _present(record, fields)})
+                         "roles": sorted(images), "station": station})
 
 
 def _present(record: dict[str, Any], fields: dict[str, Any] | None) -> dict[str, Any]:
+    """The station view of an item record; a record whose fields have the wrong shapes is a 422 problem."""
     from fashionlens.grading.presentation import present_item
 
-    return present_item(record, fields)
+    try:
+        return present_item(record, fields)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ApiProblem("invalid_request", f"expected an item record as POST /v1/grade answers it "
+                                            f"(fashionlens/item/v1 or v2); this one cannot be shown: {exc}") from None
 
 
 @router.post("/station/present", tags=["station"],
@@ -141,10 +147,11 @@ def _present(record: dict[str, Any], fields: dict[str, Any] | None) -> dict[str,
              responses={**BODY_RESPONSES, **PROBLEM_RESPONSES,
                         200: {"description": "the station view (fashionlens/station/v1)"}})
 async def present(
+    state: Annotated[ServiceState, Depends(get_state)],
     item: Annotated[dict[str, Any], Body(description="the item record, as POST /v1/grade answered it")],
     corrections: Annotated[dict[str, Any] | None, Body(description="field → value a sorter chose")] = None,
 ) -> Any:
-    return JSONResponse(_present(item, corrections))
+    return JSONResponse(await state.queue.run(lambda: _present(item, corrections)))
 
 
 @router.get("/corrections", summary="the stored corrections (without photos), oldest first", responses=_RESPONSES)
