@@ -232,3 +232,22 @@ def test_corrections_command_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
 
         retrain_from_corrections(empty.path, load_config(recipe), base_weights=tmp_path / "base.pt",
                                  out_dir=tmp_path / "out", recalibrate=False)
+
+
+def test_corrected_test_photos_are_left_out_and_validation_photos_counted(tmp_path: Path) -> None:
+    from fashionlens.train.corrections import CorrectionsReport, _outside_test_split
+    from fashionlens.train.samples import Sample
+
+    def sample(origin: str, split: str) -> Sample:
+        return Sample(file="x.jpg", source="s", group=origin, split=split, categories=[], object_type=None,
+                      origin=origin)
+
+    photos = {name: str(tmp_path / f"{name}.jpg") for name in ("a", "b", "c")}
+    by_split = {"train": [sample(photos["a"], "train")], "val": [sample(photos["b"], "val")],
+                "test": [sample(photos["c"], "test")]}
+    corrections = [sample(p, "train") for p in photos.values()] + [sample(str(tmp_path / "new.jpg"), "train")]
+    report = CorrectionsReport()
+    kept = _outside_test_split(corrections, by_split, report)
+    assert [s.origin for s in kept] == [photos["a"], photos["b"], str(tmp_path / "new.jpg")]
+    assert report.skipped["photo_in_test_split"] == 1 and report.validation_photos == 1
+    assert report.to_json()["validation_photos_used"] == 1

@@ -87,12 +87,13 @@ class CorrectionsReport:
     unknown_examples: dict[str, list[str]] = field(default_factory=dict)
     contradictions: Counter = field(default_factory=Counter)   # field -> garments whose copies disagree
     skipped: Counter = field(default_factory=Counter)          # reason -> garments skipped
+    validation_photos: int = 0   # garments used whose photo is one of the recipe's validation photos
 
     def to_json(self) -> dict[str, Any]:
         return {"tasks_read": self.tasks, "garments": self.garments, "used": self.used,
                 "labels": dict(self.labels), "unknown_values_dropped": dict(self.unknown),
                 "unknown_examples": self.unknown_examples, "contradicting_fields_dropped": dict(self.contradictions),
-                "skipped": dict(self.skipped)}
+                "skipped": dict(self.skipped), "validation_photos_used": self.validation_photos}
 
 
 def _norm(value: Any) -> Any:
@@ -261,6 +262,33 @@ def prepare_correction_samples(corrections: Sequence[Correction], store: ReviewS
     return samples, failed
 
 
+def _outside_test_split(samples: list[Sample], by_split: Mapping[str, Sequence[Sample]],
+                        report: CorrectionsReport) -> list[Sample]:
+    """The correction samples whose photo is not one of the recipe's test photos (those are skipped and counted:
+    training on them would inflate the test metrics). Photos of the validation split are kept, with a warning:
+    the validation metrics and the recalibration then saw them."""
+    def resolved(path: str) -> str:
+        try:
+            return str(Path(path).resolve())
+        except (OSError, RuntimeError):
+            return path
+
+    held = {name: {resolved(s.origin) for s in by_split.get(name, ()) if s.origin} for name in ("val", "test")}
+    kept = []
+    for s in samples:
+        where = resolved(s.origin) if s.origin else ""
+        if where in held["test"]:
+            report.skipped["photo_in_test_split"] += 1
+            continue
+        if where in held["val"]:
+            report.validation_photos += 1
+        kept.append(s)
+    if report.validation_photos:
+        log.warning("%d corrected photos are validation photos of the recipe: its validation metrics and the "
+                    "recalibration are not independent of them", report.validation_photos)
+    return kept
+
+
 # ---------------------------------------------------------------------------------------------- retraining
 
 
@@ -360,6 +388,11 @@ def retrain_from_corrections(store_path: str | Path, config: Any, *, base_weight
         raise NoCorrectionsError(f"{store_path}: expected at least one accepted or corrected garment/item with a "
                                  f"label the classifier knows; found none ({json.dumps(report.to_json())})")
     model, by_split, feats = split_features(config, base, model=model)
+    samples = _outside_test_split(samples, by_split, report)
+    if not samples:
+        raise NoCorrectionsError(f"{store_path}: every corrected photo is one of the recipe's test photos; "
+                                 "expected corrections of other photos (test must stay unseen)")
+    report.used = len(samples)
     digest = weights_digest(base)
     ds = SampleDataset(out / "corrections", samples, model.meta.heads, mean=model.meta.mean, std=model.meta.std,
                        size=model.meta.input_size)
